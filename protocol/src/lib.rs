@@ -7,7 +7,7 @@
 //! ```
 //! use signaling_protocol::{ClientMessage, parse_client_message};
 //! let msg = parse_client_message(r#"{"type":"ping"}"#).unwrap();
-//! assert_eq!(msg, ClientMessage::Ping);
+//! assert_eq!(msg, ClientMessage::Ping(Default::default()));
 //! ```
 
 mod codes;
@@ -17,9 +17,9 @@ mod parse;
 
 pub use codes::{EndReason, ErrorCode, RejectReason};
 pub use message::{
-    Accept, CallRef, Candidate, ClientMessage, ErrorMessage, Hello, IceCandidate, IceServer,
-    IncomingInvite, Invite, Reject, Renegotiate, SdpType, ServerMessage, SessionDescription,
-    Welcome, Accepted, Ended, Ringing,
+    Accept, Accepted, CallRef, Candidate, ClientMessage, Ended, ErrorMessage, Hello, IceCandidate,
+    IceServer, IncomingInvite, Invite, Ping, Reject, Renegotiate, Ringing, SdpType, ServerMessage,
+    SessionDescription, Welcome,
 };
 pub use names::{CallId, NameError, UserName};
 pub use parse::{ParseError, parse_client_message, parse_server_message};

@@ -16,7 +16,7 @@ pub enum ClientMessage {
     Candidate(Candidate),
     Renegotiate(Renegotiate),
     Hangup(CallRef),
-    Ping,
+    Ping(Ping),
 }
 
 impl ClientMessage {
@@ -30,7 +30,7 @@ impl ClientMessage {
             Self::Candidate(_) => "candidate",
             Self::Renegotiate(_) => "renegotiate",
             Self::Hangup(_) => "hangup",
-            Self::Ping => "ping",
+            Self::Ping(_) => "ping",
         }
     }
 
@@ -43,7 +43,7 @@ impl ClientMessage {
             Self::Candidate(m) => Some(&m.call_id),
             Self::Renegotiate(m) => Some(&m.call_id),
             Self::Hangup(m) => Some(&m.call_id),
-            Self::Hello(_) | Self::Ping => None,
+            Self::Hello(_) | Self::Ping(_) => None,
         }
     }
 }
@@ -58,6 +58,18 @@ pub struct Hello {
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// Extension (docs/protocol.md): how many messages after `welcome` this client has
+    /// received in the session being resumed (`0` on a new one). Sending it opts the
+    /// session in to replay of messages lost with a dead socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+}
+
+/// Heartbeat. The extension field `received` acknowledges messages (see [`Hello::received`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
 }
 
 /// Call `to`; rings all of its sessions.

@@ -92,7 +92,8 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, ParseError> {
 }
 
 fn parse_tagged<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let Value::Object(map) = &value else {
         return Err(ParseError::NotObject);
     };
@@ -138,10 +139,14 @@ mod tests {
             r#"{"type":"renegotiate","call_id":"c1","description":{"type":"offer","sdp":"v=0"}}"#,
             r#"{"type":"hangup","call_id":"c1"}"#,
             r#"{"type":"ping"}"#,
+            r#"{"type":"ping","received":12}"#,
         ];
         for text in cases {
             let msg = parse_client_message(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(msg.kind(), serde_json::from_str::<Value>(text).unwrap()["type"]);
+            assert_eq!(
+                msg.kind(),
+                serde_json::from_str::<Value>(text).unwrap()["type"]
+            );
         }
     }
 
@@ -163,9 +168,15 @@ mod tests {
 
     #[test]
     fn errors_are_precise() {
-        assert!(matches!(parse_client_message("nope"), Err(ParseError::NotJson(_))));
+        assert!(matches!(
+            parse_client_message("nope"),
+            Err(ParseError::NotJson(_))
+        ));
         assert_eq!(parse_client_message("[1]"), Err(ParseError::NotObject));
-        assert_eq!(parse_client_message(r#"{"type":3}"#), Err(ParseError::MissingType));
+        assert_eq!(
+            parse_client_message(r#"{"type":3}"#),
+            Err(ParseError::MissingType)
+        );
         assert_eq!(
             parse_client_message(r#"{"type":"dance"}"#),
             Err(ParseError::UnknownType("dance".into()))
@@ -174,15 +185,22 @@ mod tests {
             parse_client_message(r#"{"type":"hello","version":2,"user":"a"}"#),
             Err(ParseError::Version(2))
         );
-        let bad_to = parse_client_message(r#"{"type":"invite","call_id":"c1","to":"b b","offer":""}"#);
+        let bad_to =
+            parse_client_message(r#"{"type":"invite","call_id":"c1","to":"b b","offer":""}"#);
         assert!(matches!(bad_to, Err(ParseError::BadField { .. })));
         let bad_id = parse_client_message(r#"{"type":"hangup","call_id":"c.1"}"#);
-        assert!(matches!(bad_id, Err(ParseError::BadField { call_id: None, .. })));
+        assert!(matches!(
+            bad_id,
+            Err(ParseError::BadField { call_id: None, .. })
+        ));
         let big = format!(
             r#"{{"type":"invite","call_id":"c1","to":"bob","offer":"","meta":"{}"}}"#,
             "x".repeat(MAX_META_BYTES)
         );
-        assert!(matches!(parse_client_message(&big), Err(ParseError::MetaTooLarge(..))));
+        assert!(matches!(
+            parse_client_message(&big),
+            Err(ParseError::MetaTooLarge(..))
+        ));
     }
 
     #[test]
@@ -221,6 +239,9 @@ mod tests {
             EndReason::PeerLost,
         ))
         .unwrap();
-        assert_eq!(text, r#"{"type":"ended","call_id":"x","reason":"peer_lost"}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"ended","call_id":"x","reason":"peer_lost"}"#
+        );
     }
 }

@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn known_vector() {
         // Computed independently: printf '1764000000:alice' | openssl dgst -sha1 -hmac secret -binary | base64
-        assert_eq!(password_for(b"secret", "1764000000:alice"), "HhGs1aY+LLJNft8nN2Jo4/604L0=");
+        assert_eq!(
+            password_for(b"secret", "1764000000:alice"),
+            "HhGs1aY+LLJNft8nN2Jo4/604L0="
+        );
     }
 
     #[test]
@@ -71,7 +74,10 @@ mod tests {
         assert_eq!(check_expiry(&c.username, 1_599), Ok("bob"));
         assert_eq!(
             check_expiry(&c.username, 1_600),
-            Err(CredentialError::Expired { expiry: 1600, now: 1600 })
+            Err(CredentialError::Expired {
+                expiry: 1600,
+                now: 1600
+            })
         );
         assert_eq!(check_expiry("bob", 0), Err(CredentialError::Malformed));
         assert_eq!(check_expiry("x:bob", 0), Err(CredentialError::Malformed));

@@ -1,0 +1,311 @@
+//! One WebSocket connection: moves frames between the socket and the switchboard.
+//!
+//! A single task per connection (idle connections are the common case, so they must be
+//! cheap): it reads frames, writes what the switchboard queued when woken, pings, and
+//! drops the connection when it falls silent.
+
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use signaling_protocol::{
+    CallId, ClientMessage, ErrorCode, Hello, ServerMessage, UserName, parse_client_message,
+};
+use tracing::{Instrument, Span, debug, field, info_span};
+
+use crate::clock;
+use crate::rate_limit::TokenBucket;
+use crate::server::{ConnSignal, Shared};
+use crate::session::{ConnId, Outgoing};
+use crate::switchboard::CLOSE_POLICY;
+
+/// Read buffer per connection: small, so that idle connections cost little memory.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Close code for a message over the size limit.
+const CLOSE_TOO_LARGE: u16 = 1009;
+/// Close code for "going away": idle drop, server shutdown.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// How long a close frame may take to write.
+const CLOSE_WRITE: Duration = Duration::from_secs(1);
+
+/// Serves one upgraded WebSocket until it closes.
+pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, conn: ConnId) {
+    let span = info_span!(
+        "conn",
+        id = conn.0,
+        user = field::Empty,
+        session = field::Empty
+    );
+    let signal = shared.register(conn);
+    shared.metrics.connections().inc();
+    let now = clock::now();
+    let connection = Connection {
+        bucket: TokenBucket::new(shared.config.rate_per_s, shared.config.rate_burst, now),
+        last_seen: now,
+        hello_done: false,
+        socket,
+        signal,
+        conn,
+        shared: shared.clone(),
+    };
+    connection.run().instrument(span).await;
+    shared.metrics.connections().dec();
+    shared.unregister(conn);
+}
+
+/// What the connection loop does next.
+enum Flow {
+    Continue,
+    /// The socket is done; `clean` if the client signed off with close code 1000.
+    Ended {
+        clean: bool,
+    },
+}
+
+struct Connection {
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    signal: Arc<ConnSignal>,
+    conn: ConnId,
+    bucket: TokenBucket,
+    last_seen: Instant,
+    hello_done: bool,
+}
+
+impl Connection {
+    async fn run(mut self) {
+        let heartbeat = self.shared.config.heartbeat;
+        let mut ping = tokio::time::interval_at((clock::now() + heartbeat).into(), heartbeat);
+        let mut unwritten: Vec<Outgoing> = Vec::new();
+        let shutdown = self.shared.shutdown.clone();
+        let signal = self.signal.clone();
+        let clean = loop {
+            tokio::select! {
+                frame = self.socket.recv() => match self.on_frame(frame).await {
+                    Flow::Continue => {}
+                    Flow::Ended { clean } => break clean,
+                },
+                () = signal.wake.notified() => {
+                    if let Err(rest) = self.flush().await {
+                        unwritten = rest;
+                        break false;
+                    }
+                }
+                () = signal.close.notified() => break false,
+                _ = ping.tick() => {
+                    if self.last_seen.elapsed() > 2 * heartbeat {
+                        debug!("silent for too long: dropping");
+                        self.close(CLOSE_GOING_AWAY, "idle timeout").await;
+                        break false;
+                    }
+                    let _ = tokio::time::timeout(CLOSE_WRITE, self.socket.send(Message::Ping(Default::default()))).await;
+                }
+                () = shutdown.cancelled() => {
+                    self.close(CLOSE_GOING_AWAY, "server shutting down").await;
+                    break false;
+                }
+            }
+        };
+        let requested = self
+            .signal
+            .close_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((code, reason)) = requested {
+            self.close(code, reason).await;
+        }
+        let conn = self.conn;
+        self.shared
+            .with_board(|b| b.disconnected(conn, clean, &unwritten, clock::now()));
+    }
+
+    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
+        let msg = match frame {
+            None => return Flow::Ended { clean: false },
+            Some(Err(e)) => {
+                if is_too_large(e) {
+                    let max = self.shared.config.max_message_bytes;
+                    let text = format!("messages are limited to {max} bytes");
+                    self.send_direct(ServerMessage::error(ErrorCode::TooLarge, text, None))
+                        .await;
+                    self.close(CLOSE_TOO_LARGE, "message too large").await;
+                }
+                return Flow::Ended { clean: false };
+            }
+            Some(Ok(msg)) => msg,
+        };
+        self.last_seen = clock::now();
+        match msg {
+            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Binary(_) => {
+                self.shared.metrics.message_in("invalid");
+                self.reply_error(
+                    ErrorCode::BadMessage,
+                    "binary frames are not accepted",
+                    None,
+                )
+                .await;
+                Flow::Continue
+            }
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(frame) => Flow::Ended {
+                clean: frame.is_some_and(|f| f.code == 1000),
+            },
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let now = clock::now();
+        if !self.bucket.allow(now) {
+            self.shared.metrics.message_in("rate_limited");
+            let msg = "too many messages; slow down";
+            self.reply_error(ErrorCode::RateLimited, msg, None).await;
+            return Flow::Continue;
+        }
+        let msg = match parse_client_message(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.shared.metrics.message_in("invalid");
+                self.reply_error(ErrorCode::BadMessage, &e.to_string(), e.call_id().cloned())
+                    .await;
+                return Flow::Continue;
+            }
+        };
+        self.shared.metrics.message_in(msg.kind());
+        debug!(kind = msg.kind(), "received");
+        match msg {
+            ClientMessage::Hello(hello) if !self.hello_done => self.on_hello(hello, now).await,
+            _ if !self.hello_done => {
+                self.reply_error(ErrorCode::NotReady, "the first message must be hello", None)
+                    .await;
+                Flow::Continue
+            }
+            msg => {
+                let conn = self.conn;
+                self.shared.with_board(|b| b.message(conn, msg, now));
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_hello(&mut self, hello: Hello, now: Instant) -> Flow {
+        let user = match UserName::new(hello.user) {
+            Ok(user) => user,
+            Err(e) => {
+                let text = format!("user: {e}; use 1 to 64 of A-Z a-z 0-9 . _ @ -");
+                return self.refuse(ErrorCode::InvalidUser, text).await;
+            }
+        };
+        let unix_now = clock::unix_now();
+        if let Err(e) = self
+            .shared
+            .config
+            .auth
+            .check(hello.token.as_deref(), &user, unix_now)
+        {
+            return self.refuse(ErrorCode::Unauthorized, e.to_string()).await;
+        }
+        Span::current().record("user", user.as_str());
+        let ice = self.shared.ice.servers_for(&user, unix_now);
+        let conn = self.conn;
+        self.shared.with_board(|b| {
+            b.hello(
+                conn,
+                user,
+                hello.resume.as_deref(),
+                hello.received,
+                ice,
+                now,
+            )
+        });
+        self.hello_done = true;
+        Flow::Continue
+    }
+
+    /// Refuses `hello`: the error, then close 1008.
+    async fn refuse(&mut self, code: ErrorCode, text: String) -> Flow {
+        self.send_direct(ServerMessage::error(code, text, None))
+            .await;
+        self.close(CLOSE_POLICY, code.as_str()).await;
+        Flow::Ended { clean: false }
+    }
+
+    /// An error about the last message: through the session's queue once there is one,
+    /// so it stays in order with everything else.
+    async fn reply_error(&mut self, code: ErrorCode, text: &str, call_id: Option<CallId>) {
+        if self.hello_done {
+            let conn = self.conn;
+            self.shared
+                .with_board(|b| b.reject_message(conn, code, text, call_id));
+        } else {
+            self.send_direct(ServerMessage::error(code, text, call_id))
+                .await;
+        }
+    }
+
+    /// Writes a message that is not part of a session's stream (before or instead of one).
+    async fn send_direct(&mut self, msg: ServerMessage) {
+        if let ServerMessage::Error(e) = &msg {
+            self.shared.metrics.error(e.code);
+        }
+        let kind = msg.kind();
+        if self.write(&msg).await {
+            self.shared.metrics.message_out(kind);
+        }
+    }
+
+    /// Writes everything the switchboard queued; on failure returns what was not written.
+    async fn flush(&mut self) -> Result<(), Vec<Outgoing>> {
+        let conn = self.conn;
+        let batch = self.shared.with_board(|b| b.take_outbox(conn));
+        for (i, msg) in batch.iter().enumerate() {
+            let signal = self.signal.clone();
+            let written = tokio::select! {
+                ok = self.write(msg) => ok,
+                () = signal.close.notified() => {
+                    signal.close.notify_one();
+                    false
+                }
+            };
+            if !written {
+                return Err(batch[i..].to_vec());
+            }
+            self.shared.metrics.message_out(msg.kind());
+        }
+        Ok(())
+    }
+
+    /// Writes one message; a reader that takes longer than a heartbeat counts as gone.
+    async fn write(&mut self, msg: &ServerMessage) -> bool {
+        let text = match serde_json::to_string(msg) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a message");
+                return true;
+            }
+        };
+        let limit = self.shared.config.heartbeat;
+        matches!(
+            tokio::time::timeout(limit, self.socket.send(Message::Text(text.into()))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ =
+            tokio::time::timeout(CLOSE_WRITE, self.socket.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+/// The WebSocket layer refused a message over `max_message_size`.
+fn is_too_large(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}

@@ -1,0 +1,80 @@
+//! `signaling`: the signaling server binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use signaling::Server;
+use signaling::config::Cli;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match cli.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("signaling: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => info!(limit = n, "open file limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open file limit"),
+    }
+    if config.auth.is_open() {
+        warn!("open mode: no JWT key configured, any user name is accepted (demos only)");
+    }
+    let server = match Server::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("signaling: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = server.local_addr();
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = if addr.is_ipv6() {
+        format!("http://[{host}]:{}/", addr.port())
+    } else {
+        format!("http://{host}:{}/", addr.port())
+    };
+    println!(
+        "signaling: open {url} (WebSocket at {}ws)",
+        url.replacen("http", "ws", 1)
+    );
+    shutdown_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

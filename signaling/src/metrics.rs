@@ -1,0 +1,157 @@
+//! Prometheus metrics (`GET /metrics`), named as in docs/protocol.md.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use signaling_protocol::ErrorCode;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// How a call's setup ended, for `signaling_call_outcomes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Declined,
+    Busy,
+    Unavailable,
+    Timeout,
+    Cancelled,
+    Glare,
+    PeerLost,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+            Self::Busy => "busy",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::Glare => "glare",
+            Self::PeerLost => "peer_lost",
+        }
+    }
+}
+
+/// Cheap to clone; every clone updates the same counters.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    connections: Gauge,
+    sessions: Gauge,
+    calls: Gauge,
+    messages_in: Family<Labels, Counter>,
+    messages_out: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    outcomes: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("signaling");
+        let inner = Inner {
+            connections: Gauge::default(),
+            sessions: Gauge::default(),
+            calls: Gauge::default(),
+            messages_in: Family::default(),
+            messages_out: Family::default(),
+            errors: Family::default(),
+            outcomes: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            inner.connections.clone(),
+        );
+        registry.register(
+            "sessions",
+            "Live sessions, connected or waiting for a resume",
+            inner.sessions.clone(),
+        );
+        registry.register("calls", "Calls ringing or connected", inner.calls.clone());
+        registry.register(
+            "messages_in",
+            "Messages received, by type",
+            inner.messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Messages written, by type",
+            inner.messages_out.clone(),
+        );
+        registry.register(
+            "errors",
+            "Error messages sent, by code",
+            inner.errors.clone(),
+        );
+        registry.register(
+            "call_outcomes",
+            "How call setups ended, by outcome",
+            inner.outcomes.clone(),
+        );
+        Self(Arc::new(Inner { registry, ..inner }))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.0.registry);
+        out
+    }
+
+    pub fn connections(&self) -> &Gauge {
+        &self.0.connections
+    }
+
+    pub fn sessions(&self) -> &Gauge {
+        &self.0.sessions
+    }
+
+    pub fn calls(&self) -> &Gauge {
+        &self.0.calls
+    }
+
+    pub fn message_in(&self, kind: &'static str) {
+        self.0
+            .messages_in
+            .get_or_create(&vec![("type", kind)])
+            .inc();
+    }
+
+    pub fn message_out(&self, kind: &'static str) {
+        self.0
+            .messages_out
+            .get_or_create(&vec![("type", kind)])
+            .inc();
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        self.0
+            .errors
+            .get_or_create(&vec![("code", code.as_str())])
+            .inc();
+    }
+
+    pub fn outcome(&self, outcome: Outcome) {
+        self.0
+            .outcomes
+            .get_or_create(&vec![("outcome", outcome.as_str())])
+            .inc();
+    }
+}

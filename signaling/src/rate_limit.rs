@@ -1,0 +1,55 @@
+//! A token bucket per connection: `rate` messages a second sustained, `burst` at once.
+
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate_per_s: u32, burst: u32, now: Instant) -> Self {
+        Self {
+            rate: f64::from(rate_per_s),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn burst_then_sustained_rate() {
+        let t0 = crate::clock::now();
+        let mut b = TokenBucket::new(50, 200, t0);
+        assert_eq!((0..300).filter(|_| b.allow(t0)).count(), 200);
+        // 100 ms later, 5 more tokens.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!((0..20).filter(|_| b.allow(t1)).count(), 5);
+        // Never more than the burst, however long it rested.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!((0..1000).filter(|_| b.allow(t2)).count(), 200);
+    }
+}

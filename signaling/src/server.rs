@@ -1,0 +1,282 @@
+//! The axum application: routes, shared state, the timer task, graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::clock;
+use crate::config::Config;
+use crate::connection;
+use crate::ice::IceConfig;
+use crate::metrics::Metrics;
+use crate::registry::MemoryRegistry;
+use crate::session::ConnId;
+use crate::switchboard::{Output, Switchboard};
+use crate::web_demo;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How the switchboard reaches a connection task.
+#[derive(Default)]
+pub(crate) struct ConnSignal {
+    /// Messages are queued for this connection.
+    pub wake: Notify,
+    /// The connection must close with `close_frame`.
+    pub close: Notify,
+    pub close_frame: Mutex<Option<(u16, &'static str)>>,
+}
+
+/// The switchboard and the connections it can wake, under one lock.
+pub(crate) struct Hub {
+    board: Switchboard<MemoryRegistry>,
+    conns: HashMap<ConnId, Arc<ConnSignal>>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+}
+
+impl Hub {
+    /// Carries out the switchboard's outputs and re-arms the timer if needed.
+    fn dispatch(&mut self, timer: &Notify) {
+        while let Some(out) = self.board.poll_output() {
+            match out {
+                Output::Wake(conn) => {
+                    if let Some(s) = self.conns.get(&conn) {
+                        s.wake.notify_one();
+                    }
+                }
+                Output::Close { conn, code, reason } => {
+                    if let Some(s) = self.conns.get(&conn) {
+                        *s.close_frame.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some((code, reason));
+                        s.close.notify_one();
+                    }
+                }
+            }
+        }
+        let next = self.board.poll_timeout();
+        if next.is_some() && self.armed.is_none_or(|armed| next < Some(armed)) {
+            self.armed = next;
+            timer.notify_one();
+        }
+    }
+}
+
+/// State shared by every request and connection task.
+pub(crate) struct Shared {
+    hub: Mutex<Hub>,
+    timer: Notify,
+    pub config: Config,
+    pub ice: IceConfig,
+    pub metrics: Metrics,
+    next_conn: AtomicU64,
+    open_conns: AtomicUsize,
+    pub shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shared {
+    fn new(config: Config) -> Self {
+        let metrics = Metrics::new();
+        let board = Switchboard::new(
+            config.switchboard(),
+            MemoryRegistry::default(),
+            metrics.clone(),
+            clock::random_seed(),
+            clock::now(),
+        );
+        Self {
+            hub: Mutex::new(Hub {
+                board,
+                conns: HashMap::new(),
+                armed: None,
+            }),
+            timer: Notify::new(),
+            ice: config.ice(),
+            config,
+            metrics,
+            next_conn: AtomicU64::new(1),
+            open_conns: AtomicUsize::new(0),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Runs `f` on the switchboard, then carries out what it asked for.
+    pub fn with_board<T>(&self, f: impl FnOnce(&mut Switchboard<MemoryRegistry>) -> T) -> T {
+        let mut hub = self.hub.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = f(&mut hub.board);
+        hub.dispatch(&self.timer);
+        out
+    }
+
+    pub fn register(&self, conn: ConnId) -> Arc<ConnSignal> {
+        let signal = Arc::new(ConnSignal::default());
+        let mut hub = self.hub.lock().unwrap_or_else(PoisonError::into_inner);
+        hub.conns.insert(conn, signal.clone());
+        signal
+    }
+
+    pub fn unregister(&self, conn: ConnId) {
+        self.hub
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .conns
+            .remove(&conn);
+        self.open_conns.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    http: JoinHandle<std::io::Result<()>>,
+    timer: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(config));
+        let token = shared.shutdown.clone();
+        let app = router(shared.clone());
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        });
+        let timer = tokio::spawn(run_timers(shared.clone()));
+        info!(%addr, "signaling server listening");
+        Ok(Server {
+            addr,
+            shared,
+            http,
+            timer,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001 and waits (at most 5 s) for the
+    /// connection tasks to finish.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = self.http.await;
+        self.shared.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within 5 s");
+        }
+        let _ = self.timer.await;
+        info!("signaling server stopped");
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .fallback(get(web_demo::serve))
+        .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let allowed = &shared.config.allowed_origins;
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !allowed.is_empty()
+        && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes())
+    {
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    if shared.open_conns.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections {
+        shared.open_conns.fetch_sub(1, Ordering::Relaxed);
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    }
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let max = shared.config.max_message_bytes;
+    let on_fail = shared.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(connection::READ_BUFFER)
+        .write_buffer_size(0)
+        .on_failed_upgrade(move |_| {
+            on_fail.open_conns.fetch_sub(1, Ordering::Relaxed);
+        })
+        .on_upgrade(move |socket| {
+            let tracker = shared.tracker.clone();
+            tracker.track_future(connection::serve(socket, shared, conn))
+        })
+}
+
+/// Sleeps until the switchboard's next deadline (or until it arms an earlier one).
+async fn run_timers(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut hub = shared.hub.lock().unwrap_or_else(PoisonError::into_inner);
+            hub.armed = hub.board.poll_timeout();
+            hub.armed
+        };
+        let wait = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wait => shared.with_board(|b| b.handle_timeout(clock::now())),
+            () = shared.timer.notified() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! A user's session: what survives a dropped socket until it resumes or expires.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use signaling_protocol::{CallId, ServerMessage, UserName};
+
+use crate::call::CallKey;
+
+/// Identity of a WebSocket connection, assigned by the I/O layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Identity of a session, assigned by the switchboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// A message on its way to a client, shared between the queue and the replay buffer.
+pub type Outgoing = Arc<ServerMessage>;
+
+#[derive(Debug)]
+pub struct Session {
+    pub user: UserName,
+    /// The opaque resume token handed out in `welcome.session`.
+    pub token: String,
+    /// The connection the session is attached to, if any.
+    pub conn: Option<ConnId>,
+    /// When a detached session ends unless resumed.
+    pub expires: Option<Instant>,
+    /// Calls by the `call_id` this session knows them under.
+    pub calls: HashMap<CallId, CallKey>,
+    /// Messages not yet taken for writing, in order.
+    outbox: VecDeque<Outgoing>,
+    /// Messages taken for writing and not yet acknowledged, oldest first; the last one has
+    /// index `delivered`. Only kept beyond one batch when the client acknowledges.
+    unacked: VecDeque<Outgoing>,
+    /// How many messages after `welcome` were taken for writing in this session.
+    delivered: u64,
+    /// The client sends `received` counts, so unacknowledged messages can be replayed.
+    pub acks: bool,
+}
+
+impl Session {
+    pub fn new(user: UserName, token: String, conn: ConnId, acks: bool) -> Self {
+        Self {
+            user,
+            token,
+            conn: Some(conn),
+            expires: None,
+            calls: HashMap::new(),
+            outbox: VecDeque::new(),
+            unacked: VecDeque::new(),
+            delivered: 0,
+            acks,
+        }
+    }
+
+    /// Queues `msg`; returns the new queue length.
+    pub fn push(&mut self, msg: ServerMessage) -> usize {
+        self.outbox.push_back(Arc::new(msg));
+        self.outbox.len()
+    }
+
+    /// Puts `welcome` ahead of everything queued.
+    pub fn push_welcome(&mut self, msg: ServerMessage) {
+        self.outbox.push_front(Arc::new(msg));
+    }
+
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Takes every queued message for writing. What the client does not acknowledge stays
+    /// in the replay buffer (at most `keep` messages).
+    pub fn take(&mut self, keep: usize) -> Vec<Outgoing> {
+        let batch: Vec<Outgoing> = self.outbox.drain(..).collect();
+        if !self.acks {
+            self.unacked.clear();
+        }
+        for msg in &batch {
+            if !matches!(**msg, ServerMessage::Welcome(_)) {
+                self.delivered += 1;
+                self.unacked.push_back(msg.clone());
+            }
+        }
+        let limit = if self.acks { keep } else { batch.len() };
+        while self.unacked.len() > limit {
+            self.unacked.pop_front();
+        }
+        batch
+    }
+
+    /// The last `unwritten` messages taken were never written: queue them again first.
+    pub fn untake(&mut self, unwritten: &[Outgoing]) {
+        for msg in unwritten.iter().rev() {
+            if !matches!(**msg, ServerMessage::Welcome(_)) {
+                self.unacked.pop_back();
+                self.delivered = self.delivered.saturating_sub(1);
+                self.outbox.push_front(msg.clone());
+            }
+        }
+    }
+
+    /// The client has received `count` messages after `welcome`: forget those.
+    pub fn ack(&mut self, count: u64) {
+        self.acks = true;
+        let first = self.delivered - self.unacked.len() as u64 + 1;
+        let done = count
+            .saturating_add(1)
+            .saturating_sub(first)
+            .min(self.unacked.len() as u64);
+        self.unacked.drain(..done as usize);
+    }
+
+    /// On resume: the client got `received` messages. Everything after that which is still
+    /// in the replay buffer goes back to the head of the queue. Returns how many messages
+    /// the client missed that could not be replayed (beyond the buffer).
+    pub fn rewind(&mut self, received: Option<u64>) -> u64 {
+        let Some(received) = received.filter(|_| self.acks) else {
+            self.unacked.clear();
+            return 0;
+        };
+        let received = received.min(self.delivered);
+        let first = self.delivered - self.unacked.len() as u64 + 1;
+        let missing = first.saturating_sub(received + 1);
+        let replay: Vec<Outgoing> = self.unacked.drain(..).collect();
+        let skip = (received + 1).saturating_sub(first) as usize;
+        for msg in replay.into_iter().skip(skip).rev() {
+            self.outbox.push_front(msg);
+        }
+        // Replayed messages are numbered again from what the client counted.
+        self.delivered = received;
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling_protocol::{EndReason, Welcome};
+
+    fn ended(n: u64) -> ServerMessage {
+        ServerMessage::ended(CallId::new(format!("c{n}")).unwrap(), EndReason::Hangup)
+    }
+
+    fn welcome() -> ServerMessage {
+        ServerMessage::Welcome(Welcome {
+            version: 1,
+            user: UserName::new("a").unwrap(),
+            session: "t".into(),
+            resumed: false,
+            heartbeat_s: 20,
+            resume_ttl_s: 30,
+            ice_servers: vec![],
+        })
+    }
+
+    fn ids(msgs: &[Outgoing]) -> Vec<String> {
+        msgs.iter()
+            .map(|m| match &**m {
+                ServerMessage::Ended(e) => e.call_id.to_string(),
+                other => other.kind().to_string(),
+            })
+            .collect()
+    }
+
+    fn session(acks: bool) -> Session {
+        Session::new(UserName::new("a").unwrap(), "t".into(), ConnId(1), acks)
+    }
+
+    #[test]
+    fn untake_requeues_in_order() {
+        let mut s = session(false);
+        s.push_welcome(welcome());
+        for n in 1..=3 {
+            s.push(ended(n));
+        }
+        let batch = s.take(100);
+        assert_eq!(ids(&batch), ["welcome", "c1", "c2", "c3"]);
+        s.untake(&batch[2..]);
+        s.push(ended(4));
+        assert_eq!(ids(&s.take(100)), ["c2", "c3", "c4"]);
+    }
+
+    #[test]
+    fn rewind_replays_what_the_client_missed() {
+        let mut s = session(true);
+        s.push_welcome(welcome());
+        for n in 1..=5 {
+            s.push(ended(n));
+        }
+        s.take(100);
+        s.ack(2);
+        s.push(ended(6));
+        // The socket died; the client got 3 messages, and c6 was never taken.
+        assert_eq!(s.rewind(Some(3)), 0);
+        s.push_welcome(welcome());
+        assert_eq!(ids(&s.take(100)), ["welcome", "c4", "c5", "c6"]);
+        // Indices continue: the client now counts 6.
+        s.ack(6);
+        assert_eq!(s.unacked.len(), 0);
+    }
+
+    #[test]
+    fn rewind_reports_what_fell_out_of_the_buffer() {
+        let mut s = session(true);
+        for n in 1..=5 {
+            s.push(ended(n));
+        }
+        s.take(2);
+        assert_eq!(s.rewind(Some(1)), 2, "c2 and c3 are gone");
+        assert_eq!(ids(&s.take(100)), ["c4", "c5"]);
+    }
+
+    #[test]
+    fn without_acks_nothing_is_replayed() {
+        let mut s = session(false);
+        for n in 1..=3 {
+            s.push(ended(n));
+        }
+        s.take(100);
+        assert_eq!(s.rewind(None), 0);
+        assert!(s.take(100).is_empty());
+    }
+}

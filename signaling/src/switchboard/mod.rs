@@ -1,0 +1,444 @@
+//! The sans-IO core: sessions and calls.
+//!
+//! Input: a connection's `hello`, its other messages, its loss, and "time is now T".
+//! Output: messages queued per session (the I/O layer drains them when told to
+//! [`Output::Wake`]), connections to close, and the next deadline. Nothing here touches
+//! a socket or reads a clock, so the tests drive it deterministically.
+
+mod calls;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use signaling_protocol::{
+    CallId, ClientMessage, EndReason, ErrorCode, IceServer, PROTOCOL_VERSION, ServerMessage,
+    UserName, Welcome,
+};
+use tracing::{debug, info, warn};
+
+use crate::call::{Call, CallKey, CallState, Side};
+use crate::deadlines::Deadlines;
+use crate::metrics::{Metrics, Outcome};
+use crate::registry::{MemoryRegistry, Registry};
+use crate::session::{ConnId, Outgoing, Session, SessionId};
+
+/// Close code for a socket whose session was resumed on another socket.
+pub const CLOSE_TAKEN_OVER: u16 = 4000;
+/// Close code for policy reasons (slow reader, bad user, unauthorized).
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// The switchboard's knobs, taken from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub heartbeat: Duration,
+    pub resume_ttl: Duration,
+    pub ring_timeout: Duration,
+    pub max_calls_per_session: usize,
+    /// Queued messages past which a connected reader is dropped as too slow.
+    pub send_queue: usize,
+    /// Queued (or kept for replay) messages past which a detached session ends.
+    pub resume_queue: usize,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The session on this connection has messages queued: call [`Switchboard::take_outbox`].
+    Wake(ConnId),
+    /// Close this connection with a close frame.
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Ring(CallKey),
+    Resume(SessionId),
+}
+
+pub struct Switchboard<R: Registry = MemoryRegistry> {
+    settings: Settings,
+    sessions: HashMap<SessionId, Session>,
+    by_conn: HashMap<ConnId, SessionId>,
+    by_token: HashMap<String, SessionId>,
+    registry: R,
+    calls: HashMap<CallKey, Call>,
+    deadlines: Deadlines<Timer>,
+    next_id: u64,
+    rng: StdRng,
+    outputs: VecDeque<Output>,
+    /// Sessions whose queue overflowed while detached; ended once the current input is done.
+    doomed: Vec<SessionId>,
+    metrics: Metrics,
+    now: Instant,
+}
+
+impl<R: Registry> Switchboard<R> {
+    /// `seed` feeds the generator of resume tokens: tests pass a constant, the server
+    /// a random one.
+    pub fn new(settings: Settings, registry: R, metrics: Metrics, seed: u64, now: Instant) -> Self {
+        Self {
+            settings,
+            sessions: HashMap::new(),
+            by_conn: HashMap::new(),
+            by_token: HashMap::new(),
+            registry,
+            calls: HashMap::new(),
+            deadlines: Deadlines::default(),
+            next_id: 1,
+            rng: StdRng::seed_from_u64(seed),
+            outputs: VecDeque::new(),
+            doomed: Vec::new(),
+            metrics,
+            now,
+        }
+    }
+
+    /// A verified `hello` on `conn`: starts a session or resumes one.
+    pub fn hello(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        resume: Option<&str>,
+        received: Option<u64>,
+        ice_servers: Vec<IceServer>,
+        now: Instant,
+    ) {
+        self.now = now;
+        if let Some(&sid) = self.by_conn.get(&conn) {
+            self.error(sid, ErrorCode::BadState, "hello was already sent", None);
+            return;
+        }
+        let resumable = resume
+            .and_then(|token| self.by_token.get(token).copied())
+            .filter(|sid| self.sessions.get(sid).is_some_and(|s| s.user == user));
+        let (sid, resumed) = match resumable {
+            Some(sid) => {
+                self.reattach(sid, conn, received);
+                (sid, true)
+            }
+            None => (self.start_session(conn, user, received), false),
+        };
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        session.push_welcome(ServerMessage::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            user: session.user.clone(),
+            session: session.token.clone(),
+            resumed,
+            heartbeat_s: self.settings.heartbeat.as_secs().max(1),
+            resume_ttl_s: self.settings.resume_ttl.as_secs(),
+            ice_servers,
+        }));
+        self.outputs.push_back(Output::Wake(conn));
+        self.settle();
+    }
+
+    fn start_session(&mut self, conn: ConnId, user: UserName, received: Option<u64>) -> SessionId {
+        let sid = SessionId(self.next_id());
+        let mut bytes = [0u8; 18];
+        self.rng.fill_bytes(&mut bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        info!(user = %user, session = sid.0, "session started");
+        self.registry.insert(&user, sid);
+        self.by_token.insert(token.clone(), sid);
+        self.by_conn.insert(conn, sid);
+        self.sessions
+            .insert(sid, Session::new(user, token, conn, received.is_some()));
+        self.metrics.sessions().inc();
+        sid
+    }
+
+    fn reattach(&mut self, sid: SessionId, conn: ConnId, received: Option<u64>) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if let Some(old) = s.conn.replace(conn) {
+            self.by_conn.remove(&old);
+            self.outputs.push_back(Output::Close {
+                conn: old,
+                code: CLOSE_TAKEN_OVER,
+                reason: "session resumed elsewhere",
+            });
+        }
+        if let Some(at) = s.expires.take() {
+            self.deadlines.cancel(at, Timer::Resume(sid));
+        }
+        let missing = s.rewind(received);
+        s.acks |= received.is_some();
+        if missing > 0 {
+            warn!(
+                session = sid.0,
+                missing, "resumed session missed messages beyond the replay buffer"
+            );
+        }
+        info!(user = %s.user, session = sid.0, queued = s.queued(), "session resumed");
+        self.by_conn.insert(conn, sid);
+    }
+
+    /// Any message but `hello` from a connection that has a session.
+    pub fn message(&mut self, conn: ConnId, msg: ClientMessage, now: Instant) {
+        self.now = now;
+        let Some(&sid) = self.by_conn.get(&conn) else {
+            return;
+        };
+        match msg {
+            ClientMessage::Hello(_) => {
+                self.error(sid, ErrorCode::BadState, "hello was already sent", None)
+            }
+            ClientMessage::Ping(ping) => {
+                if let (Some(n), Some(s)) = (ping.received, self.sessions.get_mut(&sid)) {
+                    s.ack(n);
+                }
+                self.send(sid, ServerMessage::Pong);
+            }
+            ClientMessage::Invite(m) => self.invite(sid, m),
+            ClientMessage::Accept(m) => self.accept(sid, m),
+            ClientMessage::Reject(m) => self.reject(sid, &m.call_id, m.reason.into()),
+            ClientMessage::Candidate(m) => self.candidate(sid, m),
+            ClientMessage::Renegotiate(m) => self.renegotiate(sid, m),
+            ClientMessage::Hangup(m) => self.hangup(sid, &m.call_id),
+        }
+        self.settle();
+    }
+
+    /// Sends an `error` to the session on `conn` (for errors found by the I/O layer, such
+    /// as `rate_limited`, so they stay in order with everything else).
+    pub fn reject_message(
+        &mut self,
+        conn: ConnId,
+        code: ErrorCode,
+        message: &str,
+        call_id: Option<CallId>,
+    ) {
+        if let Some(&sid) = self.by_conn.get(&conn) {
+            self.error(sid, code, message, call_id);
+            self.settle();
+        }
+    }
+
+    /// Everything queued for the session on `conn`, to write in order.
+    pub fn take_outbox(&mut self, conn: ConnId) -> Vec<Outgoing> {
+        let keep = self.settings.resume_queue;
+        match self
+            .by_conn
+            .get(&conn)
+            .and_then(|sid| self.sessions.get_mut(sid))
+        {
+            Some(s) => s.take(keep),
+            None => Vec::new(),
+        }
+    }
+
+    /// `conn` is gone. `clean` means the client closed with 1000 (sign-off); `unwritten`
+    /// are the last messages taken from the outbox that never reached the socket.
+    pub fn disconnected(
+        &mut self,
+        conn: ConnId,
+        clean: bool,
+        unwritten: &[Outgoing],
+        now: Instant,
+    ) {
+        self.now = now;
+        let Some(sid) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.untake(unwritten);
+        s.conn = None;
+        if clean {
+            info!(user = %s.user, session = sid.0, "session signed off");
+            self.end_session(sid);
+        } else {
+            let at = now + self.settings.resume_ttl;
+            s.expires = Some(at);
+            if s.queued() > self.settings.resume_queue {
+                self.doomed.push(sid);
+            }
+            info!(user = %s.user, session = sid.0, "session detached, waiting for a resume");
+            self.deadlines.insert(at, Timer::Resume(sid));
+        }
+        self.settle();
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(timer) = self.deadlines.pop_due(now) {
+            match timer {
+                Timer::Ring(key) => self.ring_timeout(key),
+                Timer::Resume(sid) => {
+                    if let Some(s) = self.sessions.get_mut(&sid) {
+                        s.expires = None;
+                        info!(user = %s.user, session = sid.0, "session expired");
+                    }
+                    self.end_session(sid);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// When [`Self::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.next()
+    }
+
+    /// The next thing the I/O layer must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The connection has completed `hello`.
+    pub fn has_session(&self, conn: ConnId) -> bool {
+        self.by_conn.contains_key(&conn)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Queues `msg` for `sid`, waking or dropping its connection as needed.
+    fn send(&mut self, sid: SessionId, msg: ServerMessage) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        debug!(session = sid.0, kind = msg.kind(), "queued");
+        let len = s.push(msg);
+        if let Some(conn) = s.conn {
+            if len == 1 {
+                self.outputs.push_back(Output::Wake(conn));
+            }
+            if len == self.settings.send_queue + 1 {
+                warn!(user = %s.user, session = sid.0, "send queue full: dropping the slow reader");
+                self.outputs.push_back(Output::Close {
+                    conn,
+                    code: CLOSE_POLICY,
+                    reason: "send queue full",
+                });
+            }
+        }
+        if len == self.settings.resume_queue + 1 {
+            self.doomed.push(sid);
+        }
+    }
+
+    fn error(&mut self, sid: SessionId, code: ErrorCode, message: &str, call_id: Option<CallId>) {
+        self.metrics.error(code);
+        self.send(sid, ServerMessage::error(code, message, call_id));
+    }
+
+    /// Ends the sessions that overflowed while handling the last input.
+    fn settle(&mut self) {
+        while let Some(sid) = self.doomed.pop() {
+            if self.sessions.contains_key(&sid) {
+                warn!(session = sid.0, "queue overflow: ending the session");
+                self.end_session(sid);
+            }
+        }
+    }
+
+    /// Ends a session: its calls end for the other parties with `peer_lost`.
+    fn end_session(&mut self, sid: SessionId) {
+        let Some(s) = self.sessions.remove(&sid) else {
+            return;
+        };
+        self.registry.remove(&s.user, sid);
+        self.by_token.remove(&s.token);
+        if let Some(at) = s.expires {
+            self.deadlines.cancel(at, Timer::Resume(sid));
+        }
+        if let Some(conn) = s.conn {
+            self.by_conn.remove(&conn);
+            self.outputs.push_back(Output::Close {
+                conn,
+                code: CLOSE_POLICY,
+                reason: "session ended",
+            });
+        }
+        self.metrics.sessions().dec();
+        for key in s.calls.into_values() {
+            self.leave_call(key, sid);
+        }
+    }
+
+    /// `sid` vanished from call `key`.
+    fn leave_call(&mut self, key: CallKey, sid: SessionId) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let side = call.side(sid);
+        match &mut call.state {
+            CallState::Ringing { sessions, .. }
+                if side == Some(Side::Ringing) && sessions.len() > 1 =>
+            {
+                sessions.retain(|s| *s != sid);
+            }
+            CallState::Ringing { .. } => {
+                self.finish(key, EndReason::PeerLost, Some(Outcome::PeerLost))
+            }
+            CallState::Connected { .. } => self.finish(key, EndReason::PeerLost, None),
+        }
+    }
+
+    /// Ends call `key`: everyone still in it gets `ended` with `reason`.
+    fn finish(&mut self, key: CallKey, reason: EndReason, outcome: Option<Outcome>) {
+        self.finish_with(key, outcome, |_, _| Some(reason));
+    }
+
+    /// Ends call `key`; `reason_for(session, caller)` says what each party is told
+    /// (`None`: nothing, for the one who ended it).
+    fn finish_with(
+        &mut self,
+        key: CallKey,
+        outcome: Option<Outcome>,
+        reason_for: impl Fn(SessionId, SessionId) -> Option<EndReason>,
+    ) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        if let Some(at) = call.ring_deadline() {
+            self.deadlines.cancel(at, Timer::Ring(key));
+        }
+        if let Some(outcome) = outcome {
+            self.metrics.outcome(outcome);
+        }
+        self.metrics.calls().dec();
+        info!(call = %call.call_id, from = %call.caller_user, to = %call.callee_user, "call ended");
+        let mut everyone = call.callee_sessions();
+        everyone.push(call.caller);
+        for sid in everyone {
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            if s.calls.get(&call.call_id) == Some(&key) {
+                s.calls.remove(&call.call_id);
+            }
+            if let Some(reason) = reason_for(sid, call.caller) {
+                self.send(sid, ServerMessage::ended(call.call_id.clone(), reason));
+            }
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The switchboard driven directly: no sockets, no sleeping, time passed in.
+
+use std::time::{Duration, Instant};
+
+use signaling_protocol::{
+    Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, Invite, Ping, Reject,
+    RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
+};
+
+use super::*;
+
+struct Harness {
+    board: Switchboard,
+    now: Instant,
+    next_conn: u64,
+}
+
+fn settings() -> Settings {
+    Settings {
+        heartbeat: Duration::from_secs(20),
+        resume_ttl: Duration::from_secs(30),
+        ring_timeout: Duration::from_secs(45),
+        max_calls_per_session: 2,
+        send_queue: 8,
+        resume_queue: 16,
+    }
+}
+
+fn id(s: &str) -> CallId {
+    CallId::new(s).unwrap()
+}
+
+impl Harness {
+    fn new() -> Self {
+        let now = crate::clock::now();
+        let board = Switchboard::new(
+            settings(),
+            MemoryRegistry::default(),
+            Metrics::new(),
+            7,
+            now,
+        );
+        Self {
+            board,
+            now,
+            next_conn: 1,
+        }
+    }
+
+    /// Opens a connection and says hello; returns the connection after reading `welcome`.
+    fn connect(&mut self, user: &str) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.board.hello(
+            conn,
+            UserName::new(user).unwrap(),
+            None,
+            Some(0),
+            vec![],
+            self.now,
+        );
+        assert!(matches!(
+            self.take(conn).as_slice(),
+            [ServerMessage::Welcome(_)]
+        ));
+        conn
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<ServerMessage> {
+        self.board
+            .take_outbox(conn)
+            .into_iter()
+            .map(|m| (*m).clone())
+            .collect()
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ClientMessage) {
+        self.board.message(conn, msg, self.now);
+    }
+
+    fn invite(&mut self, from: ConnId, call_id: &str, to: &str) {
+        let invite = Invite {
+            call_id: id(call_id),
+            to: UserName::new(to).unwrap(),
+            offer: "o".into(),
+            meta: None,
+        };
+        self.send(from, ClientMessage::Invite(invite));
+    }
+
+    fn accept(&mut self, conn: ConnId, call_id: &str) {
+        self.send(
+            conn,
+            ClientMessage::Accept(Accept {
+                call_id: id(call_id),
+                answer: "a".into(),
+            }),
+        );
+    }
+
+    fn hangup(&mut self, conn: ConnId, call_id: &str) {
+        self.send(
+            conn,
+            ClientMessage::Hangup(CallRef {
+                call_id: id(call_id),
+            }),
+        );
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.board.handle_timeout(self.now);
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.board.poll_output()).collect()
+    }
+}
+
+fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
+    ServerMessage::ended(id(call_id), reason)
+}
+
+fn error_code(msgs: &[ServerMessage]) -> Option<ErrorCode> {
+    match msgs {
+        [ServerMessage::Error(e)] => Some(e.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn invite_ring_accept_hangup() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    let got = h.take(bob);
+    let [ServerMessage::Invite(inv)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(inv.from.as_str(), "alice");
+    assert!(matches!(
+        h.take(alice).as_slice(),
+        [ServerMessage::Ringing(_)]
+    ));
+    h.accept(bob, "c1");
+    assert!(matches!(h.take(alice).as_slice(), [ServerMessage::Accepted(a)] if a.answer == "a"));
+    h.hangup(alice, "c1");
+    assert_eq!(h.take(bob), vec![ended("c1", EndReason::Hangup)]);
+    assert!(h.take(alice).is_empty(), "the one who hangs up is not told");
+    assert_eq!(h.board.call_count(), 0);
+}
+
+#[test]
+fn every_session_rings_and_the_first_accept_wins() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let (phone, laptop, tablet) = (h.connect("bob"), h.connect("bob"), h.connect("bob"));
+    h.invite(alice, "c1", "bob");
+    for s in [phone, laptop, tablet] {
+        assert!(matches!(h.take(s).as_slice(), [ServerMessage::Invite(_)]));
+    }
+    h.accept(laptop, "c1");
+    assert_eq!(
+        h.take(phone),
+        vec![ended("c1", EndReason::AnsweredElsewhere)]
+    );
+    assert_eq!(
+        h.take(tablet),
+        vec![ended("c1", EndReason::AnsweredElsewhere)]
+    );
+    h.accept(laptop, "c1");
+    assert_eq!(error_code(&h.take(laptop)), Some(ErrorCode::BadState));
+    h.accept(phone, "c1");
+    assert_eq!(error_code(&h.take(phone)), Some(ErrorCode::UnknownCall));
+}
+
+#[test]
+fn reject_ends_the_call_everywhere() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let (phone, laptop) = (h.connect("bob"), h.connect("bob"));
+    h.invite(alice, "c1", "bob");
+    h.take(alice);
+    h.send(
+        phone,
+        ClientMessage::Reject(Reject {
+            call_id: id("c1"),
+            reason: RejectReason::Busy,
+        }),
+    );
+    assert_eq!(h.take(alice), vec![ended("c1", EndReason::Busy)]);
+    let got = h.take(laptop);
+    assert_eq!(got.last(), Some(&ended("c1", EndReason::RejectedElsewhere)));
+    assert!(
+        h.take(phone)
+            .iter()
+            .all(|m| !matches!(m, ServerMessage::Ended(_)))
+    );
+}
+
+#[test]
+fn unavailable_busy_and_too_many_calls() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    h.invite(alice, "c1", "nobody");
+    assert_eq!(h.take(alice), vec![ended("c1", EndReason::Unavailable)]);
+    let bob = h.connect("bob");
+    let carol = h.connect("carol");
+    h.invite(alice, "c2", "bob");
+    h.invite(alice, "c3", "carol");
+    h.take(alice);
+    // alice is in 2 calls (the maximum): a third invite is refused.
+    h.invite(alice, "c4", "carol");
+    assert_eq!(error_code(&h.take(alice)), Some(ErrorCode::RateLimited));
+    // bob is in 1 call; dave rings bob twice more: the second finds bob full.
+    let dave = h.connect("dave");
+    h.invite(dave, "d1", "bob");
+    h.invite(dave, "d2", "bob");
+    let got = h.take(dave);
+    assert_eq!(got.last(), Some(&ended("d2", EndReason::Busy)));
+    let _ = (bob, carol);
+}
+
+#[test]
+fn call_ids_are_per_session_and_outsiders_learn_nothing() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    let mallory = h.connect("mallory");
+    h.invite(alice, "c1", "bob");
+    h.invite(alice, "c1", "bob");
+    let got = h.take(alice);
+    assert_eq!(error_code(&got[1..]), Some(ErrorCode::CallExists));
+    h.take(bob);
+    for msg in [
+        ClientMessage::Hangup(CallRef { call_id: id("c1") }),
+        ClientMessage::Accept(Accept {
+            call_id: id("c1"),
+            answer: "x".into(),
+        }),
+        ClientMessage::Candidate(Candidate {
+            call_id: id("c1"),
+            candidate: None,
+        }),
+    ] {
+        h.send(mallory, msg);
+        assert_eq!(error_code(&h.take(mallory)), Some(ErrorCode::UnknownCall));
+    }
+    assert!(h.take(alice).is_empty() && h.take(bob).is_empty());
+}
+
+#[test]
+fn candidates_follow_the_call_state() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let (phone, laptop) = (h.connect("bob"), h.connect("bob"));
+    h.invite(alice, "c1", "bob");
+    h.take(alice);
+    h.take(phone);
+    h.take(laptop);
+    let cand = |c: &str| {
+        ClientMessage::Candidate(Candidate {
+            call_id: id(c),
+            candidate: None,
+        })
+    };
+    h.send(alice, cand("c1"));
+    assert_eq!(h.take(phone).len(), 1);
+    assert_eq!(h.take(laptop).len(), 1);
+    h.send(laptop, cand("c1"));
+    assert!(matches!(
+        h.take(alice).as_slice(),
+        [ServerMessage::Candidate(_)]
+    ));
+    h.accept(phone, "c1");
+    h.take(alice);
+    h.take(laptop);
+    h.send(alice, cand("c1"));
+    assert_eq!(h.take(phone).len(), 1);
+    assert!(h.take(laptop).is_empty());
+}
+
+#[test]
+fn renegotiate_needs_an_accepted_call() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(alice);
+    h.take(bob);
+    let reneg = ClientMessage::Renegotiate(Renegotiate {
+        call_id: id("c1"),
+        description: SessionDescription {
+            kind: SdpType::Offer,
+            sdp: "s".into(),
+        },
+    });
+    h.send(alice, reneg.clone());
+    assert_eq!(error_code(&h.take(alice)), Some(ErrorCode::BadState));
+    h.accept(bob, "c1");
+    h.take(alice);
+    h.send(bob, reneg);
+    assert!(matches!(
+        h.take(alice).as_slice(),
+        [ServerMessage::Renegotiate(_)]
+    ));
+}
+
+#[test]
+fn ring_timeout_uses_injected_time() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(alice);
+    h.take(bob);
+    assert_eq!(
+        h.board.poll_timeout(),
+        Some(h.now + Duration::from_secs(45))
+    );
+    h.advance(Duration::from_secs(44));
+    assert!(h.take(alice).is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take(alice), vec![ended("c1", EndReason::Timeout)]);
+    assert_eq!(h.take(bob), vec![ended("c1", EndReason::Timeout)]);
+    assert_eq!(h.board.poll_timeout(), None);
+}
+
+#[test]
+fn glare_keeps_the_lower_call_id() {
+    for (a_id, b_id, kept) in [("a1", "b1", "a1"), ("b2", "a2", "a2")] {
+        let mut h = Harness::new();
+        let alice = h.connect("alice");
+        let bob = h.connect("bob");
+        h.invite(alice, a_id, "bob");
+        h.take(alice);
+        h.take(bob);
+        h.invite(bob, b_id, "alice");
+        let (lost, lost_caller) = if kept == a_id {
+            (b_id, bob)
+        } else {
+            (a_id, alice)
+        };
+        let bob_got = h.take(bob);
+        let alice_got = h.take(alice);
+        let all: Vec<_> = bob_got.iter().chain(&alice_got).collect();
+        assert!(all.contains(&&ended(lost, EndReason::Glare)), "{all:?}");
+        assert!(!all.contains(&&ended(kept, EndReason::Glare)), "{all:?}");
+        let _ = lost_caller;
+        assert_eq!(h.board.call_count(), 1);
+    }
+}
+
+#[test]
+fn resume_replays_in_order_and_expiry_is_peer_lost() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(alice);
+    let token = {
+        h.take(bob);
+        h.accept(bob, "c1");
+        h.board
+            .sessions
+            .values()
+            .find(|s| s.user.as_str() == "alice")
+            .unwrap()
+            .token
+            .clone()
+    };
+    // alice's socket dies before `accepted` was read: the client saw 1 message (ringing).
+    h.board.disconnected(alice, false, &[], h.now);
+    for n in 0..3 {
+        let c = Candidate {
+            call_id: id("c1"),
+            candidate: Some(signaling_protocol::IceCandidate {
+                candidate: format!("cand{n}"),
+                sdp_mid: None,
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            }),
+        };
+        h.send(bob, ClientMessage::Candidate(c));
+    }
+    let alice2 = ConnId(99);
+    h.board.hello(
+        alice2,
+        UserName::new("alice").unwrap(),
+        Some(&token),
+        Some(1),
+        vec![],
+        h.now,
+    );
+    let got = h.take(alice2);
+    let kinds: Vec<&str> = got.iter().map(ServerMessage::kind).collect();
+    assert_eq!(
+        kinds,
+        ["welcome", "accepted", "candidate", "candidate", "candidate"]
+    );
+    let ServerMessage::Welcome(w) = &got[0] else {
+        panic!()
+    };
+    assert!(w.resumed);
+    // Now bob vanishes for good.
+    h.board.disconnected(bob, false, &[], h.now);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.take(alice2), vec![ended("c1", EndReason::PeerLost)]);
+    assert_eq!(h.board.session_count(), 1);
+}
+
+#[test]
+fn sign_off_ends_at_once_and_take_over_closes_the_old_socket() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(bob);
+    h.accept(bob, "c1");
+    let token = h
+        .board
+        .sessions
+        .values()
+        .find(|s| s.user.as_str() == "bob")
+        .unwrap()
+        .token
+        .clone();
+    h.outputs();
+    let bob2 = ConnId(50);
+    h.board.hello(
+        bob2,
+        UserName::new("bob").unwrap(),
+        Some(&token),
+        Some(0),
+        vec![],
+        h.now,
+    );
+    assert!(h.outputs().contains(&Output::Close {
+        conn: bob,
+        code: CLOSE_TAKEN_OVER,
+        reason: "session resumed elsewhere"
+    }));
+    h.board.disconnected(bob, false, &[], h.now); // the old socket's loss changes nothing
+    h.board.disconnected(bob2, true, &[], h.now);
+    assert_eq!(
+        h.take(alice).last(),
+        Some(&ended("c1", EndReason::PeerLost))
+    );
+    assert_eq!(h.board.session_count(), 1);
+}
+
+#[test]
+fn a_slow_reader_is_dropped_without_losing_messages() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    h.outputs();
+    for _ in 0..9 {
+        h.send(alice, ClientMessage::Ping(Ping::default()));
+    }
+    let outs = h.outputs();
+    assert!(
+        outs.contains(&Output::Close {
+            conn: alice,
+            code: CLOSE_POLICY,
+            reason: "send queue full"
+        }),
+        "{outs:?}"
+    );
+    h.board.disconnected(alice, false, &[], h.now);
+    assert_eq!(h.board.session_count(), 1, "the session waits for a resume");
+    let token = h.board.sessions.values().next().unwrap().token.clone();
+    let again = ConnId(77);
+    h.board.hello(
+        again,
+        UserName::new("alice").unwrap(),
+        Some(&token),
+        Some(0),
+        vec![],
+        h.now,
+    );
+    assert_eq!(h.take(again).len(), 1 + 9, "welcome and nine pongs");
+}
+
+#[test]
+fn a_detached_queue_overflow_ends_the_session() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(bob);
+    h.accept(bob, "c1");
+    h.board.disconnected(alice, false, &[], h.now);
+    for _ in 0..20 {
+        h.send(
+            bob,
+            ClientMessage::Candidate(Candidate {
+                call_id: id("c1"),
+                candidate: None,
+            }),
+        );
+    }
+    assert_eq!(h.board.session_count(), 1);
+    let got = h.take(bob);
+    assert!(got.contains(&ended("c1", EndReason::PeerLost)));
+    assert!(
+        error_code(&got[got.len() - 1..]).is_some(),
+        "later candidates hit a call that is gone"
+    );
+}
+
+#[test]
+fn second_hello_is_bad_state() {
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    h.board.hello(
+        alice,
+        UserName::new("alice").unwrap(),
+        None,
+        None,
+        vec![],
+        h.now,
+    );
+    assert_eq!(error_code(&h.take(alice)), Some(ErrorCode::BadState));
+    assert_eq!(h.board.session_count(), 1);
+}
