@@ -1,0 +1,157 @@
+//! The `signaling` binary as an operator runs it: flags, config file, printed URL,
+//! graceful shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn signaling() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signaling"));
+    cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd
+}
+
+/// Starts the binary on a free port; returns it with the URL it printed.
+fn start(args: &[&str]) -> (Child, String) {
+    let mut child = signaling()
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn signaling");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+fn http_get(url: &str, path: &str) -> String {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("signaling did not exit within 5 s of SIGTERM");
+}
+
+#[test]
+fn prints_the_url_serves_and_stops_on_sigterm() {
+    let (child, url) = start(&[]);
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0/"),
+        "{url}"
+    );
+    let health = http_get(&url, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let page = http_get(&url, "/");
+    assert!(
+        page.contains("text/html") && page.contains("<html"),
+        "{page}"
+    );
+    let metrics = http_get(&url, "/metrics");
+    assert!(metrics.contains("signaling_connections"), "{metrics}");
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn reads_a_toml_file_and_flags_override_it() {
+    let dir = std::env::temp_dir().join(format!("signaling-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("signaling.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nring_timeout_s = 5\n").unwrap();
+    // --listen from start() overrides the file's unusable port 1.
+    let (child, url) = start(&["--config", file.to_str().unwrap()]);
+    assert!(!url.contains(":1/"), "{url}");
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = signaling().args(["--heartbeat-s", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("heartbeat_s"), "{err}");
+
+    let out = signaling()
+        .env("SIGNALING_JWT_SECRET", "short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jwt_secret"));
+
+    let dir = std::env::temp_dir().join(format!("signaling-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("typo.toml");
+    std::fs::write(&file, "ring_timout_s = 5\n").unwrap();
+    let out = signaling()
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ring_timout_s"));
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = signaling().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--config",
+        "--jwt-secret",
+        "--jwt-public-key",
+        "--jwt-algorithm",
+        "--allowed-origins",
+        "--ice-urls",
+        "--turn-secret",
+        "--turn-credential-ttl-s",
+        "--heartbeat-s",
+        "--resume-ttl-s",
+        "--ring-timeout-s",
+        "--max-message-bytes",
+        "--rate-per-s",
+        "--rate-burst",
+        "--max-calls-per-session",
+        "--send-queue",
+        "--resume-queue",
+        "--max-connections",
+        "--log",
+        "SIGNALING_LISTEN",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
