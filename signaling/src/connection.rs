@@ -7,10 +7,14 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
 use signaling_protocol::{
     CallId, ClientMessage, ErrorCode, Hello, ServerMessage, UserName, parse_client_message,
 };
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, Span, debug, field, info_span};
 
 use crate::clock;
@@ -18,6 +22,7 @@ use crate::rate_limit::TokenBucket;
 use crate::server::{ConnSignal, Shared};
 use crate::session::{ConnId, Outgoing};
 use crate::switchboard::CLOSE_POLICY;
+use crate::upgrade::Socket;
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
 pub const READ_BUFFER: usize = 4 * 1024;
@@ -29,7 +34,7 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_WRITE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded WebSocket until it closes.
-pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, conn: ConnId) {
+pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     let span = info_span!(
         "conn",
         id = conn.0,
@@ -63,7 +68,7 @@ enum Flow {
 }
 
 struct Connection {
-    socket: WebSocket,
+    socket: Socket,
     shared: Arc<Shared>,
     signal: Arc<ConnSignal>,
     conn: ConnId,
@@ -81,7 +86,7 @@ impl Connection {
         let signal = self.signal.clone();
         let clean = loop {
             tokio::select! {
-                frame = self.socket.recv() => match self.on_frame(frame).await {
+                frame = self.socket.next() => match self.on_frame(frame).await {
                     Flow::Continue => {}
                     Flow::Ended { clean } => break clean,
                 },
@@ -120,16 +125,17 @@ impl Connection {
             .with_board(|b| b.disconnected(conn, clean, &unwritten, clock::now()));
     }
 
-    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
+    async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Flow {
         let msg = match frame {
             None => return Flow::Ended { clean: false },
             Some(Err(e)) => {
-                if is_too_large(e) {
+                if matches!(e, WsError::Capacity(_)) {
                     let max = self.shared.config.max_message_bytes;
                     let text = format!("messages are limited to {max} bytes");
                     self.send_direct(ServerMessage::error(ErrorCode::TooLarge, text, None))
                         .await;
                     self.close(CLOSE_TOO_LARGE, "message too large").await;
+                    self.drain().await;
                 }
                 return Flow::Ended { clean: false };
             }
@@ -150,8 +156,9 @@ impl Connection {
             }
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
             Message::Close(frame) => Flow::Ended {
-                clean: frame.is_some_and(|f| f.code == 1000),
+                clean: frame.is_some_and(|f| f.code == CloseCode::Normal),
             },
+            Message::Frame(_) => Flow::Continue,
         }
     }
 
@@ -209,7 +216,7 @@ impl Connection {
         Span::current().record("user", user.as_str());
         let ice = self.shared.ice.servers_for(&user, unix_now);
         let conn = self.conn;
-        self.shared.with_board(|b| {
+        let sid = self.shared.with_board(|b| {
             b.hello(
                 conn,
                 user,
@@ -219,6 +226,7 @@ impl Connection {
                 now,
             )
         });
+        Span::current().record("session", sid.0);
         self.hello_done = true;
         Flow::Continue
     }
@@ -292,20 +300,30 @@ impl Connection {
         )
     }
 
+    /// Reads and discards the rest of an oversized message (at most 16 MiB, for at most a
+    /// second), so that closing does not reset the connection before the client has read
+    /// our close frame.
+    async fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        let stream = self.socket.get_mut();
+        let _ = tokio::time::timeout(CLOSE_WRITE, async {
+            let mut total = 0usize;
+            while total < 16 * 1024 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
+    }
+
     async fn close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
-            code,
+            code: code.into(),
             reason: reason.into(),
         };
         let _ =
             tokio::time::timeout(CLOSE_WRITE, self.socket.send(Message::Close(Some(frame)))).await;
     }
-}
-
-/// The WebSocket layer refused a message over `max_message_size`.
-fn is_too_large(e: axum::Error) -> bool {
-    matches!(
-        e.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

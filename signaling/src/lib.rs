@@ -24,6 +24,7 @@ pub mod registry;
 pub mod server;
 pub mod session;
 pub mod switchboard;
+pub mod upgrade;
 pub mod web_demo;
 
 pub use auth::{Auth, JwtAlgorithm, JwtAuth};

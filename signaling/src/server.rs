@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::registry::MemoryRegistry;
 use crate::session::ConnId;
 use crate::switchboard::{Output, Switchboard};
+use crate::upgrade;
 use crate::web_demo;
 
 /// Why the server could not start.
@@ -227,36 +228,34 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn ws_upgrade(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn ws_upgrade(State(shared): State<Arc<Shared>>, mut req: Request) -> Response {
     let allowed = &shared.config.allowed_origins;
-    if let Some(origin) = headers.get(header::ORIGIN)
+    if let Some(origin) = req.headers().get(header::ORIGIN)
         && !allowed.is_empty()
         && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes())
     {
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
+    let (response, on_upgrade) = match upgrade::accept(&mut req) {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
+    };
     if shared.open_conns.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections {
         shared.open_conns.fetch_sub(1, Ordering::Relaxed);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
     }
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-    let max = shared.config.max_message_bytes;
-    let on_fail = shared.clone();
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(connection::READ_BUFFER)
-        .write_buffer_size(0)
-        .on_failed_upgrade(move |_| {
-            on_fail.open_conns.fetch_sub(1, Ordering::Relaxed);
-        })
-        .on_upgrade(move |socket| {
-            let tracker = shared.tracker.clone();
-            tracker.track_future(connection::serve(socket, shared, conn))
-        })
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let max = shared.config.max_message_bytes;
+        match upgrade::complete(on_upgrade, max, connection::READ_BUFFER).await {
+            Some(socket) => connection::serve(socket, shared, conn).await,
+            None => {
+                shared.open_conns.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    });
+    response
 }
 
 /// Sleeps until the switchboard's next deadline (or until it arms an earlier one).

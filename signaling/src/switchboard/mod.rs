@@ -103,7 +103,7 @@ impl<R: Registry> Switchboard<R> {
         }
     }
 
-    /// A verified `hello` on `conn`: starts a session or resumes one.
+    /// A verified `hello` on `conn`: starts a session or resumes one, and returns it.
     pub fn hello(
         &mut self,
         conn: ConnId,
@@ -112,11 +112,12 @@ impl<R: Registry> Switchboard<R> {
         received: Option<u64>,
         ice_servers: Vec<IceServer>,
         now: Instant,
-    ) {
+    ) -> SessionId {
         self.now = now;
         if let Some(&sid) = self.by_conn.get(&conn) {
             self.error(sid, ErrorCode::BadState, "hello was already sent", None);
-            return;
+            self.settle();
+            return sid;
         }
         let resumable = resume
             .and_then(|token| self.by_token.get(token).copied())
@@ -129,7 +130,7 @@ impl<R: Registry> Switchboard<R> {
             None => (self.start_session(conn, user, received), false),
         };
         let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
+            return sid;
         };
         session.push_welcome(ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -142,6 +143,7 @@ impl<R: Registry> Switchboard<R> {
         }));
         self.outputs.push_back(Output::Wake(conn));
         self.settle();
+        sid
     }
 
     fn start_session(&mut self, conn: ConnId, user: UserName, received: Option<u64>) -> SessionId {
