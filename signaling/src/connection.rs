@@ -25,7 +25,7 @@ use crate::switchboard::CLOSE_POLICY;
 use crate::upgrade::Socket;
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
-pub const READ_BUFFER: usize = 4 * 1024;
+pub const READ_BUFFER: usize = 1024;
 /// Close code for a message over the size limit.
 const CLOSE_TOO_LARGE: u16 = 1009;
 /// Close code for "going away": idle drop, server shutdown.
@@ -58,6 +58,15 @@ pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     shared.unregister(conn);
 }
 
+/// What woke the connection task.
+enum Event {
+    Frame(Option<Result<Message, WsError>>),
+    Wake,
+    Close,
+    Tick,
+    Shutdown,
+}
+
 /// What the connection loop does next.
 enum Flow {
     Continue,
@@ -81,36 +90,54 @@ impl Connection {
     async fn run(mut self) {
         let heartbeat = self.shared.config.heartbeat;
         let mut ping = tokio::time::interval_at((clock::now() + heartbeat).into(), heartbeat);
-        let mut unwritten: Vec<Outgoing> = Vec::new();
         let shutdown = self.shared.shutdown.clone();
         let signal = self.signal.clone();
-        let clean = loop {
-            tokio::select! {
-                frame = self.socket.next() => match self.on_frame(frame).await {
-                    Flow::Continue => {}
-                    Flow::Ended { clean } => break clean,
-                },
-                () = signal.wake.notified() => {
-                    if let Err(rest) = self.flush().await {
-                        unwritten = rest;
-                        break false;
-                    }
-                }
-                () = signal.close.notified() => break false,
-                _ = ping.tick() => {
-                    if self.last_seen.elapsed() > 2 * heartbeat {
-                        debug!("silent for too long: dropping");
-                        self.close(CLOSE_GOING_AWAY, "idle timeout").await;
-                        break false;
-                    }
-                    let _ = tokio::time::timeout(CLOSE_WRITE, self.socket.send(Message::Ping(Default::default()))).await;
-                }
-                () = shutdown.cancelled() => {
-                    self.close(CLOSE_GOING_AWAY, "server shutting down").await;
-                    break false;
-                }
+        let (clean, unwritten) = loop {
+            let event = tokio::select! {
+                frame = self.socket.next() => Event::Frame(frame),
+                () = signal.wake.notified() => Event::Wake,
+                () = signal.close.notified() => Event::Close,
+                _ = ping.tick() => Event::Tick,
+                () = shutdown.cancelled() => Event::Shutdown,
+            };
+            // Boxed: inlined, the handlers' futures would make every idle connection's
+            // task several KiB larger; this way they take memory only while they run.
+            if let Some(end) = Box::pin(self.handle(event)).await {
+                break end;
             }
         };
+        Box::pin(self.finish(clean, unwritten)).await;
+    }
+
+    /// Handles one event; `Some((clean, unwritten))` when the connection is over.
+    async fn handle(&mut self, event: Event) -> Option<(bool, Vec<Outgoing>)> {
+        match event {
+            Event::Frame(frame) => match self.on_frame(frame).await {
+                Flow::Continue => None,
+                Flow::Ended { clean } => Some((clean, Vec::new())),
+            },
+            Event::Wake => self.flush().await.err().map(|rest| (false, rest)),
+            Event::Close => Some((false, Vec::new())),
+            Event::Tick => {
+                let heartbeat = self.shared.config.heartbeat;
+                if clock::now().saturating_duration_since(self.last_seen) > 2 * heartbeat {
+                    debug!("silent for too long: dropping");
+                    self.close(CLOSE_GOING_AWAY, "idle timeout").await;
+                    return Some((false, Vec::new()));
+                }
+                let ping = self.socket.send(Message::Ping(Default::default()));
+                let _ = tokio::time::timeout(CLOSE_WRITE, ping).await;
+                None
+            }
+            Event::Shutdown => {
+                self.close(CLOSE_GOING_AWAY, "server shutting down").await;
+                Some((false, Vec::new()))
+            }
+        }
+    }
+
+    /// Sends the close frame the switchboard asked for, if any, and reports the loss.
+    async fn finish(&mut self, clean: bool, unwritten: Vec<Outgoing>) {
         let requested = self
             .signal
             .close_frame
