@@ -13,6 +13,7 @@ struct Harness {
     board: Switchboard,
     now: Instant,
     next_conn: u64,
+    conns: Vec<ConnId>,
 }
 
 fn settings() -> Settings {
@@ -44,6 +45,7 @@ impl Harness {
             board,
             now,
             next_conn: 1,
+            conns: Vec::new(),
         }
     }
 
@@ -51,6 +53,7 @@ impl Harness {
     fn connect(&mut self, user: &str) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
+        self.conns.push(conn);
         self.board.hello(
             conn,
             UserName::new(user).unwrap(),
@@ -72,6 +75,30 @@ impl Harness {
             .into_iter()
             .map(|m| (*m).clone())
             .collect()
+    }
+
+    /// Says hello on `conn` with a resume token and a `received` count.
+    fn resume(&mut self, conn: ConnId, user: &str, token: &str, received: u64) {
+        let user = UserName::new(user).unwrap();
+        self.board
+            .hello(conn, user, Some(token), Some(received), vec![], self.now);
+    }
+
+    /// Reads and forgets everything queued for every connection.
+    fn drain_all(&mut self) {
+        for conn in self.conns.clone() {
+            self.take(conn);
+        }
+    }
+
+    /// The resume token of `user`'s (only) session.
+    fn token(&self, user: &str) -> String {
+        let s = self
+            .board
+            .sessions
+            .values()
+            .find(|s| s.user.as_str() == user);
+        s.expect("a session").token.clone()
     }
 
     fn send(&mut self, conn: ConnId, msg: ClientMessage) {
@@ -205,8 +232,8 @@ fn unavailable_busy_and_too_many_calls() {
     let alice = h.connect("alice");
     h.invite(alice, "c1", "nobody");
     assert_eq!(h.take(alice), vec![ended("c1", EndReason::Unavailable)]);
-    let bob = h.connect("bob");
-    let carol = h.connect("carol");
+    h.connect("bob");
+    h.connect("carol");
     h.invite(alice, "c2", "bob");
     h.invite(alice, "c3", "carol");
     h.take(alice);
@@ -219,7 +246,6 @@ fn unavailable_busy_and_too_many_calls() {
     h.invite(dave, "d2", "bob");
     let got = h.take(dave);
     assert_eq!(got.last(), Some(&ended("d2", EndReason::Busy)));
-    let _ = (bob, carol);
 }
 
 #[test]
@@ -256,9 +282,7 @@ fn candidates_follow_the_call_state() {
     let alice = h.connect("alice");
     let (phone, laptop) = (h.connect("bob"), h.connect("bob"));
     h.invite(alice, "c1", "bob");
-    h.take(alice);
-    h.take(phone);
-    h.take(laptop);
+    h.drain_all();
     let cand = |c: &str| {
         ClientMessage::Candidate(Candidate {
             call_id: id(c),
@@ -287,8 +311,7 @@ fn renegotiate_needs_an_accepted_call() {
     let alice = h.connect("alice");
     let bob = h.connect("bob");
     h.invite(alice, "c1", "bob");
-    h.take(alice);
-    h.take(bob);
+    h.drain_all();
     let reneg = ClientMessage::Renegotiate(Renegotiate {
         call_id: id("c1"),
         description: SessionDescription {
@@ -313,8 +336,7 @@ fn ring_timeout_uses_injected_time() {
     let alice = h.connect("alice");
     let bob = h.connect("bob");
     h.invite(alice, "c1", "bob");
-    h.take(alice);
-    h.take(bob);
+    h.drain_all();
     assert_eq!(
         h.board.poll_timeout(),
         Some(h.now + Duration::from_secs(45))
@@ -334,20 +356,14 @@ fn glare_keeps_the_lower_call_id() {
         let alice = h.connect("alice");
         let bob = h.connect("bob");
         h.invite(alice, a_id, "bob");
-        h.take(alice);
-        h.take(bob);
+        h.drain_all();
         h.invite(bob, b_id, "alice");
-        let (lost, lost_caller) = if kept == a_id {
-            (b_id, bob)
-        } else {
-            (a_id, alice)
-        };
+        let lost = if kept == a_id { b_id } else { a_id };
         let bob_got = h.take(bob);
         let alice_got = h.take(alice);
         let all: Vec<_> = bob_got.iter().chain(&alice_got).collect();
         assert!(all.contains(&&ended(lost, EndReason::Glare)), "{all:?}");
         assert!(!all.contains(&&ended(kept, EndReason::Glare)), "{all:?}");
-        let _ = lost_caller;
         assert_eq!(h.board.call_count(), 1);
     }
 }
@@ -362,13 +378,7 @@ fn resume_replays_in_order_and_expiry_is_peer_lost() {
     let token = {
         h.take(bob);
         h.accept(bob, "c1");
-        h.board
-            .sessions
-            .values()
-            .find(|s| s.user.as_str() == "alice")
-            .unwrap()
-            .token
-            .clone()
+        h.token("alice")
     };
     // alice's socket dies before `accepted` was read: the client saw 1 message (ringing).
     h.board.disconnected(alice, false, &[], h.now);
@@ -385,14 +395,7 @@ fn resume_replays_in_order_and_expiry_is_peer_lost() {
         h.send(bob, ClientMessage::Candidate(c));
     }
     let alice2 = ConnId(99);
-    h.board.hello(
-        alice2,
-        UserName::new("alice").unwrap(),
-        Some(&token),
-        Some(1),
-        vec![],
-        h.now,
-    );
+    h.resume(alice2, "alice", &token, 1);
     let got = h.take(alice2);
     let kinds: Vec<&str> = got.iter().map(ServerMessage::kind).collect();
     assert_eq!(
@@ -418,24 +421,10 @@ fn sign_off_ends_at_once_and_take_over_closes_the_old_socket() {
     h.invite(alice, "c1", "bob");
     h.take(bob);
     h.accept(bob, "c1");
-    let token = h
-        .board
-        .sessions
-        .values()
-        .find(|s| s.user.as_str() == "bob")
-        .unwrap()
-        .token
-        .clone();
+    let token = h.token("bob");
     h.outputs();
     let bob2 = ConnId(50);
-    h.board.hello(
-        bob2,
-        UserName::new("bob").unwrap(),
-        Some(&token),
-        Some(0),
-        vec![],
-        h.now,
-    );
+    h.resume(bob2, "bob", &token, 0);
     assert!(h.outputs().contains(&Output::Close {
         conn: bob,
         code: CLOSE_TAKEN_OVER,
@@ -469,16 +458,9 @@ fn a_slow_reader_is_dropped_without_losing_messages() {
     );
     h.board.disconnected(alice, false, &[], h.now);
     assert_eq!(h.board.session_count(), 1, "the session waits for a resume");
-    let token = h.board.sessions.values().next().unwrap().token.clone();
+    let token = h.token("alice");
     let again = ConnId(77);
-    h.board.hello(
-        again,
-        UserName::new("alice").unwrap(),
-        Some(&token),
-        Some(0),
-        vec![],
-        h.now,
-    );
+    h.resume(again, "alice", &token, 0);
     assert_eq!(h.take(again).len(), 1 + 9, "welcome and nine pongs");
 }
 
