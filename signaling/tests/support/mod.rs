@@ -1,0 +1,262 @@
+//! Shared by the integration tests: a server on a free loopback port and a WebSocket
+//! client that speaks the protocol, with timeouts so a missing message fails the test
+//! instead of hanging it.
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a different part of this
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use signaling::{Config, Server};
+use signaling_protocol::{
+    Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, Hello, IceCandidate,
+    Invite, ServerMessage, UserName, Welcome, parse_server_message,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a message that must come.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Starts a server on 127.0.0.1:0 with `tweak` applied to the default configuration.
+pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    Server::start(config).await.unwrap()
+}
+
+pub async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+pub fn call_id(s: &str) -> CallId {
+    CallId::new(s).unwrap()
+}
+
+pub fn hello(user: &str) -> Hello {
+    Hello {
+        version: 1,
+        user: user.into(),
+        token: None,
+        resume: None,
+        received: None,
+    }
+}
+
+pub fn candidate(call: &str, text: &str) -> ClientMessage {
+    ClientMessage::Candidate(Candidate {
+        call_id: call_id(call),
+        candidate: Some(IceCandidate {
+            candidate: text.into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+            username_fragment: None,
+        }),
+    })
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// A WebSocket to `/ws` that has said nothing yet.
+    pub async fn open(addr: SocketAddr) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        Client { ws }
+    }
+
+    /// Connects and says `hello`; returns the client and its `welcome`.
+    pub async fn join_with(addr: SocketAddr, hello: Hello) -> (Client, Welcome) {
+        let mut c = Client::open(addr).await;
+        c.send(&ClientMessage::Hello(hello)).await;
+        match c.recv().await {
+            ServerMessage::Welcome(w) => (c, w),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn join(addr: SocketAddr, user: &str) -> Client {
+        Client::join_with(addr, hello(user)).await.0
+    }
+
+    pub async fn send(&mut self, msg: &ClientMessage) {
+        self.send_raw(&serde_json::to_string(msg).unwrap()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn send_frame(&mut self, msg: Message) {
+        self.ws.send(msg).await.unwrap();
+    }
+
+    /// The next protocol message (WebSocket pings are answered and skipped).
+    pub async fn recv(&mut self) -> ServerMessage {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message");
+            match frame {
+                Some(Ok(Message::Text(t))) => {
+                    return parse_server_message(&t).unwrap_or_else(|e| panic!("{e}: {t}"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts that no protocol message arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code (None: closed without one).
+    pub async fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match frame {
+                Some(Ok(Message::Close(f))) => return f.map(|f| f.code.into()),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The next protocol message, or `Err(close code)` once the server closes.
+    pub async fn recv_close_or_message(&mut self) -> Result<ServerMessage, Option<u16>> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out");
+            match frame {
+                Some(Ok(Message::Text(t))) => return Ok(parse_server_message(&t).unwrap()),
+                Some(Ok(Message::Close(f))) => return Err(f.map(|f| f.code.into())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    pub async fn expect_error(&mut self, code: ErrorCode) -> Option<CallId> {
+        match self.recv().await {
+            ServerMessage::Error(e) if e.code == code => e.call_id,
+            other => panic!("expected error {code:?}, got {other:?}"),
+        }
+    }
+
+    pub async fn expect_ended(&mut self, call: &str, reason: EndReason) {
+        assert_eq!(
+            self.recv().await,
+            ServerMessage::ended(call_id(call), reason)
+        );
+    }
+
+    pub async fn invite(&mut self, call: &str, to: &str) {
+        let invite = Invite {
+            call_id: call_id(call),
+            to: UserName::new(to).unwrap(),
+            offer: format!("offer {call}"),
+            meta: None,
+        };
+        self.send(&ClientMessage::Invite(invite)).await;
+    }
+
+    pub async fn accept(&mut self, call: &str) {
+        self.send(&ClientMessage::Accept(Accept {
+            call_id: call_id(call),
+            answer: format!("answer {call}"),
+        }))
+        .await;
+    }
+
+    pub async fn hangup(&mut self, call: &str) {
+        self.send(&ClientMessage::Hangup(CallRef {
+            call_id: call_id(call),
+        }))
+        .await;
+    }
+
+    pub async fn expect_invite(&mut self, call: &str, from: &str) {
+        match self.recv().await {
+            ServerMessage::Invite(i) if i.call_id.as_str() == call && i.from.as_str() == from => {}
+            other => panic!("expected invite {call} from {from}, got {other:?}"),
+        }
+    }
+
+    pub async fn expect_ringing(&mut self, call: &str) {
+        match self.recv().await {
+            ServerMessage::Ringing(r) if r.call_id.as_str() == call => {}
+            other => panic!("expected ringing {call}, got {other:?}"),
+        }
+    }
+
+    /// Closes with `code` (1000 signs off; others leave the session waiting for a resume).
+    pub async fn close(mut self, code: u16) {
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
+        let _ = self.ws.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
+    }
+
+    /// Drops the TCP connection without a close frame, as a lost network would.
+    pub fn cut(self) {
+        drop(self);
+    }
+}
+
+/// `caller` calls `callee` (one session) and it is accepted; both sides have read everything.
+pub async fn connected_call(
+    caller: &mut Client,
+    callee: &mut Client,
+    call: &str,
+    from: &str,
+    to: &str,
+) {
+    caller.invite(call, to).await;
+    callee.expect_invite(call, from).await;
+    caller.expect_ringing(call).await;
+    callee.accept(call).await;
+    match caller.recv().await {
+        ServerMessage::Accepted(a) if a.call_id.as_str() == call => {}
+        other => panic!("expected accepted, got {other:?}"),
+    }
+}
+
+/// A raw HTTP/1.1 GET (with optional extra headers); returns status line + headers + body.
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}

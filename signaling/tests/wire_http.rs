@@ -1,0 +1,111 @@
+//! The HTTP side: health, metrics, the web demo, Origin allow-list, connection limit.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use signaling_protocol::ErrorCode;
+use support::*;
+
+#[tokio::test]
+async fn health_demo_and_metrics() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let health = http_get(addr, "/healthz", &[]).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let page = http_get(addr, "/", &[]).await;
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("text/html"),
+        "{page}"
+    );
+    assert!(
+        http_get(addr, "/no-such-file.js", &[])
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
+    // Plain GET /ws without an upgrade is refused clearly.
+    assert!(http_get(addr, "/ws", &[]).await.starts_with("HTTP/1.1 400"));
+
+    let mut alice = Client::join(addr, "alice").await;
+    let mut bob = Client::join(addr, "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    bob.send_raw("nope").await;
+    bob.expect_error(ErrorCode::BadMessage).await;
+    let metrics = http_get(addr, "/metrics", &[]).await;
+    for line in [
+        "signaling_connections 2",
+        "signaling_sessions 2",
+        "signaling_calls 1",
+        "signaling_messages_in_total{type=\"hello\"} 2",
+        "signaling_messages_in_total{type=\"invite\"} 1",
+        "signaling_messages_in_total{type=\"invalid\"} 1",
+        "signaling_messages_out_total{type=\"accepted\"} 1",
+        "signaling_errors_total{code=\"bad_message\"} 1",
+        "signaling_call_outcomes_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn origin_allow_list() {
+    let server = server_with(|c| c.allowed_origins = vec!["https://call.example.com".into()]).await;
+    let addr = server.local_addr();
+    let upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let with = |origin: &'static str| {
+        let mut h = upgrade.to_vec();
+        h.push(("Origin", origin));
+        h
+    };
+    let refused = http_get(addr, "/ws", &with("https://evil.example.com")).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let allowed = http_get_head(addr, &with("https://call.example.com")).await;
+    assert!(allowed.starts_with("HTTP/1.1 101"), "{allowed}");
+    assert!(
+        allowed.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "RFC 6455 accept key: {allowed}"
+    );
+    // Native apps send no Origin.
+    Client::join(addr, "native").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503() {
+    let server = server_with(|c| c.max_connections = 2).await;
+    let addr = server.local_addr();
+    let _a = Client::join(addr, "a").await;
+    let _b = Client::join(addr, "b").await;
+    let upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let third = http_get(addr, "/ws", &upgrade).await;
+    assert!(third.starts_with("HTTP/1.1 503"), "{third}");
+    server.shutdown().await;
+}
+
+/// Sends a GET /ws upgrade and returns what arrives first (a 101 keeps the socket open).
+async fn http_get_head(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}

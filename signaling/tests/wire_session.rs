@@ -1,0 +1,192 @@
+//! Sessions over real WebSockets: hello/welcome, auth, heartbeat, ICE servers.
+
+#![allow(clippy::unwrap_used)]
+// a test that cannot set up must fail loudly
+// Where a real timeout must pass (idle drop, refill, a cut noticed), the test configures
+// it short and waits for it (shared/TESTING.md); protocol timers are never slept on.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use signaling::{Auth, JwtAlgorithm, JwtAuth};
+use signaling_protocol::{ClientMessage, ErrorCode, Hello, Ping, ServerMessage};
+use support::*;
+
+const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";
+
+fn unix_now() -> u64 {
+    #[allow(clippy::disallowed_methods)] // tokens are minted against the real clock
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn hs256(sub: &str, exp: u64, secret: &[u8]) -> String {
+    let claims = serde_json::json!({ "sub": sub, "exp": exp });
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn with_token(user: &str, token: Option<String>) -> Hello {
+    Hello {
+        token,
+        ..hello(user)
+    }
+}
+
+#[tokio::test]
+async fn hello_welcome_and_heartbeat() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let (mut alice, welcome) = Client::join_with(addr, hello("alice@example.com")).await;
+    assert_eq!(welcome.user.as_str(), "alice@example.com");
+    assert!(!welcome.resumed);
+    assert_eq!(
+        (welcome.version, welcome.heartbeat_s, welcome.resume_ttl_s),
+        (1, 20, 30)
+    );
+    assert!(
+        welcome.session.len() >= 20,
+        "an unguessable token: {}",
+        welcome.session
+    );
+    assert!(welcome.ice_servers.is_empty());
+    alice.send(&ClientMessage::Ping(Ping::default())).await;
+    assert_eq!(alice.recv().await, ServerMessage::Pong);
+    // A second hello on the same socket.
+    alice.send(&ClientMessage::Hello(hello("alice"))).await;
+    alice.expect_error(ErrorCode::BadState).await;
+    // Two sessions of one user get different tokens.
+    let (_, other) = Client::join_with(addr, hello("alice@example.com")).await;
+    assert_ne!(other.session, welcome.session);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn not_ready_version_and_invalid_user() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let mut c = Client::open(addr).await;
+    c.send_raw(r#"{"type":"invite","call_id":"c1","to":"bob","offer":"x"}"#)
+        .await;
+    c.expect_error(ErrorCode::NotReady).await;
+    c.send_raw(r#"{"type":"hello","version":2,"user":"alice"}"#)
+        .await;
+    c.expect_error(ErrorCode::BadMessage).await;
+    for bad in ["", "al ice", "ålice", &"x".repeat(65)] {
+        let mut c = Client::open(addr).await;
+        c.send(&ClientMessage::Hello(hello(bad))).await;
+        c.expect_error(ErrorCode::InvalidUser).await;
+        assert_eq!(c.recv_close().await, Some(1008), "user {bad:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwt_hs256() {
+    let server = server_with(|c| c.auth = Auth::Jwt(JwtAuth::hs256(SECRET))).await;
+    let addr = server.local_addr();
+    let later = unix_now() + 600;
+    let (_, w) = Client::join_with(
+        addr,
+        with_token("alice", Some(hs256("alice", later, SECRET))),
+    )
+    .await;
+    assert_eq!(w.user.as_str(), "alice");
+    for (name, token) in [
+        ("missing", None),
+        ("wrong sub", Some(hs256("mallory", later, SECRET))),
+        ("expired", Some(hs256("alice", unix_now() - 10, SECRET))),
+        (
+            "bad signature",
+            Some(hs256("alice", later, b"another-secret-of-enough-length!")),
+        ),
+        ("garbage", Some("not.a.jwt".to_string())),
+    ] {
+        let mut c = Client::open(addr).await;
+        c.send(&ClientMessage::Hello(with_token("alice", token)))
+            .await;
+        c.expect_error(ErrorCode::Unauthorized).await;
+        assert_eq!(c.recv_close().await, Some(1008), "{name}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwt_eddsa_public_key() {
+    let public = include_bytes!("fixtures/ed25519-public.pem");
+    let private = include_bytes!("fixtures/ed25519-private.pem");
+    let jwt = JwtAuth::from_public_key_pem(JwtAlgorithm::EdDsa, public).unwrap();
+    let server = server_with(|c| c.auth = Auth::Jwt(jwt)).await;
+    let addr = server.local_addr();
+    let claims = serde_json::json!({ "sub": "bob", "exp": unix_now() + 600 });
+    let key = EncodingKey::from_ed_pem(private).unwrap();
+    let token = encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap();
+    let (_, w) = Client::join_with(addr, with_token("bob", Some(token))).await;
+    assert_eq!(w.user.as_str(), "bob");
+    // An HS256 token cannot pass for EdDSA.
+    let mut c = Client::open(addr).await;
+    c.send(&ClientMessage::Hello(with_token(
+        "bob",
+        Some(hs256("bob", unix_now() + 600, SECRET)),
+    )))
+    .await;
+    c.expect_error(ErrorCode::Unauthorized).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn welcome_carries_turn_rest_credentials() {
+    let server = server_with(|c| {
+        c.ice_urls = vec![
+            "stun:127.0.0.1:3478".into(),
+            "turn:127.0.0.1:3478?transport=udp".into(),
+        ];
+        c.turn_secret = Some("turn-shared-secret".into());
+        c.turn_credential_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let (_, w) = Client::join_with(server.local_addr(), hello("alice")).await;
+    let [ice] = w.ice_servers.as_slice() else {
+        panic!("{:?}", w.ice_servers)
+    };
+    assert_eq!(ice.urls.len(), 2);
+    let username = ice.username.clone().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, "alice");
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (unix_now() + 3590..=unix_now() + 3610).contains(&expiry),
+        "{expiry}"
+    );
+    let expected = turn_relay::credentials::password_for(b"turn-shared-secret", &username);
+    assert_eq!(ice.credential.as_deref(), Some(expected.as_str()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped() {
+    let server = server_with(|c| c.heartbeat = Duration::from_secs(1)).await;
+    let addr = server.local_addr();
+    let (mut idle, w) = Client::join_with(addr, hello("idle")).await;
+    assert_eq!(w.heartbeat_s, 1);
+    // Not reading means not answering the server's pings: after 2 s of silence, it closes.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(idle.recv_close().await, Some(1001));
+    // A client that pings stays.
+    let mut live = Client::join(addr, "live").await;
+    for _ in 0..3 {
+        live.send(&ClientMessage::Ping(Ping::default())).await;
+        assert_eq!(live.recv().await, ServerMessage::Pong);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    live.send(&ClientMessage::Ping(Ping::default())).await;
+    assert_eq!(live.recv().await, ServerMessage::Pong);
+    server.shutdown().await;
+}
