@@ -22,6 +22,7 @@ pub async fn join(server: SocketAddr, source: IpAddr, user: &str) -> Result<Ws, 
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = tokio::time::timeout(STEP, socket.connect(server)).await??;
+    stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0);

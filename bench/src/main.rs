@@ -47,6 +47,10 @@ struct Args {
     /// Candidate messages per second, all calls together.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
+    /// Pin the server to these CPUs (taskset list, e.g. `0`); run the bench itself under
+    /// `taskset -c 1` so the two do not compete for the same core.
+    #[arg(long)]
+    server_cpus: Option<String>,
     /// Duration of the relay phase, seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -73,7 +77,7 @@ async fn main() -> Result<(), BenchError> {
 }
 
 async fn run(args: Args) -> Result<(), BenchError> {
-    let server = ServerProcess::start(&args.server).await?;
+    let server = ServerProcess::start(&args.server, args.server_cpus.as_deref()).await?;
     let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = server.rss()?;
@@ -99,14 +103,23 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let setup = calls::set_up(conns).await?;
     let mut setup_lat = setup.latencies_us.clone();
     setup_lat.sort_unstable();
+    let cpu_before = server.cpu_seconds()?;
+    let own_before = server_process::cpu_seconds("/proc/self/stat")?;
     let relay = calls::relay(setup.pairs, args.rate, args.seconds).await?;
+    let relay_cpu = server.cpu_seconds()? - cpu_before;
+    let own_cpu = server_process::cpu_seconds("/proc/self/stat")? - own_before;
     let mut lat = relay.latencies_us.clone();
     lat.sort_unstable();
     let rss_end = server.rss()?;
     drop(idle);
 
+    let pin = args
+        .server_cpus
+        .as_ref()
+        .map(|c| format!(" --server-cpus {c}"))
+        .unwrap_or_default();
     let cmd = format!(
-        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}",
+        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}{pin}",
         args.idle, args.calls, args.rate, args.seconds
     );
     println!("command: `{cmd}`\n");
@@ -146,6 +159,17 @@ async fn run(args: Args) -> Result<(), BenchError> {
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99)),
         ms(lat.last().copied().unwrap_or(0))
+    );
+    println!(
+        "| server CPU during the relay phase | {:.2} s in {:.1} s ({:.0}% of one core) |",
+        relay_cpu,
+        relay.wall.as_secs_f64(),
+        100.0 * relay_cpu / relay.wall.as_secs_f64()
+    );
+    println!(
+        "| load generator CPU during the relay phase | {:.2} s ({:.0}% of one core) |",
+        own_cpu,
+        100.0 * own_cpu / relay.wall.as_secs_f64()
     );
     println!("| server RSS at the end | {:.1} MiB |", mib(rss_end));
     if relay.received != relay.sent {

@@ -14,10 +14,19 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary` on a free loopback port with limits raised for the load.
-    pub async fn start(binary: &Path) -> Result<ServerProcess, BenchError> {
+    /// With `cpus` (e.g. "0"), the server runs pinned to those CPUs (via `taskset`).
+    pub async fn start(binary: &Path, cpus: Option<&str>) -> Result<ServerProcess, BenchError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(binary)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["--listen", &addr.to_string(), "--log", "warn"])
             .args(["--heartbeat-s", "600", "--max-connections", "200000"])
             .args(["--rate-per-s", "1000", "--rate-burst", "1000"])
@@ -46,6 +55,31 @@ impl ServerProcess {
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .ok_or_else(|| BenchError::Setup("no VmRSS in /proc status".into()))?;
         Ok(kib * 1024)
+    }
+}
+
+impl ServerProcess {
+    /// CPU time the server has used so far (user + system), seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+/// CPU time (user + system) of the process whose `/proc/<pid>/stat` is `path`, seconds.
+pub fn cpu_seconds(path: &str) -> Result<f64, BenchError> {
+    {
+        let stat = std::fs::read_to_string(path)?;
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // USER_HZ is 100 on Linux.
+        Ok((ticks(11) + ticks(12)) / 100.0)
     }
 }
 
