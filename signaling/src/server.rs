@@ -175,6 +175,12 @@ impl Server {
         let shared = Arc::new(Shared::new(config));
         let token = shared.shutdown.clone();
         let app = router(shared.clone());
+        // Signaling messages are small and latency-bound: never hold them back for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(token.cancelled_owned())
