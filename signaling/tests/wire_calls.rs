@@ -107,9 +107,7 @@ async fn declined_busy_unavailable_and_cancelled() {
         alice.expect_ended(call, expect).await;
     }
     // The caller cancels while ringing.
-    alice.invite("c4", "bob").await;
-    bob.expect_invite("c4", "alice").await;
-    alice.expect_ringing("c4").await;
+    ring(&mut alice, &mut bob, "c4", "alice", "bob").await;
     alice.hangup("c4").await;
     bob.expect_ended("c4", EndReason::Hangup).await;
     alice.expect_silence(QUIET).await;
@@ -122,9 +120,7 @@ async fn ring_timeout() {
     let addr = server.local_addr();
     let mut alice = Client::join(addr, "alice").await;
     let mut bob = Client::join(addr, "bob").await;
-    alice.invite("c1", "bob").await;
-    bob.expect_invite("c1", "alice").await;
-    alice.expect_ringing("c1").await;
+    ring(&mut alice, &mut bob, "c1", "alice", "bob").await;
     alice.expect_ended("c1", EndReason::Timeout).await;
     bob.expect_ended("c1", EndReason::Timeout).await;
     server.shutdown().await;
@@ -191,9 +187,7 @@ async fn glare_keeps_the_lower_call_id() {
     let mut alice = Client::join(addr, "alice").await;
     let mut bob = Client::join(addr, "bob").await;
     // alice's "z9" rings bob; bob's "a1" crosses it and sorts lower: z9 ends, a1 rings.
-    alice.invite("z9", "bob").await;
-    bob.expect_invite("z9", "alice").await;
-    alice.expect_ringing("z9").await;
+    ring(&mut alice, &mut bob, "z9", "alice", "bob").await;
     bob.invite("a1", "alice").await;
     alice.expect_ended("z9", EndReason::Glare).await;
     alice.expect_invite("a1", "bob").await;
@@ -204,9 +198,7 @@ async fn glare_keeps_the_lower_call_id() {
     // The other order: the new invite sorts higher and loses at once.
     let mut carol = Client::join(addr, "carol").await;
     let mut dave = Client::join(addr, "dave").await;
-    carol.invite("b1", "dave").await;
-    dave.expect_invite("b1", "carol").await;
-    carol.expect_ringing("b1").await;
+    ring(&mut carol, &mut dave, "b1", "carol", "dave").await;
     dave.invite("x1", "carol").await;
     dave.expect_ended("x1", EndReason::Glare).await;
     carol.expect_silence(QUIET).await;
@@ -248,9 +240,7 @@ async fn call_exists_bad_state_and_too_many_calls() {
     let addr = server.local_addr();
     let mut alice = Client::join(addr, "alice").await;
     let mut bob = Client::join(addr, "bob").await;
-    alice.invite("c1", "bob").await;
-    bob.expect_invite("c1", "alice").await;
-    alice.expect_ringing("c1").await;
+    ring(&mut alice, &mut bob, "c1", "alice", "bob").await;
     alice.invite("c1", "bob").await;
     assert_eq!(
         alice.expect_error(ErrorCode::CallExists).await,
@@ -265,9 +255,7 @@ async fn call_exists_bad_state_and_too_many_calls() {
     alice.expect_error(ErrorCode::BadState).await;
     alice.accept("c1").await;
     alice.expect_error(ErrorCode::BadState).await;
-    alice.invite("c2", "bob").await;
-    bob.expect_invite("c2", "alice").await;
-    alice.expect_ringing("c2").await;
+    ring(&mut alice, &mut bob, "c2", "alice", "bob").await;
     alice.invite("c3", "bob").await;
     assert_eq!(
         alice.expect_error(ErrorCode::RateLimited).await,

@@ -96,9 +96,7 @@ async fn a_session_that_does_not_come_back_is_peer_lost() {
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     // A ringing call from carol to alice ends for carol too.
     let mut carol = Client::join(addr, "carol").await;
-    carol.invite("k1", "alice").await;
-    alice.expect_invite("k1", "carol").await;
-    carol.expect_ringing("k1").await;
+    ring(&mut carol, &mut alice, "k1", "carol", "alice").await;
     alice.close(1001).await; // going away: the session waits for a resume
     bob.expect_silence(Duration::from_millis(500)).await;
     bob.expect_ended("c1", EndReason::PeerLost).await;

@@ -225,6 +225,13 @@ impl Client {
     }
 }
 
+/// `caller` (user `from`) invites `to`, whose one session `callee` rings; both have read it.
+pub async fn ring(caller: &mut Client, callee: &mut Client, call: &str, from: &str, to: &str) {
+    caller.invite(call, to).await;
+    callee.expect_invite(call, from).await;
+    caller.expect_ringing(call).await;
+}
+
 /// `caller` calls `callee` (one session) and it is accepted; both sides have read everything.
 pub async fn connected_call(
     caller: &mut Client,
@@ -233,9 +240,7 @@ pub async fn connected_call(
     from: &str,
     to: &str,
 ) {
-    caller.invite(call, to).await;
-    callee.expect_invite(call, from).await;
-    caller.expect_ringing(call).await;
+    ring(caller, callee, call, from, to).await;
     callee.accept(call).await;
     match caller.recv().await {
         ServerMessage::Accepted(a) if a.call_id.as_str() == call => {}
