@@ -200,19 +200,27 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, closes every WebSocket with 1001 and waits (at most 5 s) for the
-    /// connection tasks to finish.
+    /// Stops accepting, closes every WebSocket with 1001 and waits (at most 5 s for the
+    /// listener, 5 s for the connections) for everything to finish; then gives up on stragglers.
     pub async fn shutdown(self) {
+        const GRACE: Duration = Duration::from_secs(5);
         self.shared.shutdown.cancel();
-        let _ = self.http.await;
+        let http_abort = self.http.abort_handle();
+        if tokio::time::timeout(GRACE, self.http).await.is_err() {
+            warn!("the HTTP listener did not stop within 5 s; aborting it");
+            http_abort.abort();
+        }
         self.shared.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(5), self.shared.tracker.wait())
+        if tokio::time::timeout(GRACE, self.shared.tracker.wait())
             .await
             .is_err()
         {
             warn!("some connections did not close within 5 s");
         }
-        let _ = self.timer.await;
+        let timer_abort = self.timer.abort_handle();
+        if tokio::time::timeout(GRACE, self.timer).await.is_err() {
+            timer_abort.abort();
+        }
         info!("signaling server stopped");
     }
 }

@@ -176,8 +176,10 @@ async fn a_silent_connection_is_dropped() {
     let addr = server.local_addr();
     let (mut idle, w) = Client::join_with(addr, hello("idle")).await;
     assert_eq!(w.heartbeat_s, 1);
-    // Not reading means not answering the server's pings: after 2 s of silence, it closes.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Not reading means not answering the server's pings. The server checks once per
+    // heartbeat for more than 2 s of silence, so it closes between 2 s and 3 s; reading
+    // earlier would answer the queued pings and count as activity.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(idle.recv_close().await, Some(1001));
     // A client that pings stays.
     let mut live = Client::join(addr, "live").await;

@@ -92,26 +92,22 @@ impl Client {
     }
 
     pub async fn send_raw(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.unwrap();
+        self.send_frame(Message::Text(text.into())).await;
     }
 
     pub async fn send_frame(&mut self, msg: Message) {
-        self.ws.send(msg).await.unwrap();
+        tokio::time::timeout(WAIT, self.ws.send(msg))
+            .await
+            .expect("send timed out")
+            .unwrap();
     }
 
-    /// The next protocol message (WebSocket pings are answered and skipped).
+    /// The next protocol message (WebSocket pings are answered and skipped). The deadline
+    /// covers the whole wait, so a stream of pings cannot keep a test waiting forever.
     pub async fn recv(&mut self) -> ServerMessage {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a message");
-            match frame {
-                Some(Ok(Message::Text(t))) => {
-                    return parse_server_message(&t).unwrap_or_else(|e| panic!("{e}: {t}"));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("expected a message, got {other:?}"),
-            }
+        match self.recv_close_or_message().await {
+            Ok(msg) => msg,
+            Err(code) => panic!("expected a message, the server closed with {code:?}"),
         }
     }
 
@@ -129,8 +125,9 @@ impl Client {
 
     /// Reads until the server closes; returns the close code (None: closed without one).
     pub async fn recv_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("timed out waiting for close");
             match frame {
@@ -143,12 +140,15 @@ impl Client {
 
     /// The next protocol message, or `Err(close code)` once the server closes.
     pub async fn recv_close_or_message(&mut self) -> Result<ServerMessage, Option<u16>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .expect("timed out");
+                .expect("timed out waiting for a message");
             match frame {
-                Some(Ok(Message::Text(t))) => return Ok(parse_server_message(&t).unwrap()),
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(parse_server_message(&t).unwrap_or_else(|e| panic!("{e}: {t}")));
+                }
                 Some(Ok(Message::Close(f))) => return Err(f.map(|f| f.code.into())),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(None),
