@@ -12,6 +12,7 @@
 //!     user: "alice".into(),
 //!     token: None,
 //!     resume: None,
+//!     received: None,
 //! });
 //! let text = serde_json::to_string(&hello).unwrap();
 //! assert_eq!(text, r#"{"type":"hello","version":1,"user":"alice"}"#);

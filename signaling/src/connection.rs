@@ -345,12 +345,25 @@ impl Connection {
         .await;
     }
 
+    /// Sends a close frame, then waits (at most a second) for the client's own close frame
+    /// before the socket is dropped (RFC 6455 §7.1.1). Dropping at once would let the client's
+    /// last frames (a pong, its close reply) meet a closed socket, and the reset that follows
+    /// can destroy our close frame before the client reads it. Frames in between are discarded.
     async fn close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
             code: code.into(),
             reason: reason.into(),
         };
-        let _ =
-            tokio::time::timeout(CLOSE_WRITE, self.socket.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(CLOSE_WRITE, async {
+            if self.socket.send(Message::Close(Some(frame))).await.is_err() {
+                return;
+            }
+            while let Some(Ok(msg)) = self.socket.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
