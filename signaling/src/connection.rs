@@ -30,7 +30,7 @@ pub const READ_BUFFER: usize = 1024;
 const CLOSE_TOO_LARGE: u16 = 1009;
 /// Close code for "going away": idle drop, server shutdown.
 const CLOSE_GOING_AWAY: u16 = 1001;
-/// How long a close frame may take to write.
+/// How long closing may take (our close frame, then the client's reply), and a ping write.
 const CLOSE_WRITE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded WebSocket until it closes.

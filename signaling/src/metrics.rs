@@ -62,49 +62,47 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        let (connections, sessions, calls) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let (messages_in, messages_out) = (Family::default(), Family::default());
+        let (errors, outcomes) = (Family::default(), Family::default());
         let mut registry = Registry::with_prefix("signaling");
-        let inner = Inner {
-            connections: Gauge::default(),
-            sessions: Gauge::default(),
-            calls: Gauge::default(),
-            messages_in: Family::default(),
-            messages_out: Family::default(),
-            errors: Family::default(),
-            outcomes: Family::default(),
-            registry: Registry::default(),
-        };
         registry.register(
             "connections",
             "Open WebSocket connections",
-            inner.connections.clone(),
+            connections.clone(),
         );
         registry.register(
             "sessions",
             "Live sessions, connected or waiting for a resume",
-            inner.sessions.clone(),
+            sessions.clone(),
         );
-        registry.register("calls", "Calls ringing or connected", inner.calls.clone());
+        registry.register("calls", "Calls ringing or connected", calls.clone());
         registry.register(
             "messages_in",
             "Messages received, by type",
-            inner.messages_in.clone(),
+            messages_in.clone(),
         );
         registry.register(
             "messages_out",
             "Messages written, by type",
-            inner.messages_out.clone(),
+            messages_out.clone(),
         );
-        registry.register(
-            "errors",
-            "Error messages sent, by code",
-            inner.errors.clone(),
-        );
+        registry.register("errors", "Error messages sent, by code", errors.clone());
         registry.register(
             "call_outcomes",
             "How call setups ended, by outcome",
-            inner.outcomes.clone(),
+            outcomes.clone(),
         );
-        Self(Arc::new(Inner { registry, ..inner }))
+        Self(Arc::new(Inner {
+            registry,
+            connections,
+            sessions,
+            calls,
+            messages_in,
+            messages_out,
+            errors,
+            outcomes,
+        }))
     }
 
     /// The Prometheus text exposition.

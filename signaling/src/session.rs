@@ -102,10 +102,15 @@ impl Session {
         }
     }
 
+    /// The index of the oldest message in the replay buffer (or of the next one to come).
+    fn first_unacked(&self) -> u64 {
+        self.delivered - self.unacked.len() as u64 + 1
+    }
+
     /// The client has received `count` messages after `welcome`: forget those.
     pub fn ack(&mut self, count: u64) {
         self.acks = true;
-        let first = self.delivered - self.unacked.len() as u64 + 1;
+        let first = self.first_unacked();
         let done = count
             .saturating_add(1)
             .saturating_sub(first)
@@ -122,7 +127,7 @@ impl Session {
             return 0;
         };
         let received = received.min(self.delivered);
-        let first = self.delivered - self.unacked.len() as u64 + 1;
+        let first = self.first_unacked();
         let missing = first.saturating_sub(received + 1);
         let replay: Vec<Outgoing> = self.unacked.drain(..).collect();
         let skip = (received + 1).saturating_sub(first) as usize;

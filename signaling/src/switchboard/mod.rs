@@ -115,7 +115,7 @@ impl<R: Registry> Switchboard<R> {
     ) -> SessionId {
         self.now = now;
         if let Some(&sid) = self.by_conn.get(&conn) {
-            self.error(sid, ErrorCode::BadState, "hello was already sent", None);
+            self.second_hello(sid);
             self.settle();
             return sid;
         }
@@ -195,9 +195,7 @@ impl<R: Registry> Switchboard<R> {
             return;
         };
         match msg {
-            ClientMessage::Hello(_) => {
-                self.error(sid, ErrorCode::BadState, "hello was already sent", None)
-            }
+            ClientMessage::Hello(_) => self.second_hello(sid),
             ClientMessage::Ping(ping) => {
                 if let (Some(n), Some(s)) = (ping.received, self.sessions.get_mut(&sid)) {
                     s.ack(n);
@@ -345,6 +343,10 @@ impl<R: Registry> Switchboard<R> {
         if len == self.settings.resume_queue + 1 {
             self.doomed.push(sid);
         }
+    }
+
+    fn second_hello(&mut self, sid: SessionId) {
+        self.error(sid, ErrorCode::BadState, "hello was already sent", None);
     }
 
     fn error(&mut self, sid: SessionId, code: ErrorCode, message: &str, call_id: Option<CallId>) {
