@@ -18,11 +18,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, Span, debug, field, info_span};
 
 use crate::clock;
-use crate::rate_limit::TokenBucket;
 use crate::server::{ConnSignal, Shared};
 use crate::session::{ConnId, Outgoing};
 use crate::switchboard::CLOSE_POLICY;
 use crate::upgrade::Socket;
+use turn_relay::rate_limit::TokenBucket;
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
 pub const READ_BUFFER: usize = 1024;
@@ -45,7 +45,11 @@ pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     shared.metrics.connections().inc();
     let now = clock::now();
     let connection = Connection {
-        bucket: TokenBucket::new(shared.config.rate_per_s, shared.config.rate_burst, now),
+        bucket: TokenBucket::new(
+            shared.config.rate_per_s.into(),
+            shared.config.rate_burst.into(),
+            now,
+        ),
         last_seen: now,
         hello_done: false,
         socket,

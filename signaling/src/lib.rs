@@ -19,7 +19,6 @@ pub mod connection;
 pub mod deadlines;
 pub mod ice;
 pub mod metrics;
-pub mod rate_limit;
 pub mod registry;
 pub mod server;
 pub mod session;

@@ -1,7 +1,20 @@
-//! The TURN relay of the stack.
+//! The TURN relay of the stack (RFC 8489 STUN, RFC 8656 TURN, RFC 6156 IPv6).
 //!
-//! This crate starts with what the signaling server and the relay must agree on: the
-//! TURN REST credential scheme ([`credentials`]). The relay itself (RFC 8656 over UDP,
-//! TCP and TLS) is tracked in its own issue.
+//! A sans-IO core ([`relay::Relay`]: allocations, permissions, channels, authentication,
+//! peer policy, quotas) and a thin tokio shell ([`server`]) that owns the UDP, TCP and
+//! TLS listeners and the relay sockets. The signaling server embeds the shell; the
+//! `turn-relay` binary runs it alone.
 
+pub mod allocation;
+pub mod auth;
+pub mod clock;
 pub mod credentials;
+pub mod five_tuple;
+pub mod framing;
+pub mod integrity;
+pub mod metrics;
+pub mod peer_policy;
+pub mod ports;
+pub mod rate_limit;
+pub mod relay;
+pub mod response;

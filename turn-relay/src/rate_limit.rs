@@ -1,4 +1,6 @@
-//! A token bucket per connection: `rate` messages a second sustained, `burst` at once.
+//! A token bucket: `rate` tokens a second sustained, `burst` at once. The signaling server
+//! limits messages per connection with it; the relay limits unauthenticated answers and
+//! bytes per allocation.
 
 use std::time::Instant;
 
@@ -12,22 +14,28 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket.
-    pub fn new(rate_per_s: u32, burst: u32, now: Instant) -> Self {
+    pub fn new(rate_per_s: u64, burst: u64, now: Instant) -> Self {
         Self {
-            rate: f64::from(rate_per_s),
-            burst: f64::from(burst),
-            tokens: f64::from(burst),
+            rate: rate_per_s as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
             last: now,
         }
     }
 
     /// Takes one token if there is one.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.allow_n(1, now)
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub fn allow_n(&mut self, n: u64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

@@ -1,0 +1,550 @@
+//! STUN/TURN requests: Binding, then authentication (RFC 8489 §9.2.4) and Allocate,
+//! Refresh, CreatePermission and ChannelBind (RFC 8656 §7–§11).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use stun_rs::attributes::stun::XorMappedAddress;
+use stun_rs::attributes::turn::{LifeTime, XorRelayedAddress};
+use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, REFRESH};
+use stun_rs::{
+    AddressFamily, Algorithm, AlgorithmId, HMACKey, MessageMethod, StunAttribute, StunMessage,
+};
+
+use super::{BIND_ATTEMPTS, FromClient, Now, Relay};
+use crate::allocation::{AllocId, Allocation, BindError};
+use crate::auth::AuthFailure;
+use crate::five_tuple::FiveTuple;
+use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
+use crate::integrity;
+use crate::rate_limit::TokenBucket;
+use crate::response::{self, Signer, StunError};
+
+/// UDP in REQUESTED-TRANSPORT (the only relayed transport, RFC 8656 §7.2).
+const PROTOCOL_UDP: u8 = 17;
+
+/// A request that passed authentication.
+struct Authenticated {
+    username: String,
+    signer: Signer,
+}
+
+/// The attributes the relay reads, collected in one pass (the first of each counts,
+/// except XOR-PEER-ADDRESS, which CreatePermission may repeat).
+#[derive(Default)]
+struct Fields<'a> {
+    username: Option<&'a str>,
+    realm: Option<&'a str>,
+    nonce: Option<&'a str>,
+    lifetime: Option<u32>,
+    transport: Option<u8>,
+    family: Option<AddressFamily>,
+    even_port: bool,
+    reservation: bool,
+    channel: Option<u16>,
+    peers: Vec<SocketAddr>,
+    unknown_required: Vec<u16>,
+}
+
+fn fields(msg: &StunMessage) -> Fields<'_> {
+    let mut f = Fields::default();
+    for attr in msg.attributes() {
+        match attr {
+            StunAttribute::UserName(a) => _ = f.username.get_or_insert(a.as_str()),
+            StunAttribute::Realm(a) => _ = f.realm.get_or_insert(a.as_str()),
+            StunAttribute::Nonce(a) => _ = f.nonce.get_or_insert(a.as_str()),
+            StunAttribute::LifeTime(a) => _ = f.lifetime.get_or_insert(*a.as_ref()),
+            StunAttribute::RequestedTrasport(a) => {
+                _ = f.transport.get_or_insert(a.protocol().as_u8())
+            }
+            StunAttribute::RequestedAddressFamily(a) => _ = f.family.get_or_insert(a.family()),
+            StunAttribute::EvenPort(_) => f.even_port = true,
+            StunAttribute::ReservationToken(_) => f.reservation = true,
+            StunAttribute::ChannelNumber(a) => _ = f.channel.get_or_insert(a.number()),
+            StunAttribute::XorPeerAddress(a) => f.peers.push(*a.socket_address()),
+            StunAttribute::Unknown(u) if u.attribute_type().is_comprehension_required() => {
+                f.unknown_required.push(u.attribute_type().as_u16())
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+impl<H: Clone> Relay<H> {
+    pub(super) fn request(
+        &mut self,
+        from: FiveTuple,
+        msg: &StunMessage,
+        buf: &[u8],
+        now: Now,
+    ) -> FromClient<H> {
+        let method = msg.method();
+        if method == BINDING {
+            let mapped: StunAttribute = XorMappedAddress::from(from.client).into();
+            return FromClient::Reply(response::success(
+                BINDING,
+                msg.transaction_id(),
+                vec![mapped],
+                None,
+            ));
+        }
+        let f = fields(msg);
+        let auth = match self.authenticate(from, msg, &f, buf, now) {
+            Ok(auth) => auth,
+            Err(reply) => return reply,
+        };
+        let tid = msg.transaction_id();
+        if !f.unknown_required.is_empty() {
+            return FromClient::Reply(response::unknown_attributes(
+                method,
+                tid,
+                &f.unknown_required,
+            ));
+        }
+        let reply = |code: StunError| {
+            FromClient::Reply(response::error(
+                method,
+                tid,
+                code,
+                Vec::new(),
+                Some(&auth.signer),
+            ))
+        };
+        if method == ALLOCATE {
+            return self.allocate(from, msg, &f, auth, now.mono);
+        }
+        if ![REFRESH, CREATE_PERMMISSION, CHANNEL_BIND].contains(&method) {
+            return reply(StunError::BadRequest);
+        }
+        let Some(&id) = self.by_five_tuple.get(&from) else {
+            return reply(StunError::AllocationMismatch);
+        };
+        let Some(a) = self.allocations.get(&id) else {
+            return reply(StunError::AllocationMismatch);
+        };
+        if a.username != auth.username {
+            return reply(StunError::WrongCredentials);
+        }
+        let outcome = match method {
+            m if m == REFRESH => return self.refresh(id, msg, &f, &auth.signer, now.mono),
+            m if m == CREATE_PERMMISSION => self.create_permission(id, &f, now.mono),
+            _ => self.channel_bind(id, &f, now.mono),
+        };
+        match outcome {
+            Ok(()) => FromClient::Reply(response::success(
+                method,
+                tid,
+                Vec::new(),
+                Some(&auth.signer),
+            )),
+            Err(code) => reply(code),
+        }
+    }
+
+    /// RFC 8489 §9.2.4, in its order; every answer before the key is known is a
+    /// challenge within the unauthenticated budget.
+    fn authenticate(
+        &mut self,
+        from: FiveTuple,
+        msg: &StunMessage,
+        f: &Fields<'_>,
+        buf: &[u8],
+        clock: Now,
+    ) -> Result<Authenticated, FromClient<H>> {
+        let (method, now) = (msg.method(), clock.mono);
+        let Some((kind, span)) = integrity::integrity_of(buf) else {
+            return Err(self.challenge(
+                from,
+                method,
+                msg,
+                StunError::Unauthenticated,
+                AuthFailure::Missing,
+                now,
+            ));
+        };
+        let (Some(username), Some(realm), Some(nonce)) = (f.username, f.realm, f.nonce) else {
+            self.metrics.auth_failure(AuthFailure::Missing.as_str());
+            if !self.unauthenticated.allow(now) {
+                return Err(self.drop("unauthenticated_budget"));
+            }
+            let reply = response::error(
+                method,
+                msg.transaction_id(),
+                StunError::BadRequest,
+                Vec::new(),
+                None,
+            );
+            return Err(FromClient::Reply(reply));
+        };
+        if realm != self.settings.realm {
+            return Err(self.challenge(
+                from,
+                method,
+                msg,
+                StunError::Unauthenticated,
+                AuthFailure::WrongRealm,
+                now,
+            ));
+        }
+        let ip = from.client.ip();
+        match self.nonces.check(nonce, ip, self.nonce_clock(now)) {
+            Ok(()) => {}
+            Err(AuthFailure::StaleNonce) => {
+                return Err(self.challenge(
+                    from,
+                    method,
+                    msg,
+                    StunError::StaleNonce,
+                    AuthFailure::StaleNonce,
+                    now,
+                ));
+            }
+            Err(failure) => {
+                return Err(self.challenge(
+                    from,
+                    method,
+                    msg,
+                    StunError::Unauthenticated,
+                    failure,
+                    now,
+                ));
+            }
+        }
+        let password = match self.settings.users.password(username, clock.unix) {
+            Ok(p) => p,
+            Err(failure) => {
+                return Err(self.challenge(
+                    from,
+                    method,
+                    msg,
+                    StunError::Unauthenticated,
+                    failure,
+                    now,
+                ));
+            }
+        };
+        let key =
+            HMACKey::new_long_term(username, realm, password, Algorithm::from(AlgorithmId::MD5));
+        let Ok(key) = key else {
+            return Err(self.challenge(
+                from,
+                method,
+                msg,
+                StunError::Unauthenticated,
+                AuthFailure::UnknownUser,
+                now,
+            ));
+        };
+        if !integrity::verify(buf, kind, &span, key.as_bytes()) {
+            return Err(self.challenge(
+                from,
+                method,
+                msg,
+                StunError::Unauthenticated,
+                AuthFailure::BadIntegrity,
+                now,
+            ));
+        }
+        Ok(Authenticated {
+            username: username.to_owned(),
+            signer: Signer { kind, key },
+        })
+    }
+
+    fn challenge(
+        &mut self,
+        from: FiveTuple,
+        method: MessageMethod,
+        msg: &StunMessage,
+        code: StunError,
+        failure: AuthFailure,
+        now: Instant,
+    ) -> FromClient<H> {
+        self.metrics.auth_failure(failure.as_str());
+        if !self.unauthenticated.allow(now) {
+            return self.drop("unauthenticated_budget");
+        }
+        let nonce = self.nonces.mint(from.client.ip(), self.nonce_clock(now));
+        FromClient::Reply(response::challenge(
+            method,
+            msg.transaction_id(),
+            code,
+            &self.settings.realm,
+            &nonce,
+        ))
+    }
+
+    fn allocate(
+        &mut self,
+        from: FiveTuple,
+        msg: &StunMessage,
+        f: &Fields<'_>,
+        auth: Authenticated,
+        now: Instant,
+    ) -> FromClient<H> {
+        let tid = msg.transaction_id();
+        let fail = |code: StunError| {
+            FromClient::Reply(response::error(
+                ALLOCATE,
+                tid,
+                code,
+                Vec::new(),
+                Some(&auth.signer),
+            ))
+        };
+        if let Some(id) = self.by_five_tuple.get(&from) {
+            // A retransmission gets the same answer; anything else is a mismatch.
+            return match self.allocations.get(id) {
+                Some(a) if a.allocate_transaction == *tid && !a.allocate_response.is_empty() => {
+                    FromClient::Reply(a.allocate_response.clone())
+                }
+                _ => fail(StunError::AllocationMismatch),
+            };
+        }
+        let Some(transport) = f.transport else {
+            return fail(StunError::BadRequest);
+        };
+        if transport != PROTOCOL_UDP {
+            return fail(StunError::UnsupportedTransport);
+        }
+        if f.reservation && (f.even_port || f.family.is_some()) {
+            return fail(StunError::BadRequest);
+        }
+        if f.reservation {
+            // This relay makes no reservations, so no token can match.
+            return fail(StunError::InsufficientCapacity);
+        }
+        let bound_ip: Option<IpAddr> = match f.family.unwrap_or(AddressFamily::IPv4) {
+            AddressFamily::IPv4 => self.settings.relay_ipv4.map(IpAddr::V4),
+            AddressFamily::IPv6 => self.settings.relay_ipv6.map(IpAddr::V6),
+        };
+        let Some(bound_ip) = bound_ip else {
+            return fail(StunError::AddressFamilyNotSupported);
+        };
+        let per_user = self.per_user.get(&auth.username).copied().unwrap_or(0);
+        if per_user >= self.settings.max_allocations_per_user {
+            return fail(StunError::AllocationQuotaReached);
+        }
+        if self.allocations.len() >= self.settings.max_allocations {
+            return fail(StunError::InsufficientCapacity);
+        }
+        let Some(port) = self.ports.take(&mut self.rng, f.even_port) else {
+            return fail(StunError::InsufficientCapacity);
+        };
+        let lifetime = self.lifetime(f.lifetime);
+        let id = AllocId(self.next_id);
+        self.next_id += 1;
+        let relay = SocketAddr::new(bound_ip, port);
+        let mut a = Allocation::new(
+            id,
+            from,
+            auth.username.clone(),
+            auth.signer.key.clone(),
+            relay,
+            self.advertised(relay),
+            now + lifetime,
+            *tid,
+        );
+        a.bandwidth = self
+            .settings
+            .bandwidth_per_allocation
+            .map(|rate| TokenBucket::new(rate, rate, now));
+        a.pending = Some((auth.signer, lifetime.as_secs() as u32));
+        self.by_five_tuple.insert(from, id);
+        self.by_relay.insert(a.relay, id);
+        self.by_relay.insert(a.advertised, id);
+        self.deadlines.insert((a.expires, id));
+        *self.per_user.entry(auth.username).or_default() += 1;
+        self.allocations.insert(id, a);
+        self.finish_allocate_response(id);
+        tracing::info!(allocation = id.0, client = %from.client, transport = from.transport.as_str(), %relay, "allocation created");
+        FromClient::Open { id, relay }
+    }
+
+    /// (Re)builds the stored Allocate success response for the allocation's relay address.
+    fn finish_allocate_response(&mut self, id: AllocId) {
+        let Some(a) = self.allocations.get_mut(&id) else {
+            return;
+        };
+        let Some((signer, lifetime)) = &a.pending else {
+            return;
+        };
+        let attributes: Vec<StunAttribute> = vec![
+            XorRelayedAddress::from(a.advertised).into(),
+            LifeTime::from(*lifetime).into(),
+            XorMappedAddress::from(a.five_tuple.client).into(),
+        ];
+        a.allocate_response =
+            response::success(ALLOCATE, &a.allocate_transaction, attributes, Some(signer));
+    }
+
+    fn advertised(&self, relay: SocketAddr) -> SocketAddr {
+        let external = match relay.ip() {
+            IpAddr::V4(_) => self.settings.external_ipv4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.settings.external_ipv6.map(IpAddr::V6),
+        };
+        SocketAddr::new(external.unwrap_or(relay.ip()), relay.port())
+    }
+
+    /// The requested lifetime within [default, max] (RFC 8656 §7.2).
+    fn lifetime(&self, requested: Option<u32>) -> Duration {
+        let s = &self.settings;
+        requested
+            .map(|r| Duration::from_secs(r.into()))
+            .unwrap_or(s.default_lifetime)
+            .clamp(s.default_lifetime, s.max_lifetime)
+    }
+
+    fn refresh(
+        &mut self,
+        id: AllocId,
+        msg: &StunMessage,
+        f: &Fields<'_>,
+        signer: &Signer,
+        now: Instant,
+    ) -> FromClient<H> {
+        let tid = msg.transaction_id();
+        let lifetime = self.lifetime(f.lifetime);
+        let Some(a) = self.allocations.get_mut(&id) else {
+            return FromClient::Drop;
+        };
+        if let Some(family) = f.family
+            && family_of(a.relay.ip()) != family
+        {
+            let reply = response::error(
+                REFRESH,
+                tid,
+                StunError::PeerAddressFamilyMismatch,
+                Vec::new(),
+                Some(signer),
+            );
+            return FromClient::Reply(reply);
+        }
+        if f.lifetime == Some(0) {
+            let reply =
+                response::success(REFRESH, tid, vec![LifeTime::from(0).into()], Some(signer));
+            return match self.free(id) {
+                Some(handle) => FromClient::Close { handle, reply },
+                None => FromClient::Reply(reply),
+            };
+        }
+        self.deadlines.remove(&(a.expires, id));
+        a.expires = now + lifetime;
+        self.deadlines.insert((a.expires, id));
+        let attrs = vec![LifeTime::from(lifetime.as_secs() as u32).into()];
+        FromClient::Reply(response::success(REFRESH, tid, attrs, Some(signer)))
+    }
+
+    fn create_permission(
+        &mut self,
+        id: AllocId,
+        f: &Fields<'_>,
+        now: Instant,
+    ) -> Result<(), StunError> {
+        if f.peers.is_empty() {
+            return Err(StunError::BadRequest);
+        }
+        for peer in &f.peers {
+            self.check_peer(id, *peer)?;
+        }
+        let cap = self.settings.max_permissions;
+        let a = self
+            .allocations
+            .get_mut(&id)
+            .ok_or(StunError::AllocationMismatch)?;
+        for peer in &f.peers {
+            a.permit(peer.ip(), now, cap).map_err(bind_error)?;
+        }
+        Ok(())
+    }
+
+    fn channel_bind(&mut self, id: AllocId, f: &Fields<'_>, now: Instant) -> Result<(), StunError> {
+        let (Some(number), Some(&peer)) = (f.channel, f.peers.first()) else {
+            return Err(StunError::BadRequest);
+        };
+        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&number) {
+            return Err(StunError::BadRequest);
+        }
+        self.check_peer(id, peer)?;
+        let (cap, permission_cap) = (self.settings.max_channels, self.settings.max_permissions);
+        let a = self
+            .allocations
+            .get_mut(&id)
+            .ok_or(StunError::AllocationMismatch)?;
+        a.bind_channel(number, peer, now, cap, permission_cap)
+            .map_err(bind_error)
+    }
+
+    /// A peer must match the relay's family (443) and pass the peer policy (403).
+    fn check_peer(&self, id: AllocId, peer: SocketAddr) -> Result<(), StunError> {
+        let a = self
+            .allocations
+            .get(&id)
+            .ok_or(StunError::AllocationMismatch)?;
+        if family_of(a.relay.ip()) != family_of(peer.ip()) {
+            return Err(StunError::PeerAddressFamilyMismatch);
+        }
+        self.peer_allowed(peer).map_err(|refusal| {
+            self.metrics.refused_peer(refusal.as_str());
+            tracing::debug!(allocation = id.0, %peer, reason = refusal.as_str(), "peer refused");
+            StunError::Forbidden
+        })
+    }
+}
+
+/// After a failed bind: another port, or 508 once [`BIND_ATTEMPTS`] are spent. The
+/// failed port stays marked as used: another process holds it.
+pub(super) fn retry_bind<H: Clone>(
+    relay: &mut Relay<H>,
+    id: AllocId,
+) -> Result<SocketAddr, Vec<u8>> {
+    let Some(a) = relay.allocations.get_mut(&id) else {
+        return Err(Vec::new());
+    };
+    a.bind_attempts += 1;
+    let (old, attempts) = (a.relay, a.bind_attempts);
+    let port = if attempts < BIND_ATTEMPTS {
+        relay.ports.take(&mut relay.rng, old.port().is_multiple_of(2))
+    } else {
+        None
+    };
+    let Some(port) = port else {
+        let tid = a.allocate_transaction;
+        let signer = a.pending.as_ref().map(|(s, _)| s.clone());
+        relay.free(id);
+        relay.ports.hold(old.port());
+        return Err(response::error(
+            ALLOCATE,
+            &tid,
+            StunError::InsufficientCapacity,
+            Vec::new(),
+            signer.as_ref(),
+        ));
+    };
+    let new = SocketAddr::new(old.ip(), port);
+    let advertised = relay.advertised(new);
+    relay.by_relay.retain(|_, owner| *owner != id);
+    relay.by_relay.insert(new, id);
+    relay.by_relay.insert(advertised, id);
+    if let Some(a) = relay.allocations.get_mut(&id) {
+        a.relay = new;
+        a.advertised = advertised;
+    }
+    relay.finish_allocate_response(id);
+    Ok(new)
+}
+
+fn family_of(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::IPv4,
+        IpAddr::V6(_) => AddressFamily::IPv6,
+    }
+}
+
+fn bind_error(e: BindError) -> StunError {
+    match e {
+        BindError::Conflict => StunError::BadRequest,
+        BindError::Full => StunError::InsufficientCapacity,
+    }
+}
