@@ -10,9 +10,11 @@ pub const STUN_HEADER: usize = 20;
 pub const CHANNEL_HEADER: usize = 4;
 /// The STUN magic cookie (RFC 8489 §5).
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
-/// The channel numbers a client may bind (RFC 8656 §12).
+/// The channel numbers a client may bind. RFC 8656 §12 narrowed them to 0x4000–0x4FFF;
+/// RFC 5766 allowed up to 0x7FFF and clients still use that range (coturn's
+/// `turnutils_uclient` binds 0x6xxx), so it is accepted, as coturn does.
 pub const CHANNEL_MIN: u16 = 0x4000;
-pub const CHANNEL_MAX: u16 = 0x4FFF;
+pub const CHANNEL_MAX: u16 = 0x7FFF;
 
 /// What a datagram or a stream frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +175,8 @@ mod tests {
         );
         b[3] = 5;
         assert_eq!(classify_datagram(&b), Err(FramingError::BadChannelLength));
-        // 0x5000 and up are reserved, 0x80.. and 0xC0.. are other protocols.
-        for first in [0x50, 0x7F, 0x80, 0xC0, 0xFF] {
+        // 0x80.. and 0xC0.. are other protocols (RTP, DTLS…).
+        for first in [0x80, 0xC0, 0xFF] {
             assert_eq!(
                 classify_datagram(&[first, 0, 0, 0]),
                 Err(FramingError::UnknownType(first))

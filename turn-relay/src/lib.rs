@@ -8,6 +8,7 @@
 pub mod allocation;
 pub mod auth;
 pub mod clock;
+pub mod config;
 pub mod credentials;
 pub mod five_tuple;
 pub mod framing;
@@ -18,3 +19,4 @@ pub mod ports;
 pub mod rate_limit;
 pub mod relay;
 pub mod response;
+pub mod server;

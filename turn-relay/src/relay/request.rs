@@ -138,7 +138,10 @@ impl<H: Clone> Relay<H> {
                 Vec::new(),
                 Some(&auth.signer),
             )),
-            Err(code) => reply(code),
+            Err(code) => {
+                tracing::debug!(method = method.as_u16(), code = code.code(), request = ?msg, "request refused");
+                reply(code)
+            }
         }
     }
 
@@ -505,7 +508,9 @@ pub(super) fn retry_bind<H: Clone>(
     a.bind_attempts += 1;
     let (old, attempts) = (a.relay, a.bind_attempts);
     let port = if attempts < BIND_ATTEMPTS {
-        relay.ports.take(&mut relay.rng, old.port().is_multiple_of(2))
+        relay
+            .ports
+            .take(&mut relay.rng, old.port().is_multiple_of(2))
     } else {
         None
     };

@@ -1,0 +1,77 @@
+//! `turn-relay`: the relay on its own (the signaling binary embeds the same relay).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+use turn_relay::config::Cli;
+use turn_relay::server::TurnServer;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match cli.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("turn-relay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match TurnServer::start(config.settings, config.listeners).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("turn-relay: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(addr) = config.metrics_listen {
+        let metrics = server.metrics().clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.encode() }
+            }),
+        );
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Err(e) => {
+                eprintln!("turn-relay: cannot listen for metrics on {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let all: Vec<String> = server
+        .udp
+        .iter()
+        .map(|a| format!("udp {a}"))
+        .chain(server.tcp.iter().map(|a| format!("tcp {a}")))
+        .chain(server.tls.iter().map(|a| format!("tls {a}")))
+        .collect();
+    println!("turn-relay: listening on {}", all.join(", "));
+    shutdown_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,495 @@
+//! The tokio shell around [`Relay`]: UDP, TCP and TLS listeners, one UDP socket and task
+//! per allocation, a timer task. It reads the clock, owns the sockets and does what the
+//! core says; every protocol decision is in the core.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::allocation::AllocId;
+use crate::clock;
+use crate::five_tuple::{FiveTuple, Transport};
+use crate::framing::{self, CHANNEL_HEADER};
+use crate::metrics::Metrics;
+use crate::relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
+
+/// Largest datagram or frame handled (a UDP datagram cannot be larger).
+const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;
+/// Frames queued towards one TCP/TLS client before further ones are dropped (as UDP would).
+const STREAM_QUEUE: usize = 256;
+/// A TCP/TLS client must finish its TLS handshake within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the relay listens.
+#[derive(Clone, Default)]
+pub struct Listeners {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+    /// Required when `tls` is not empty.
+    pub tls_config: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {transport} {addr}: {source}")]
+    Listen {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS listeners need a certificate and key (tls_cert, tls_key)")]
+    NoTlsConfig,
+}
+
+/// A running relay.
+pub struct TurnServer {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    shared: Arc<Shared>,
+}
+
+/// The shell's handle of an allocation: its relay socket, the way back to its client,
+/// and its task.
+pub struct RelayIo {
+    socket: UdpSocket,
+    client: ClientSink,
+    task: OnceLock<AbortHandle>,
+}
+
+impl RelayIo {
+    fn close(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+enum ClientSink {
+    Udp {
+        socket: Arc<UdpSocket>,
+        to: SocketAddr,
+    },
+    Stream(mpsc::Sender<Vec<u8>>),
+}
+
+impl ClientSink {
+    async fn send(&self, bytes: &[u8], metrics: &Metrics) {
+        match self {
+            ClientSink::Udp { socket, to } => {
+                if socket.send_to(bytes, *to).await.is_err() {
+                    metrics.dropped("send_failed");
+                }
+            }
+            ClientSink::Stream(tx) => {
+                if tx.try_send(bytes.to_vec()).is_err() {
+                    metrics.dropped("stream_queue_full");
+                }
+            }
+        }
+    }
+}
+
+type Handle = Arc<RelayIo>;
+
+struct Shared {
+    core: Mutex<Relay<Handle>>,
+    metrics: Metrics,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    timer: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn core(&self) -> MutexGuard<'_, Relay<Handle>> {
+        // A panic while holding the lock would be a bug; keep serving regardless.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn now() -> Now {
+    Now {
+        mono: clock::now(),
+        unix: clock::unix_now(),
+    }
+}
+
+impl TurnServer {
+    /// Binds every listener and starts serving.
+    pub async fn start(settings: RelaySettings, listeners: Listeners) -> Result<Self, StartError> {
+        let metrics = Metrics::new();
+        Self::start_with_metrics(settings, listeners, metrics).await
+    }
+
+    pub async fn start_with_metrics(
+        settings: RelaySettings,
+        listeners: Listeners,
+        metrics: Metrics,
+    ) -> Result<Self, StartError> {
+        if !listeners.tls.is_empty() && listeners.tls_config.is_none() {
+            return Err(StartError::NoTlsConfig);
+        }
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let core = Relay::new(
+            settings,
+            clock::random_seed(),
+            metrics.clone(),
+            clock::now(),
+        );
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            metrics: metrics.clone(),
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+            timer: tokio::sync::Notify::new(),
+        });
+        let mut server = TurnServer {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            metrics,
+            shutdown,
+            tasks,
+            shared: shared.clone(),
+        };
+        for addr in &listeners.udp {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    transport: "udp",
+                    addr: *addr,
+                    source,
+                })?;
+            let local = socket.local_addr().unwrap_or(*addr);
+            server.udp.push(local);
+            let shared = shared.clone();
+            server.spawn(serve_udp(shared, Arc::new(socket), local));
+        }
+        let tls = listeners.tls_config.map(TlsAcceptor::from);
+        let stream_listeners = listeners
+            .tcp
+            .iter()
+            .map(|a| (a, Transport::Tcp))
+            .chain(listeners.tls.iter().map(|a| (a, Transport::Tls)));
+        for (addr, transport) in stream_listeners {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    transport: transport.as_str(),
+                    addr: *addr,
+                    source,
+                })?;
+            let local = listener.local_addr().unwrap_or(*addr);
+            match transport {
+                Transport::Tls => server.tls.push(local),
+                _ => server.tcp.push(local),
+            }
+            let acceptor = (transport == Transport::Tls).then(|| tls.clone()).flatten();
+            server.spawn(accept_streams(shared.clone(), listener, acceptor));
+        }
+        server.spawn(run_timers(shared));
+        tracing::info!(udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls, "TURN relay listening");
+        Ok(server)
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        let token = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = f => {}
+            }
+        });
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn allocation_count(&self) -> usize {
+        self.shared.core().allocation_count()
+    }
+
+    /// Stops every listener and allocation; waits at most 5 s for the tasks.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+    }
+}
+
+async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP errors surface here on some systems: keep serving.
+            Err(_) => continue,
+        };
+        let five_tuple = FiveTuple {
+            client: from,
+            server: local,
+            transport: Transport::Udp,
+        };
+        let sink = || ClientSink::Udp {
+            socket: socket.clone(),
+            to: from,
+        };
+        let action = handle(&shared, five_tuple, &buf[..n], sink);
+        match action {
+            Action::Reply(bytes) => {
+                let _ = socket.send_to(&bytes, from).await;
+            }
+            Action::Forward { via, peer, payload } => {
+                if via.socket.send_to(&buf[payload], peer).await.is_err() {
+                    shared.metrics.dropped("send_failed");
+                }
+            }
+            Action::None => {}
+        }
+    }
+}
+
+/// What the I/O loop does after the core decided.
+enum Action {
+    None,
+    Reply(Vec<u8>),
+    Forward {
+        via: Handle,
+        peer: SocketAddr,
+        payload: std::ops::Range<usize>,
+    },
+}
+
+/// Runs the core on one packet; opens and closes relay sockets under the same lock, so
+/// the core's view and the sockets never disagree.
+fn handle(
+    shared: &Arc<Shared>,
+    from: FiveTuple,
+    packet: &[u8],
+    sink: impl FnOnce() -> ClientSink,
+) -> Action {
+    let mut core = shared.core();
+    match core.handle_client(from, packet, now()) {
+        FromClient::Drop => Action::None,
+        FromClient::Reply(bytes) => Action::Reply(bytes),
+        FromClient::Forward { via, peer, payload } => Action::Forward { via, peer, payload },
+        FromClient::Close { handle, reply } => {
+            handle.close();
+            Action::Reply(reply)
+        }
+        FromClient::Open { id, relay } => {
+            let (mut relay, sink) = (relay, sink());
+            loop {
+                match open_relay(shared, id, relay, sink.clone(), from.transport.is_stream()) {
+                    Ok(io) => {
+                        let reply = core.relay_opened(id, io);
+                        shared.timer.notify_one();
+                        return Action::Reply(reply);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%relay, error = %e, "relay port taken, trying another");
+                        match core.relay_failed(id) {
+                            Ok(next) => relay = next,
+                            Err(reply) => return Action::Reply(reply),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Binds a relay socket and starts the task that reads what peers send to it.
+fn open_relay(
+    shared: &Arc<Shared>,
+    id: AllocId,
+    addr: SocketAddr,
+    client: ClientSink,
+    stream: bool,
+) -> std::io::Result<Handle> {
+    let std_socket = std::net::UdpSocket::bind(addr)?;
+    std_socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(std_socket)?;
+    let io = Arc::new(RelayIo {
+        socket,
+        client,
+        task: OnceLock::new(),
+    });
+    let span = tracing::info_span!("allocation", id = id.0, relay = %addr);
+    let task = shared
+        .tasks
+        .spawn(serve_relay(shared.clone(), id, io.clone(), stream).instrument(span));
+    let _ = io.task.set(task.abort_handle());
+    Ok(io)
+}
+
+/// Reads datagrams from peers on one relay socket and hands them to the client.
+async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle, stream: bool) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let end = buf.len() - 3;
+    loop {
+        let (n, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = io.socket.recv_from(&mut buf[CHANNEL_HEADER..end]) => match r {
+                Ok(r) => r,
+                Err(_) => continue,
+            },
+        };
+        let out = shared
+            .core()
+            .handle_peer(id, peer, &mut buf, n, stream, clock::now());
+        match out {
+            FromPeer::ChannelData(len) => io.client.send(&buf[..len], &shared.metrics).await,
+            FromPeer::Indication(bytes) => io.client.send(&bytes, &shared.metrics).await,
+            FromPeer::Drop => {}
+        }
+    }
+}
+
+async fn run_timers(shared: Arc<Shared>) {
+    loop {
+        let next = shared.core().poll_timeout();
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            _ = shared.timer.notified() => continue,
+        }
+        let closed = shared.core().handle_timeout(clock::now());
+        for io in closed {
+            io.close();
+        }
+    }
+}
+
+async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    loop {
+        let Ok((tcp, client)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let Ok(server) = tcp.local_addr() else {
+            continue;
+        };
+        let transport = if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        };
+        let five_tuple = FiveTuple {
+            client,
+            server,
+            transport,
+        };
+        let span = tracing::debug_span!("turn_stream", %client, transport = transport.as_str());
+        let (shared2, tls) = (shared.clone(), tls.clone());
+        shared.tasks.spawn(
+            async move {
+                let shutdown = shared2.shutdown.clone();
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = serve_stream_conn(shared2.clone(), tcp, tls, five_tuple) => {}
+                }
+                if let Some(io) = shared2.core().client_closed(&five_tuple) {
+                    io.close();
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn serve_stream_conn(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    five_tuple: FiveTuple,
+) {
+    match tls {
+        None => serve_stream(shared, tcp, five_tuple).await,
+        Some(acceptor) => {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                shared.metrics.dropped("tls_handshake");
+                return;
+            };
+            serve_stream(shared, stream, five_tuple).await;
+        }
+    }
+}
+
+/// One TCP or TLS connection: frames in (RFC 8656 §12.5 framing), frames out through a
+/// bounded queue written by a second task.
+async fn serve_stream<S>(shared: Arc<Shared>, stream: S, five_tuple: FiveTuple)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
+    let writer_task = shared.tasks.spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let sink = ClientSink::Stream(tx.clone());
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut filled = 0;
+    'read: loop {
+        match reader.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+        let mut start = 0;
+        loop {
+            let frame_len = match framing::stream_frame_len(&buf[start..filled]) {
+                Ok(Some(len)) if len > MAX_PACKET => break 'read,
+                Ok(Some(len)) if start + len <= filled => len,
+                Ok(_) => break,
+                // Framing lost: a stream cannot resynchronise.
+                Err(_) => {
+                    shared.metrics.dropped("bad_framing");
+                    break 'read;
+                }
+            };
+            let frame = &buf[start..start + frame_len];
+            match handle(&shared, five_tuple, frame, || sink.clone()) {
+                Action::Reply(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Action::Forward { via, peer, payload } => {
+                    let data = &frame[payload];
+                    if via.socket.send_to(data, peer).await.is_err() {
+                        shared.metrics.dropped("send_failed");
+                    }
+                }
+                Action::None => {}
+            }
+            start += frame_len;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+    }
+    drop(tx);
+    drop(sink);
+    writer_task.abort();
+}
