@@ -353,7 +353,7 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Co
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(certs, key)?))
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
         .map_err(|e| invalid("tls_key", format!("does not match tls_cert: {e}")))?;
     Ok(Arc::new(config))
 }
