@@ -1,0 +1,258 @@
+//! One regression test per known TURN vulnerability class, against a real relay over
+//! real sockets (see docs/turn.md for the classes and the incidents behind them).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stun_rs::attributes::turn::{ChannelNumber, Data, RequestedTrasport, XorPeerAddress};
+use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, SEND};
+use stun_rs::{MessageClass, StunAttribute};
+use support::{TestClient, error_code};
+use tokio::net::UdpSocket;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn peer_attr(p: SocketAddr) -> Vec<StunAttribute> {
+    vec![XorPeerAddress::from(p).into()]
+}
+
+fn udp() -> StunAttribute {
+    RequestedTrasport::new(stun_rs::protocols::UDP).into()
+}
+
+async fn recv_within(socket: &UdpSocket, wait: Duration) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 65_536];
+    match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn loopback_unspecified_private_and_mapped_peers_are_refused_by_default() {
+    let relay = support::start(support::settings(false, true), false).await;
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    client.allocate().await;
+    for peer in [
+        "127.0.0.1:9",
+        "127.0.0.2:9",
+        "0.0.0.0:9",
+        "10.1.2.3:9",
+        "192.168.0.1:9",
+        "169.254.169.254:80",
+        "100.64.0.1:9",
+        "224.0.0.251:5353",
+        "255.255.255.255:9",
+    ] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let reply = client.request(CREATE_PERMMISSION, peer_attr(peer)).await;
+        assert_eq!(error_code(&reply), Some(403), "CreatePermission {peer}");
+        let bind = vec![
+            ChannelNumber::new(0x4000).into(),
+            XorPeerAddress::from(peer).into(),
+        ];
+        let reply = client.request(CHANNEL_BIND, bind).await;
+        assert_eq!(error_code(&reply), Some(403), "ChannelBind {peer}");
+    }
+    // IPv6 spellings of IPv4 loopback on an IPv4 relay: refused (family or policy).
+    for peer in [
+        "[::ffff:127.0.0.1]:9",
+        "[::ffff:0.0.0.0]:9",
+        "[::1]:9",
+        "[::]:9",
+        "[::127.0.0.1]:9",
+    ] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let reply = client.request(CREATE_PERMMISSION, peer_attr(peer)).await;
+        assert!(
+            matches!(error_code(&reply), Some(403) | Some(443)),
+            "{peer}: {reply:?}"
+        );
+    }
+    let metrics = relay.server.metrics().encode();
+    assert!(
+        metrics.contains("turn_refused_peers_total{reason=\"special_purpose\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_relays_own_ports_are_not_peers_even_when_loopback_is_allowed() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    client.allocate().await;
+    // The TURN listener itself (127.0.0.1 is the relay's own address).
+    let reply = client
+        .request(CREATE_PERMMISSION, peer_attr(relay.udp))
+        .await;
+    assert_eq!(error_code(&reply), Some(403));
+    let bind = vec![
+        ChannelNumber::new(0x4000).into(),
+        XorPeerAddress::from(relay.tcp).into(),
+    ];
+    assert_eq!(
+        error_code(&client.request(CHANNEL_BIND, bind).await),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn unauthenticated_allocate_gets_401_and_creates_nothing() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let client = TestClient::new(relay.udp, "127.0.0.1").await;
+    let request = client.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    for _ in 0..50 {
+        client.send_raw(&request).await;
+        let reply = support::decode(&client.recv(Duration::from_secs(5)).await.unwrap());
+        assert_eq!(error_code(&reply), Some(401));
+    }
+    assert_eq!(relay.server.allocation_count(), 0);
+    // Wrong password: 401 as well, still nothing.
+    let mut wrong = TestClient::new(relay.udp, "127.0.0.1").await;
+    wrong.password = "guess".into();
+    let reply = wrong.request(ALLOCATE, vec![udp()]).await;
+    assert_eq!(error_code(&reply), Some(401));
+    assert_eq!(relay.server.allocation_count(), 0);
+}
+
+#[tokio::test]
+async fn a_nonce_replayed_from_another_address_is_refused() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let mut victim = TestClient::new(relay.udp, "127.0.0.1").await;
+    victim.allocate().await;
+    // Another host replays the victim's nonce with valid credentials of its own.
+    let mut other = TestClient::new(relay.udp, "127.0.0.3").await;
+    other.nonce = victim.nonce.clone();
+    let reply = other.exchange(ALLOCATE, vec![udp()]).await;
+    assert_eq!(error_code(&reply), Some(401));
+    // A made-up nonce, too.
+    other.nonce = Some("0000ffff00000000000000000000".into());
+    assert_eq!(
+        error_code(&other.exchange(ALLOCATE, vec![udp()]).await),
+        Some(401)
+    );
+    // With its own fresh nonce it works.
+    other.allocate().await;
+}
+
+#[tokio::test]
+async fn oversized_truncated_and_garbage_packets_do_not_hurt_the_relay() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    client.allocate().await;
+    let good = client.build(
+        CREATE_PERMMISSION,
+        MessageClass::Request,
+        peer_attr("127.0.0.2:9".parse().unwrap()),
+    );
+    let attacker = TestClient::new(relay.udp, "127.0.0.4").await;
+    let mut packets: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+    // An attribute length running past the message.
+    let mut overlong = good.clone();
+    overlong[22..24].copy_from_slice(&0xFFFCu16.to_be_bytes());
+    packets.push(overlong);
+    // A STUN header announcing 65,532 bytes, and a full-size datagram of zeros.
+    let mut huge = good[..20].to_vec();
+    huge[2..4].copy_from_slice(&0xFFFCu16.to_be_bytes());
+    packets.push(huge);
+    packets.push(vec![0u8; 65_000]);
+    packets.push(vec![0xFF; 1500]);
+    // ChannelData claiming more data than it carries.
+    packets.push(vec![0x40, 0x00, 0xFF, 0xFF, 1, 2, 3]);
+    for p in &packets {
+        attacker.send_raw(p).await;
+    }
+    // The relay still answers, and the client's allocation is intact.
+    let reply = client.request(BINDING, Vec::new()).await;
+    assert_eq!(reply.class(), MessageClass::SuccessResponse);
+    let reply = client
+        .request(
+            CREATE_PERMMISSION,
+            peer_attr("127.0.0.2:9".parse().unwrap()),
+        )
+        .await;
+    assert_eq!(reply.class(), MessageClass::SuccessResponse);
+    assert_eq!(relay.server.allocation_count(), 1);
+    assert!(
+        relay
+            .server
+            .metrics()
+            .encode()
+            .contains("reason=\"malformed\"")
+    );
+}
+
+#[tokio::test]
+async fn channel_data_to_an_unbound_channel_is_not_relayed() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    client.allocate().await;
+    // A permission exists, but channel 0x4001 is bound to nothing.
+    client
+        .request(CREATE_PERMMISSION, peer_attr(peer_addr))
+        .await;
+    client
+        .send_raw(&[0x40, 0x01, 0x00, 0x04, b'n', b'o', b'p', b'e'])
+        .await;
+    assert_eq!(recv_within(&peer, QUIET).await, None);
+    // Bound, the same frame goes through (the path works).
+    let bind = vec![
+        ChannelNumber::new(0x4001).into(),
+        XorPeerAddress::from(peer_addr).into(),
+    ];
+    assert_eq!(
+        client.request(CHANNEL_BIND, bind).await.class(),
+        MessageClass::SuccessResponse
+    );
+    client
+        .send_raw(&[0x40, 0x01, 0x00, 0x04, b'y', b'e', b's', b'!'])
+        .await;
+    assert_eq!(
+        recv_within(&peer, Duration::from_secs(5)).await.as_deref(),
+        Some(&b"yes!"[..])
+    );
+}
+
+#[tokio::test]
+async fn send_without_permission_is_not_relayed() {
+    let relay = support::start(support::settings(true, true), false).await;
+    let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    client.allocate().await;
+    let send = |c: &TestClient, data: &[u8]| {
+        c.build(
+            SEND,
+            MessageClass::Indication,
+            vec![
+                XorPeerAddress::from(peer_addr).into(),
+                Data::new(data).into(),
+            ],
+        )
+    };
+    client.send_raw(&send(&client, b"no permission")).await;
+    assert_eq!(recv_within(&peer, QUIET).await, None);
+    let mut buf = [0u8; 64];
+    client
+        .request(CREATE_PERMMISSION, peer_attr(peer_addr))
+        .await;
+    client.send_raw(&send(&client, b"permitted")).await;
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"permitted");
+    // A stranger writing to the relay address is dropped.
+    let stranger = UdpSocket::bind("127.0.0.5:0").await.unwrap();
+    stranger.send_to(b"let me in", from).await.unwrap();
+    assert_eq!(client.recv(QUIET).await, None);
+    // The permitted peer's answer arrives as a Data indication.
+    peer.send_to(b"pong", from).await.unwrap();
+    let data = support::decode(&client.recv(Duration::from_secs(5)).await.unwrap());
+    assert_eq!(data.method(), stun_rs::methods::DATA);
+}
