@@ -19,3 +19,9 @@ pub fn unix_now() -> u64 {
 pub fn random_seed() -> u64 {
     rand::random()
 }
+
+/// A random TURN REST secret, for an embedded relay without a configured one.
+pub fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

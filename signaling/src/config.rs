@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::auth::{Auth, JwtAlgorithm, JwtAuth};
 use crate::ice::IceConfig;
 use crate::switchboard;
+use crate::turn::EmbeddedTurn;
 
 /// A configuration error, naming the bad setting.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub struct Config {
     pub send_queue: usize,
     pub resume_queue: usize,
     pub max_connections: usize,
+    /// The embedded TURN relay; `None` with `--no-turn` (and in `Config::default()`).
+    pub turn: Option<EmbeddedTurn>,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             send_queue: 256,
             resume_queue: 1024,
             max_connections: 100_000,
+            turn: None,
         }
     }
 }
@@ -184,6 +188,27 @@ pub struct Settings {
     /// Open WebSocket connections at most; more get HTTP 503 [default: 100000].
     #[arg(long, env = "SIGNALING_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// UDP and TCP address of the embedded STUN/TURN relay [default: 127.0.0.1:3478].
+    #[arg(long, env = "SIGNALING_TURN_LISTEN")]
+    pub turn_listen: Option<SocketAddr>,
+    /// Do not run the embedded relay (use ice_urls for an external one).
+    #[arg(
+        long,
+        env = "SIGNALING_NO_TURN",
+        num_args = 0,
+        default_missing_value = "true"
+    )]
+    pub no_turn: Option<bool>,
+    /// Peer ranges the embedded relay may relay to although private or loopback,
+    /// comma-separated (e.g. 10.0.0.0/8 for a LAN-only deployment).
+    #[arg(long, env = "SIGNALING_TURN_ALLOW_PEERS", value_delimiter = ',')]
+    pub turn_allow_peers: Option<Vec<ipnet::IpNet>>,
+    /// Public IPv4 address of the embedded relay behind a 1:1 NAT.
+    #[arg(long, env = "SIGNALING_TURN_EXTERNAL_IP")]
+    pub turn_external_ip: Option<std::net::Ipv4Addr>,
+    /// Relay port range of the embedded relay, `low-high` [default: 49152-65535].
+    #[arg(long, env = "SIGNALING_TURN_RELAY_PORTS")]
+    pub turn_relay_ports: Option<String>,
 }
 
 macro_rules! overlay {
@@ -216,7 +241,12 @@ impl Settings {
             max_calls_per_session,
             send_queue,
             resume_queue,
-            max_connections
+            max_connections,
+            turn_listen,
+            no_turn,
+            turn_allow_peers,
+            turn_external_ip,
+            turn_relay_ports
         )
     }
 
@@ -236,6 +266,7 @@ impl Settings {
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let d = Config::default();
         let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        let turn = self.turn()?;
         let config = Config {
             listen: self.listen.unwrap_or(d.listen),
             auth: self.auth()?,
@@ -255,9 +286,32 @@ impl Settings {
             send_queue: self.send_queue.unwrap_or(d.send_queue),
             resume_queue: self.resume_queue.unwrap_or(d.resume_queue),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
+            turn,
         };
         validate(&config)?;
         Ok(config)
+    }
+
+    /// The embedded relay: on unless `no_turn`.
+    fn turn(&self) -> Result<Option<EmbeddedTurn>, ConfigError> {
+        if self.no_turn == Some(true) {
+            return Ok(None);
+        }
+        let listen = self
+            .turn_listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3478)));
+        let mut turn = EmbeddedTurn::new(listen);
+        turn.allow_peers = self.turn_allow_peers.clone().unwrap_or_default();
+        turn.external_ip = self.turn_external_ip;
+        if let Some(ports) = &self.turn_relay_ports {
+            turn.relay_ports = turn_relay::config::parse_port_range(ports).ok_or_else(|| {
+                invalid(
+                    "turn_relay_ports",
+                    format!("{ports:?} is not low-high (1024-65535)"),
+                )
+            })?;
+        }
+        Ok(Some(turn))
     }
 
     fn auth(&self) -> Result<Auth, ConfigError> {
@@ -325,7 +379,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             format!("{url:?} is not a stun:, turn: or turns: URL"),
         ));
     }
-    if c.turn_secret.is_some() && !c.ice_urls.iter().any(|u| u.starts_with("turn")) {
+    if c.turn.is_none()
+        && c.turn_secret.is_some()
+        && !c.ice_urls.iter().any(|u| u.starts_with("turn"))
+    {
         return Err(invalid(
             "turn_secret",
             "is set but ice_urls has no turn: or turns: URL",
@@ -388,8 +445,10 @@ mod tests {
                 ..
             })
         ));
+        // Without the embedded relay, a TURN secret needs a turn: URL to go with it.
         let bad = Settings {
             turn_secret: Some("s".into()),
+            no_turn: Some(true),
             ..Default::default()
         }
         .resolve();
@@ -405,6 +464,25 @@ mod tests {
             ..Default::default()
         }
         .resolve();
+        let bad_ports = Settings {
+            turn_relay_ports: Some("10-20".into()),
+            ..Default::default()
+        }
+        .resolve();
+        assert!(matches!(
+            bad_ports,
+            Err(ConfigError::Invalid {
+                key: "turn_relay_ports",
+                ..
+            })
+        ));
+        let embedded = Settings::default().resolve().unwrap().turn.unwrap();
+        assert_eq!(embedded.listen, SocketAddr::from(([127, 0, 0, 1], 3478)));
+        let off = Settings {
+            no_turn: Some(true),
+            ..Default::default()
+        };
+        assert!(off.resolve().unwrap().turn.is_none());
         assert!(matches!(
             bad,
             Err(ConfigError::Invalid {

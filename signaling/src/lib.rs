@@ -23,6 +23,7 @@ pub mod registry;
 pub mod server;
 pub mod session;
 pub mod switchboard;
+pub mod turn;
 pub mod upgrade;
 pub mod web_demo;
 

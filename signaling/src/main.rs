@@ -1,5 +1,6 @@
 //! `signaling`: the signaling server binary.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -48,10 +49,22 @@ async fn main() -> ExitCode {
     } else {
         format!("http://{host}:{}/", addr.port())
     };
-    println!(
+    // A closed stdout (the launcher stopped reading) must not stop the server.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
         "signaling: open {url} (WebSocket at {}ws)",
         url.replacen("http", "ws", 1)
     );
+    let _ = match server.turn() {
+        Some(turn) => writeln!(
+            out,
+            "signaling: embedded TURN relay on udp {} and tcp {}",
+            turn.udp[0], turn.tcp[0]
+        ),
+        None => writeln!(out, "signaling: embedded TURN relay off"),
+    };
+    let _ = out.flush();
     shutdown_signal().await;
     info!("shutting down");
     server.shutdown().await;

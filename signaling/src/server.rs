@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+use turn_relay::server::TurnServer;
 
 use crate::clock;
 use crate::config::Config;
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::registry::MemoryRegistry;
 use crate::session::ConnId;
 use crate::switchboard::{Output, Switchboard};
+use crate::turn;
 use crate::upgrade;
 use crate::web_demo;
 
@@ -38,6 +40,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("embedded TURN relay: {0}")]
+    Turn(#[from] turn_relay::server::StartError),
 }
 
 /// How the switchboard reaches a connection task.
@@ -92,6 +96,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub ice: IceConfig,
     pub metrics: Metrics,
+    /// The embedded relay's metrics, served on the same /metrics.
+    turn_metrics: Option<turn_relay::metrics::Metrics>,
     next_conn: AtomicU64,
     open_conns: AtomicUsize,
     pub shutdown: CancellationToken,
@@ -99,7 +105,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(config: Config) -> Self {
+    fn new(
+        config: Config,
+        ice: IceConfig,
+        turn_metrics: Option<turn_relay::metrics::Metrics>,
+    ) -> Self {
         let metrics = Metrics::new();
         let board = Switchboard::new(
             config.switchboard(),
@@ -115,9 +125,10 @@ impl Shared {
                 armed: None,
             }),
             timer: Notify::new(),
-            ice: config.ice(),
+            ice,
             config,
             metrics,
+            turn_metrics,
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -156,6 +167,7 @@ pub struct Server {
     shared: Arc<Shared>,
     http: JoinHandle<std::io::Result<()>>,
     timer: JoinHandle<()>,
+    turn: Option<TurnServer>,
 }
 
 impl Server {
@@ -172,7 +184,23 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::new(config));
+        let mut ice = config.ice();
+        let turn = match &config.turn {
+            Some(embedded) => {
+                // The relay and welcome.ice_servers share the REST secret; without one
+                // configured, a random one lives as long as the process.
+                let secret = ice.turn_secret.clone().unwrap_or_else(clock::random_secret);
+                let (server, urls) = turn::start(embedded, &secret).await?;
+                if ice.urls.is_empty() {
+                    ice.urls = urls;
+                }
+                ice.turn_secret = Some(secret);
+                Some(server)
+            }
+            None => None,
+        };
+        let turn_metrics = turn.as_ref().map(|t| t.metrics().clone());
+        let shared = Arc::new(Shared::new(config, ice, turn_metrics));
         let token = shared.shutdown.clone();
         let app = router(shared.clone());
         // Signaling messages are small and latency-bound: never hold them back for Nagle.
@@ -193,11 +221,22 @@ impl Server {
             shared,
             http,
             timer,
+            turn,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The embedded relay, when it runs.
+    pub fn turn(&self) -> Option<&TurnServer> {
+        self.turn.as_ref()
+    }
+
+    /// The STUN/TURN URLs handed out in `welcome.ice_servers`.
+    pub fn ice_urls(&self) -> &[String] {
+        &self.shared.ice.urls
     }
 
     /// Stops accepting, closes every WebSocket with 1001 and waits (at most 5 s for the
@@ -221,6 +260,9 @@ impl Server {
         if tokio::time::timeout(GRACE, self.timer).await.is_err() {
             timer_abort.abort();
         }
+        if let Some(turn) = self.turn {
+            turn.shutdown().await;
+        }
         info!("signaling server stopped");
     }
 }
@@ -236,11 +278,14 @@ fn router(shared: Arc<Shared>) -> Router {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        shared.metrics.encode(),
-    )
-        .into_response()
+    let mut text = shared.metrics.encode();
+    if let Some(turn) = &shared.turn_metrics {
+        // One exposition: a single `# EOF` at the very end.
+        let body_end = text.trim_end().strip_suffix("# EOF").map(str::len);
+        text.truncate(body_end.unwrap_or(text.len()));
+        text.push_str(&turn.encode());
+    }
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 async fn ws_upgrade(State(shared): State<Arc<Shared>>, mut req: Request) -> Response {

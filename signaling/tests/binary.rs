@@ -17,7 +17,8 @@ fn signaling() -> Command {
 /// Starts the binary on a free port; returns it with the URL it printed.
 fn start(args: &[&str]) -> (Child, String) {
     let mut child = signaling()
-        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
+        .args(["--log", "warn"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -84,6 +85,9 @@ fn prints_the_url_serves_and_stops_on_sigterm() {
     );
     let metrics = http_get(&url, "/metrics");
     assert!(metrics.contains("signaling_connections"), "{metrics}");
+    // The embedded relay's metrics are in the same exposition, which ends once.
+    assert!(metrics.contains("turn_allocations"), "{metrics}");
+    assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
     assert!(terminate(child).success());
 }
 

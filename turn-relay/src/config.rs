@@ -298,19 +298,20 @@ fn parse_users(entries: Vec<String>) -> Result<Users, ConfigError> {
 }
 
 fn parse_ports(text: &str) -> Result<std::ops::RangeInclusive<u16>, ConfigError> {
-    let bad = || {
+    parse_port_range(text).ok_or_else(|| {
         invalid(
             "relay_ports",
             format!("{text:?} is not low-high (1024-65535)"),
         )
-    };
-    let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
-    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
-    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
-    if lo < 1024 || lo > hi {
-        return Err(bad());
-    }
-    Ok(lo..=hi)
+    })
+}
+
+/// `low-high` with 1024 <= low <= high.
+pub fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (lo, hi) = text.split_once('-')?;
+    let lo: u16 = lo.trim().parse().ok()?;
+    let hi: u16 = hi.trim().parse().ok()?;
+    (lo >= 1024 && lo <= hi).then_some(lo..=hi)
 }
 
 /// The relay's own addresses, never valid peers (except as relay addresses).
@@ -326,7 +327,7 @@ fn own_addresses(s: &RelaySettings, listen: &[SocketAddr], tls: &[SocketAddr]) -
 }
 
 /// The local address of the default IPv4 route (no packet is sent).
-fn default_route_ipv4() -> Option<Ipv4Addr> {
+pub fn default_route_ipv4() -> Option<Ipv4Addr> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("192.0.2.1:9").ok()?;
     match socket.local_addr().ok()?.ip() {

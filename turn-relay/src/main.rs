@@ -1,5 +1,6 @@
 //! `turn-relay`: the relay on its own (the signaling binary embeds the same relay).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -56,7 +57,10 @@ async fn main() -> ExitCode {
         .chain(server.tcp.iter().map(|a| format!("tcp {a}")))
         .chain(server.tls.iter().map(|a| format!("tls {a}")))
         .collect();
-    println!("turn-relay: listening on {}", all.join(", "));
+    // A closed stdout (the launcher stopped reading) must not stop the relay.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "turn-relay: listening on {}", all.join(", "));
+    let _ = out.flush();
     shutdown_signal().await;
     info!("shutting down");
     server.shutdown().await;

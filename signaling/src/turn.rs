@@ -1,0 +1,73 @@
+//! The TURN relay embedded in the signaling binary: one process serves signaling, the
+//! web demo and STUN/TURN, sharing the TURN REST secret so `welcome.ice_servers` works
+//! with no setup.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+
+use ipnet::IpNet;
+use turn_relay::auth::Users;
+use turn_relay::relay::RelaySettings;
+use turn_relay::server::{Listeners, StartError, TurnServer};
+
+/// Settings of the embedded relay (the standalone `turn-relay` binary has them all).
+#[derive(Debug, Clone)]
+pub struct EmbeddedTurn {
+    /// UDP and TCP address of the relay.
+    pub listen: SocketAddr,
+    /// Peer ranges opened although special-purpose (tests open 127.0.0.0/8).
+    pub allow_peers: Vec<IpNet>,
+    /// The public address to advertise behind a 1:1 NAT.
+    pub external_ip: Option<Ipv4Addr>,
+    pub relay_ports: RangeInclusive<u16>,
+}
+
+impl EmbeddedTurn {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            allow_peers: Vec::new(),
+            external_ip: None,
+            relay_ports: 49_152..=65_535,
+        }
+    }
+}
+
+/// Starts the relay with `secret` as its only credential scheme (TURN REST); returns it
+/// and the URLs clients should use.
+pub async fn start(
+    turn: &EmbeddedTurn,
+    secret: &str,
+) -> Result<(TurnServer, Vec<String>), StartError> {
+    let users = Users {
+        fixed: Default::default(),
+        rest_secret: Some(secret.to_owned()),
+    };
+    let mut settings = RelaySettings::new("signaling", users);
+    let relay_ip = match turn.listen.ip() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => ip,
+        _ => turn_relay::config::default_route_ipv4().unwrap_or(Ipv4Addr::LOCALHOST),
+    };
+    settings.relay_ipv4 = Some(relay_ip);
+    settings.external_ipv4 = turn.external_ip;
+    settings.ports = turn.relay_ports.clone();
+    settings.policy.allow = turn.allow_peers.clone();
+    settings.policy.own = [Some(IpAddr::V4(relay_ip)), turn.external_ip.map(IpAddr::V4)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let listeners = Listeners {
+        udp: vec![turn.listen],
+        tcp: vec![turn.listen],
+        ..Listeners::default()
+    };
+    let server = TurnServer::start(settings, listeners).await?;
+    let host = turn.external_ip.map_or(IpAddr::V4(relay_ip), IpAddr::V4);
+    let (udp, tcp) = (server.udp[0].port(), server.tcp[0].port());
+    let urls = vec![
+        format!("stun:{host}:{udp}"),
+        format!("turn:{host}:{udp}?transport=udp"),
+        format!("turn:{host}:{tcp}?transport=tcp"),
+    ];
+    Ok((server, urls))
+}

@@ -1,0 +1,120 @@
+//! The `turn-relay` binary as an operator runs it: printed listeners, config errors with
+//! exit code 2, graceful exit on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn relay() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turn-relay"));
+    cmd.env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .args(["--log", "warn"]);
+    cmd
+}
+
+#[test]
+fn prints_its_listeners_answers_stun_and_stops_on_sigterm() {
+    let mut child = relay()
+        .args(["--listen", "127.0.0.1:0", "--users", "alice:pw"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("turn-relay: listening on udp 127.0.0.1:"),
+        "{line}"
+    );
+    let udp = line
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches(',');
+    // A STUN Binding request gets a success response (0x0101).
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&[7u8; 12]);
+    socket.send_to(&request, udp).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = socket.recv_from(&mut buf).unwrap();
+    assert!(n >= 20 && buf[..2] == [0x01, 0x01], "{:?}", &buf[..n]);
+    assert_eq!(buf[8..20], request[8..20], "same transaction id");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("turn-relay did not exit within 5 s of SIGTERM");
+}
+
+#[test]
+fn configuration_errors_name_the_setting_and_exit_2() {
+    for (args, key) in [
+        (vec!["--listen", "127.0.0.1:0"], "`users`"),
+        (
+            vec!["--listen", "127.0.0.1:0", "--users", "alice"],
+            "`users`",
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--rest-secret",
+                "s",
+                "--relay-ports",
+                "9-8",
+            ],
+            "`relay_ports`",
+        ),
+        (
+            vec![
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--rest-secret",
+                "s",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "`tls_cert`",
+        ),
+    ] {
+        let out = relay().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("configuration error") && stderr.contains(key),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_security_settings() {
+    let out = relay().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--allow-peers",
+        "--deny-peers",
+        "--rest-secret",
+        "--max-allocations-per-user",
+        "--tls-cert",
+        "--external-ip",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
