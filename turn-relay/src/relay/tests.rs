@@ -811,3 +811,26 @@ fn closing_a_stream_frees_its_allocation() {
     assert_eq!(h.relay.allocation_count(), 0);
     assert_eq!(h.relay.client_closed(&h.from), None);
 }
+
+proptest::proptest! {
+    /// Whatever bytes arrive, from a client or a peer, the core neither panics nor
+    /// creates state for them.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+        let mut h = Harness::new();
+        h.allocate();
+        let _ = h.send(&bytes);
+        // Also as a STUN message with a valid header around random attributes.
+        let mut stun = vec![0x00, 0x03, 0, 0, 0x21, 0x12, 0xA4, 0x42];
+        stun.extend_from_slice(&[9u8; 12]);
+        stun.extend_from_slice(&bytes[..bytes.len() / 4 * 4]);
+        let body = (stun.len() - 20) as u16;
+        stun[2..4].copy_from_slice(&body.to_be_bytes());
+        let _ = h.send(&stun);
+        let mut buf = vec![0u8; bytes.len() + 8];
+        buf[4..4 + bytes.len()].copy_from_slice(&bytes);
+        let now = h.now.mono;
+        let _ = h.relay.handle_peer(AllocId(1), peer("203.0.113.1:9"), &mut buf, bytes.len(), true, now);
+        proptest::prop_assert_eq!(h.relay.allocation_count(), 1);
+    }
+}
