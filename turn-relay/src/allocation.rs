@@ -2,7 +2,6 @@
 //! permissions (§9) and channel bindings (§12). Plain state with injected time; the
 //! [`crate::relay::Relay`] core owns the allocations and the shell owns the sockets.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,9 @@ use stun_rs::{HMACKey, TransactionId};
 use crate::five_tuple::FiveTuple;
 use crate::rate_limit::TokenBucket;
 use crate::response::Signer;
+
+/// Per-packet lookups use foldhash: fast, and seeded per process (keys come from the network).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How long a permission lives (RFC 8656 §9: 300 s, not negotiable).
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -91,9 +93,9 @@ impl<H> Allocation<H> {
             bandwidth: None,
             pending: None,
             bind_attempts: 0,
-            permissions: HashMap::new(),
-            channels: HashMap::new(),
-            channel_by_peer: HashMap::new(),
+            permissions: HashMap::default(),
+            channels: HashMap::default(),
+            channel_by_peer: HashMap::default(),
         }
     }
 

@@ -10,7 +10,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::{Range, RangeInclusive};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use stun_rs::attributes::turn::{Data, XorPeerAddress};
 use stun_rs::methods::DATA;
 use stun_rs::{MessageClass, MessageDecoder, MessageDecoderBuilder, TransactionId};
 
-use crate::allocation::{AllocId, Allocation};
+use crate::allocation::{AllocId, Allocation, HashMap};
 use crate::auth::{Nonces, Users};
 use crate::five_tuple::FiveTuple;
 use crate::framing::{self, CHANNEL_HEADER, Packet};
@@ -155,10 +155,10 @@ impl<H: Clone> Relay<H> {
             epoch: now,
             rng,
             ports: PortPool::new(settings.ports.clone()),
-            allocations: HashMap::new(),
-            by_five_tuple: HashMap::new(),
-            by_relay: HashMap::new(),
-            per_user: HashMap::new(),
+            allocations: HashMap::default(),
+            by_five_tuple: HashMap::default(),
+            by_relay: HashMap::default(),
+            per_user: HashMap::default(),
             deadlines: BTreeSet::new(),
             next_id: 1,
             unauthenticated: TokenBucket::new(
