@@ -26,6 +26,11 @@ use crate::relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
 const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;
 /// Frames queued towards one TCP/TLS client before further ones are dropped (as UDP would).
 const STREAM_QUEUE: usize = 256;
+/// Socket buffers asked for (the kernel caps them at net.core.rmem_max / wmem_max): the
+/// 208 KiB default holds under 100 full-size datagrams, and a burst while the task is not
+/// scheduled would be lost.
+const LISTENER_BUFFER: usize = 4 * 1024 * 1024;
+const RELAY_BUFFER: usize = 1024 * 1024;
 /// A TCP/TLS client must finish its TLS handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -169,13 +174,11 @@ impl TurnServer {
             shared: shared.clone(),
         };
         for addr in &listeners.udp {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen {
-                    transport: "udp",
-                    addr: *addr,
-                    source,
-                })?;
+            let socket = bind_udp(*addr, LISTENER_BUFFER).map_err(|source| StartError::Listen {
+                transport: "udp",
+                addr: *addr,
+                source,
+            })?;
             let local = socket.local_addr().unwrap_or(*addr);
             server.udp.push(local);
             let shared = shared.clone();
@@ -324,9 +327,7 @@ fn open_relay(
     client: ClientSink,
     stream: bool,
 ) -> std::io::Result<Handle> {
-    let std_socket = std::net::UdpSocket::bind(addr)?;
-    std_socket.set_nonblocking(true)?;
-    let socket = UdpSocket::from_std(std_socket)?;
+    let socket = bind_udp(addr, RELAY_BUFFER)?;
     let io = Arc::new(RelayIo {
         socket,
         client,
@@ -338,6 +339,21 @@ fn open_relay(
         .spawn(serve_relay(shared.clone(), id, io.clone(), stream).instrument(span));
     let _ = io.task.set(task.abort_handle());
     Ok(io)
+}
+
+/// A non-blocking UDP socket on `addr` with `buffer` bytes of send and receive buffer.
+fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer is not a reason to refuse to serve.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Reads datagrams from peers on one relay socket and hands them to the client.
