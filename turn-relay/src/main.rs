@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut metrics_url = None;
     if let Some(addr) = config.metrics_listen {
         let metrics = server.metrics().clone();
         let app = axum::Router::new().route(
@@ -40,15 +41,18 @@ async fn main() -> ExitCode {
                 async move { metrics.encode() }
             }),
         );
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                tokio::spawn(async move { axum::serve(listener, app).await });
-            }
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
             Err(e) => {
                 eprintln!("turn-relay: cannot listen for metrics on {addr}: {e}");
                 return ExitCode::from(1);
             }
-        }
+        };
+        metrics_url = listener
+            .local_addr()
+            .ok()
+            .map(|a| format!("http://{a}/metrics"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let all: Vec<String> = server
         .udp
@@ -60,6 +64,9 @@ async fn main() -> ExitCode {
     // A closed stdout (the launcher stopped reading) must not stop the relay.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "turn-relay: listening on {}", all.join(", "));
+    if let Some(url) = metrics_url {
+        let _ = writeln!(out, "turn-relay: metrics at {url}");
+    }
     let _ = out.flush();
     shutdown_signal().await;
     info!("shutting down");

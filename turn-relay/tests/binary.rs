@@ -2,7 +2,7 @@
 //! exit code 2, graceful exit on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,14 +18,15 @@ fn relay() -> Command {
 fn prints_its_listeners_answers_stun_and_stops_on_sigterm() {
     let mut child = relay()
         .args(["--listen", "127.0.0.1:0", "--users", "alice:pw"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut metrics_line) = (String::new(), String::new());
+    stdout.read_line(&mut line).unwrap();
+    stdout.read_line(&mut metrics_line).unwrap();
     assert!(
         line.starts_with("turn-relay: listening on udp 127.0.0.1:"),
         "{line}"
@@ -47,6 +48,20 @@ fn prints_its_listeners_answers_stun_and_stops_on_sigterm() {
     let (n, _) = socket.recv_from(&mut buf).unwrap();
     assert!(n >= 20 && buf[..2] == [0x01, 0x01], "{:?}", &buf[..n]);
     assert_eq!(buf[8..20], request[8..20], "same transaction id");
+    // The metrics endpoint serves the relay's counters.
+    let url = metrics_line.trim().rsplit(' ').next().unwrap();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let mut http = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    assert!(response.contains("turn_allocations"), "{response}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
