@@ -834,3 +834,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(h.relay.allocation_count(), 1);
     }
 }
+
+#[test]
+fn every_teardown_path_returns_the_port_and_the_quota() {
+    // One relay port and one allocation per user: any leak shows as 508 or 486.
+    let mut s = settings();
+    s.ports = 50_000..=50_000;
+    s.max_allocations_per_user = 1;
+    let mut h = Harness::with(s);
+    // Refresh with lifetime 0.
+    h.allocate();
+    let freed = h.authed(REFRESH, vec![LifeTime::from(0).into()]);
+    assert_eq!(freed.class(), MessageClass::SuccessResponse);
+    // Expiry.
+    h.allocate();
+    h.advance(Duration::from_secs(601));
+    assert_eq!(h.relay.allocation_count(), 0);
+    // A TCP connection closing.
+    h.from.transport = Transport::Tcp;
+    h.allocate();
+    assert!(h.relay.client_closed(&h.from).is_some());
+    // A failed bind that ends in 508.
+    h.from.transport = Transport::Udp;
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let _ = h.relay.relay_failed(id);
+    assert_eq!(h.relay.allocation_count(), 0);
+    assert!(h.relay.per_user.is_empty(), "the quota came back");
+    // After all that, the range is still usable: only the port that failed stays held.
+    let mut s = settings();
+    s.ports = 50_000..=50_001;
+    s.max_allocations_per_user = 1;
+    let mut h = Harness::with(s);
+    for _ in 0..3 {
+        h.allocate();
+        h.authed(REFRESH, vec![LifeTime::from(0).into()]);
+    }
+    h.allocate();
+}
