@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
     if config.auth.is_open() {
         warn!("open mode: no JWT key configured, any user name is accepted (demos only)");
     }
+    let shutdown = shutdown_signal();
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -65,29 +66,30 @@ async fn main() -> ExitCode {
         None => writeln!(out, "signaling: embedded TURN relay off"),
     };
     let _ = out.flush();
-    shutdown_signal().await;
+    shutdown.await;
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Registers the SIGTERM and SIGINT handlers now, so that a signal arriving right after the
+/// ready line is printed is never fatal, and completes on the first of them.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

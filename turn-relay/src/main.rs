@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let shutdown = shutdown_signal();
     let server = match TurnServer::start(config.settings, config.listeners).await {
         Ok(server) => server,
         Err(e) => {
@@ -68,21 +69,30 @@ async fn main() -> ExitCode {
         let _ = writeln!(out, "turn-relay: metrics at {url}");
     }
     let _ = out.flush();
-    shutdown_signal().await;
+    shutdown.await;
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        let _ = ctrl_c.await;
-        return;
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// Registers the SIGTERM and SIGINT handlers now, so that a signal arriving right after the
+/// ready line is printed is never fatal, and completes on the first of them.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
+        }
     }
 }
