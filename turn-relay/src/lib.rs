@@ -20,3 +20,4 @@ pub mod rate_limit;
 pub mod relay;
 pub mod response;
 pub mod server;
+pub mod shutdown;

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shutdown = shutdown_signal();
+    let shutdown = turn_relay::shutdown::on_signal();
     let server = match TurnServer::start(config.settings, config.listeners).await {
         Ok(server) => server,
         Err(e) => {
@@ -73,26 +73,4 @@ async fn main() -> ExitCode {
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
-}
-
-/// Registers the SIGTERM and SIGINT handlers now, so that a signal arriving right after the
-/// ready line is printed is never fatal, and completes on the first of them.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
-                one.recv().await;
-            }
-            (Err(_), Err(_)) => std::future::pending().await,
-        }
-    }
 }
