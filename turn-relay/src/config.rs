@@ -274,6 +274,7 @@ impl Settings {
                 tcp: listen,
                 tls: tls_listen,
                 tls_config,
+                streams: Default::default(),
             },
             metrics_listen: self.metrics_listen,
         })

@@ -3,6 +3,7 @@
 //! core says; every protocol decision is in the core.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ const STREAM_QUEUE: usize = 256;
 /// scheduled would be lost.
 const LISTENER_BUFFER: usize = 4 * 1024 * 1024;
 const RELAY_BUFFER: usize = 1024 * 1024;
+/// First read buffer of a TCP/TLS connection (grown on demand up to [`MAX_PACKET`]).
+const STREAM_BUFFER: usize = 4096;
 /// A TCP/TLS client must finish its TLS handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +45,26 @@ pub struct Listeners {
     pub tls: Vec<SocketAddr>,
     /// Required when `tls` is not empty.
     pub tls_config: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    pub streams: StreamLimits,
+}
+
+/// Limits on TCP/TLS connections, which cost the relay a task and buffers each even
+/// before they authenticate.
+#[derive(Clone, Debug)]
+pub struct StreamLimits {
+    /// Open TCP/TLS connections at most, all listeners together; more are closed at once.
+    pub max_connections: usize,
+    /// A connection silent this long with no allocation is closed.
+    pub idle: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            idle: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Why the relay could not start.
@@ -118,6 +141,8 @@ struct Shared {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     timer: tokio::sync::Notify,
+    streams: StreamLimits,
+    open_streams: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -163,6 +188,8 @@ impl TurnServer {
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
             timer: tokio::sync::Notify::new(),
+            streams: listeners.streams.clone(),
+            open_streams: std::sync::atomic::AtomicUsize::new(0),
         });
         let mut server = TurnServer {
             udp: Vec::new(),
@@ -398,6 +425,13 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
         let Ok((tcp, client)) = listener.accept().await else {
             continue;
         };
+        let open = shared.open_streams.fetch_add(1, Ordering::Relaxed);
+        if open >= shared.streams.max_connections {
+            shared.open_streams.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.dropped("stream_limit");
+            drop(tcp);
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let Ok(server) = tcp.local_addr() else {
             continue;
@@ -424,6 +458,7 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
                 if let Some(io) = shared2.core().client_closed(&five_tuple) {
                     io.close();
                 }
+                shared2.open_streams.fetch_sub(1, Ordering::Relaxed);
             }
             .instrument(span),
         );
@@ -466,12 +501,26 @@ where
         }
     });
     let sink = ClientSink::Stream(tx.clone());
-    let mut buf = vec![0u8; MAX_PACKET];
+    // Small until a client sends something larger: idle connections stay cheap.
+    let mut buf = vec![0u8; STREAM_BUFFER];
     let mut filled = 0;
     'read: loop {
-        match reader.read(&mut buf[filled..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
+        if filled == buf.len() {
+            // A frame longer than what we hold: grow up to the largest frame there is.
+            let grown = (buf.len() * 2).min(MAX_PACKET);
+            if grown == buf.len() {
+                break;
+            }
+            buf.resize(grown, 0);
+        }
+        match tokio::time::timeout(shared.streams.idle, reader.read(&mut buf[filled..])).await {
+            Err(_) if shared.core().has_allocation(&five_tuple) => continue,
+            Err(_) => {
+                shared.metrics.dropped("stream_idle");
+                break;
+            }
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => filled += n,
         }
         let mut start = 0;
         loop {

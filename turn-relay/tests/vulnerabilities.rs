@@ -256,3 +256,94 @@ async fn send_without_permission_is_not_relayed() {
     let data = support::decode(&client.recv(Duration::from_secs(5)).await.unwrap());
     assert_eq!(data.method(), stun_rs::methods::DATA);
 }
+
+#[tokio::test]
+async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
+    use tokio::io::AsyncReadExt;
+    let limits = turn_relay::server::StreamLimits {
+        max_connections: 2,
+        idle: Duration::from_millis(300),
+    };
+    let relay = support::start_with(support::settings(true, true), false, limits).await;
+    let mut first = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    // Over the cap: closed at once.
+    let mut third = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(2), third.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "third connection: {read:?}"
+    );
+    // Silent ones without an allocation: closed after the idle time (slowloris).
+    for conn in [&mut first, &mut second] {
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "idle connection: {read:?}"
+        );
+    }
+    // Their slots are free again.
+    assert!(
+        support::eventually(Duration::from_secs(2), || relay
+            .server
+            .metrics()
+            .encode()
+            .contains("stream_idle"))
+        .await
+    );
+    let mut again = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_millis(100), again.read(&mut buf)).await;
+    assert!(
+        read.is_err(),
+        "a fresh connection stays open until it idles: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = turn_relay::server::StreamLimits {
+        max_connections: 10,
+        idle: Duration::from_millis(200),
+    };
+    let relay = support::start_with(support::settings(true, true), false, limits).await;
+    // Only used to build and sign messages.
+    let mut builder = TestClient::new(relay.udp, "127.0.0.1").await;
+    let mut tcp = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    async fn exchange(tcp: &mut tokio::net::TcpStream, bytes: &[u8]) -> stun_rs::StunMessage {
+        tcp.write_all(bytes).await.unwrap();
+        let mut header = [0u8; 20];
+        tcp.read_exact(&mut header).await.unwrap();
+        let len = u16::from_be_bytes([header[2], header[3]]) as usize;
+        let mut msg = header.to_vec();
+        msg.resize(20 + len, 0);
+        tcp.read_exact(&mut msg[20..]).await.unwrap();
+        support::decode(&msg)
+    }
+    let challenge = exchange(
+        &mut tcp,
+        &builder.build(ALLOCATE, MessageClass::Request, vec![udp()]),
+    )
+    .await;
+    assert_eq!(error_code(&challenge), Some(401));
+    let nonce = challenge.get::<stun_rs::attributes::stun::Nonce>().unwrap();
+    builder.nonce = Some(nonce.as_nonce().unwrap().as_str().to_owned());
+    let ok = exchange(
+        &mut tcp,
+        &builder.build(ALLOCATE, MessageClass::Request, vec![udp()]),
+    )
+    .await;
+    assert_eq!(ok.class(), MessageClass::SuccessResponse, "{ok:?}");
+    // Quiet for longer than the idle limit (a real socket timeout, configured short): the
+    // allocation keeps the connection open.
+    #[allow(clippy::disallowed_methods)]
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let binding = exchange(
+        &mut tcp,
+        &builder.build(BINDING, MessageClass::Request, Vec::new()),
+    )
+    .await;
+    assert_eq!(binding.method(), BINDING);
+    assert_eq!(relay.server.allocation_count(), 1);
+}

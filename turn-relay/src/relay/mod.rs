@@ -180,6 +180,11 @@ impl<H: Clone> Relay<H> {
         self.allocations.len()
     }
 
+    /// Whether `five_tuple` holds an allocation (live or not yet swept).
+    pub fn has_allocation(&self, five_tuple: &FiveTuple) -> bool {
+        self.by_five_tuple.contains_key(five_tuple)
+    }
+
     /// Handles one datagram (UDP) or one frame (TCP/TLS, padding included) from a client.
     pub fn handle_client(&mut self, from: FiveTuple, buf: &[u8], now: Now) -> FromClient<H> {
         match framing::classify_datagram(buf) {

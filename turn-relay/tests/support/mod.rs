@@ -20,7 +20,7 @@ use stun_rs::{
 use tokio::net::UdpSocket;
 use turn_relay::auth::Users;
 use turn_relay::relay::RelaySettings;
-use turn_relay::server::{Listeners, TurnServer};
+use turn_relay::server::{Listeners, StreamLimits, TurnServer};
 
 pub const USER: &str = "user";
 pub const PASSWORD: &str = "secret";
@@ -59,6 +59,11 @@ pub struct TestRelay {
 
 /// Starts a relay on 127.0.0.1 (UDP and TCP; TLS with a fresh self-signed certificate).
 pub async fn start(settings: RelaySettings, tls: bool) -> TestRelay {
+    start_with(settings, tls, StreamLimits::default()).await
+}
+
+/// [`start`] with limits on TCP/TLS connections.
+pub async fn start_with(settings: RelaySettings, tls: bool, limits: StreamLimits) -> TestRelay {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let (tls_config, dir) = if tls {
         let dir = TempDir::new("turn-tls");
@@ -76,6 +81,7 @@ pub async fn start(settings: RelaySettings, tls: bool) -> TestRelay {
         tcp: vec![local],
         tls: if tls { vec![local] } else { Vec::new() },
         tls_config,
+        streams: limits,
     };
     let server = TurnServer::start(settings, listeners).await.unwrap();
     TestRelay {
