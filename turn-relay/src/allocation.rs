@@ -99,6 +99,13 @@ impl<H> Allocation<H> {
         }
     }
 
+    /// Counts `bytes` against the bandwidth cap, if any; `false` when over it.
+    pub fn spend_bandwidth(&mut self, bytes: usize, now: Instant) -> bool {
+        self.bandwidth
+            .as_mut()
+            .is_none_or(|bucket| bucket.allow_n(bytes as u64, now))
+    }
+
     /// Installs or refreshes a permission for `ip` (ports are not part of permissions).
     pub fn permit(&mut self, ip: IpAddr, now: Instant, cap: usize) -> Result<(), BindError> {
         if !self.permissions.contains_key(&ip) && self.permissions.len() >= cap {

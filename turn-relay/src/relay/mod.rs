@@ -203,7 +203,7 @@ impl<H: Clone> Relay<H> {
         data_len: usize,
         now: Instant,
     ) -> FromClient<H> {
-        let Some(a) = self.live_allocation(&from, now) else {
+        let Some(a) = live(&mut self.allocations, &self.by_five_tuple, &from, now) else {
             return self.drop("no_allocation");
         };
         let Some(peer) = a.channel_peer(channel, now) else {
@@ -212,30 +212,8 @@ impl<H: Clone> Relay<H> {
         if !a.permits(peer.ip(), now) {
             return self.drop("no_permission");
         }
-        self.forward(from, peer, CHANNEL_HEADER..CHANNEL_HEADER + data_len, now)
-    }
-
-    /// Relays `payload` to `peer` if the allocation has a socket and bandwidth left.
-    fn forward(
-        &mut self,
-        from: FiveTuple,
-        peer: SocketAddr,
-        payload: Range<usize>,
-        now: Instant,
-    ) -> FromClient<H> {
-        let Some(a) = self.live_allocation(&from, now) else {
-            return self.drop("no_allocation");
-        };
-        if let Some(bucket) = &mut a.bandwidth
-            && !bucket.allow_n(payload.len() as u64, now)
-        {
-            return self.drop("bandwidth");
-        }
-        let Some(via) = a.handle.clone() else {
-            return self.drop("relay_not_open");
-        };
-        self.metrics.relayed(Way::ToPeer, payload.len());
-        FromClient::Forward { via, peer, payload }
+        let payload = CHANNEL_HEADER..CHANNEL_HEADER + data_len;
+        forward(a, &self.metrics, peer, payload, now)
     }
 
     fn stun(&mut self, from: FiveTuple, buf: &[u8], now: Now) -> FromClient<H> {
@@ -290,17 +268,18 @@ impl<H: Clone> Relay<H> {
         ) else {
             return self.drop("bad_send");
         };
-        let Some(a) = self.live_allocation(&from, now) else {
+        let Some(a) = live(&mut self.allocations, &self.by_five_tuple, &from, now) else {
             return self.drop("no_allocation");
         };
         if !a.permits(peer.ip(), now) {
             return self.drop("no_permission");
         }
-        if let Err(r) = self.peer_allowed(peer) {
+        if let Err(r) = peer_allowed(&self.settings.policy, &self.by_relay, peer) {
             self.metrics.refused_peer(r.as_str());
-            return self.drop("refused_peer");
+            self.metrics.dropped("refused_peer");
+            return FromClient::Drop;
         }
-        self.forward(from, peer, data.value, now)
+        forward(a, &self.metrics, peer, data.value, now)
     }
 
     /// Handles a datagram a peer sent to allocation `id`'s relay socket. The shell reads
@@ -323,9 +302,7 @@ impl<H: Clone> Relay<H> {
             self.metrics.dropped("no_permission");
             return FromPeer::Drop;
         }
-        if let Some(bucket) = &mut a.bandwidth
-            && !bucket.allow_n(data_len as u64, now)
-        {
+        if !a.spend_bandwidth(data_len, now) {
             self.metrics.dropped("bandwidth");
             return FromPeer::Drop;
         }
@@ -404,18 +381,8 @@ impl<H: Clone> Relay<H> {
         closed
     }
 
-    fn live_allocation(&mut self, from: &FiveTuple, now: Instant) -> Option<&mut Allocation<H>> {
-        let id = self.by_five_tuple.get(from)?;
-        self.allocations.get_mut(id).filter(|a| a.expires > now)
-    }
-
-    /// The peer policy, plus: a peer on one of our own IPs must be a live relay address
-    /// (two clients of this relay talking relay to relay), never another port of ours.
     fn peer_allowed(&self, peer: SocketAddr) -> Result<(), Refusal> {
-        match self.settings.policy.check(peer.ip()) {
-            Err(Refusal::OwnAddress) if self.by_relay.contains_key(&canonical(peer)) => Ok(()),
-            other => other,
-        }
+        peer_allowed(&self.settings.policy, &self.by_relay, peer)
     }
 
     /// Removes an allocation everywhere; returns its handle if its socket was open.
@@ -444,6 +411,51 @@ impl<H: Clone> Relay<H> {
 
     fn nonce_clock(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_secs()
+    }
+}
+
+/// The unexpired allocation of `from`. A function over the two maps rather than a method,
+/// so the caller can still use the relay's other fields while holding the allocation.
+fn live<'a, H>(
+    allocations: &'a mut HashMap<AllocId, Allocation<H>>,
+    by_five_tuple: &HashMap<FiveTuple, AllocId>,
+    from: &FiveTuple,
+    now: Instant,
+) -> Option<&'a mut Allocation<H>> {
+    let id = by_five_tuple.get(from)?;
+    allocations.get_mut(id).filter(|a| a.expires > now)
+}
+
+/// Relays `payload` to `peer` through `a` if it has a socket and bandwidth left.
+fn forward<H: Clone>(
+    a: &mut Allocation<H>,
+    metrics: &Metrics,
+    peer: SocketAddr,
+    payload: Range<usize>,
+    now: Instant,
+) -> FromClient<H> {
+    if !a.spend_bandwidth(payload.len(), now) {
+        metrics.dropped("bandwidth");
+        return FromClient::Drop;
+    }
+    let Some(via) = a.handle.clone() else {
+        metrics.dropped("relay_not_open");
+        return FromClient::Drop;
+    };
+    metrics.relayed(Way::ToPeer, payload.len());
+    FromClient::Forward { via, peer, payload }
+}
+
+/// The peer policy, plus: a peer on one of our own IPs must be a live relay address
+/// (two clients of this relay talking relay to relay), never another port of ours.
+fn peer_allowed(
+    policy: &PeerPolicy,
+    by_relay: &HashMap<SocketAddr, AllocId>,
+    peer: SocketAddr,
+) -> Result<(), Refusal> {
+    match policy.check(peer.ip()) {
+        Err(Refusal::OwnAddress) if by_relay.contains_key(&canonical(peer)) => Ok(()),
+        other => other,
     }
 }
 
