@@ -117,7 +117,6 @@ fn special_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x0064 && s[1] == 0xFF9B) // 64:ff9b::/48 local-use NAT64
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // 100::/64 discard
         || (s[0] == 0x2001 && s[1] == 0x0DB8) // documentation
-        || s[..6] == [0, 0, 0, 0, 0, 0xFFFF] // mapped forms that were not canonicalised
 }
 
 #[cfg(test)]
