@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use stun_rs::attributes::stun::XorMappedAddress;
 use stun_rs::attributes::turn::{LifeTime, XorRelayedAddress};
 use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, REFRESH};
-use stun_rs::{
-    AddressFamily, Algorithm, AlgorithmId, HMACKey, MessageMethod, StunAttribute, StunMessage,
-};
+use stun_rs::{AddressFamily, Algorithm, AlgorithmId, HMACKey, StunAttribute, StunMessage};
 
 use super::{BIND_ATTEMPTS, FromClient, Now, Relay};
 use crate::allocation::{AllocId, Allocation, BindError};
@@ -155,127 +153,68 @@ impl<H: Clone> Relay<H> {
         buf: &[u8],
         clock: Now,
     ) -> Result<Authenticated, FromClient<H>> {
-        let (method, now) = (msg.method(), clock.mono);
-        let Some((kind, span)) = integrity::integrity_of(buf) else {
-            return Err(self.challenge(
-                from,
-                method,
-                msg,
-                StunError::Unauthenticated,
-                AuthFailure::Missing,
-                now,
-            ));
+        let refusal = match self.check_credentials(from, f, buf, clock) {
+            Ok(auth) => return Ok(auth),
+            Err(refusal) => refusal,
         };
-        let (Some(username), Some(realm), Some(nonce)) = (f.username, f.realm, f.nonce) else {
-            self.metrics.auth_failure(AuthFailure::Missing.as_str());
-            if !self.unauthenticated.allow(now) {
-                return Err(self.drop("unauthenticated_budget"));
+        let failure = refusal.unwrap_or(AuthFailure::Missing);
+        self.metrics.auth_failure(failure.as_str());
+        if !self.unauthenticated.allow(clock.mono) {
+            return Err(self.drop("unauthenticated_budget"));
+        }
+        let tid = msg.transaction_id();
+        let reply = match refusal {
+            // Integrity without USERNAME, REALM or NONCE: malformed, not a challenge.
+            None => response::error(msg.method(), tid, StunError::BadRequest, Vec::new(), None),
+            Some(failure) => {
+                let code = match failure {
+                    AuthFailure::StaleNonce => StunError::StaleNonce,
+                    _ => StunError::Unauthenticated,
+                };
+                let nonce = self
+                    .nonces
+                    .mint(from.client.ip(), self.nonce_clock(clock.mono));
+                response::challenge(msg.method(), tid, code, &self.settings.realm, &nonce)
             }
-            let reply = response::error(
-                method,
-                msg.transaction_id(),
-                StunError::BadRequest,
-                Vec::new(),
-                None,
-            );
-            return Err(FromClient::Reply(reply));
+        };
+        Err(FromClient::Reply(reply))
+    }
+
+    /// The user and key of a request, or why not: `None` when MESSAGE-INTEGRITY comes
+    /// without USERNAME, REALM or NONCE (400), else the failure to challenge (401/438).
+    fn check_credentials(
+        &self,
+        from: FiveTuple,
+        f: &Fields<'_>,
+        buf: &[u8],
+        clock: Now,
+    ) -> Result<Authenticated, Option<AuthFailure>> {
+        let (kind, span) = integrity::integrity_of(buf).ok_or(Some(AuthFailure::Missing))?;
+        let (Some(username), Some(realm), Some(nonce)) = (f.username, f.realm, f.nonce) else {
+            return Err(None);
         };
         if realm != self.settings.realm {
-            return Err(self.challenge(
-                from,
-                method,
-                msg,
-                StunError::Unauthenticated,
-                AuthFailure::WrongRealm,
-                now,
-            ));
+            return Err(Some(AuthFailure::WrongRealm));
         }
-        let ip = from.client.ip();
-        match self.nonces.check(nonce, ip, self.nonce_clock(now)) {
-            Ok(()) => {}
-            Err(AuthFailure::StaleNonce) => {
-                return Err(self.challenge(
-                    from,
-                    method,
-                    msg,
-                    StunError::StaleNonce,
-                    AuthFailure::StaleNonce,
-                    now,
-                ));
-            }
-            Err(failure) => {
-                return Err(self.challenge(
-                    from,
-                    method,
-                    msg,
-                    StunError::Unauthenticated,
-                    failure,
-                    now,
-                ));
-            }
-        }
-        let password = match self.settings.users.password(username, clock.unix) {
-            Ok(p) => p,
-            Err(failure) => {
-                return Err(self.challenge(
-                    from,
-                    method,
-                    msg,
-                    StunError::Unauthenticated,
-                    failure,
-                    now,
-                ));
-            }
-        };
-        let key =
-            HMACKey::new_long_term(username, realm, password, Algorithm::from(AlgorithmId::MD5));
-        let Ok(key) = key else {
-            return Err(self.challenge(
-                from,
-                method,
-                msg,
-                StunError::Unauthenticated,
-                AuthFailure::UnknownUser,
-                now,
-            ));
-        };
+        let nonce_now = self.nonce_clock(clock.mono);
+        self.nonces
+            .check(nonce, from.client.ip(), nonce_now)
+            .map_err(Some)?;
+        let password = self
+            .settings
+            .users
+            .password(username, clock.unix)
+            .map_err(Some)?;
+        let md5 = Algorithm::from(AlgorithmId::MD5);
+        let key = HMACKey::new_long_term(username, realm, password, md5)
+            .map_err(|_| Some(AuthFailure::UnknownUser))?;
         if !integrity::verify(buf, kind, &span, key.as_bytes()) {
-            return Err(self.challenge(
-                from,
-                method,
-                msg,
-                StunError::Unauthenticated,
-                AuthFailure::BadIntegrity,
-                now,
-            ));
+            return Err(Some(AuthFailure::BadIntegrity));
         }
         Ok(Authenticated {
             username: username.to_owned(),
             signer: Signer { kind, key },
         })
-    }
-
-    fn challenge(
-        &mut self,
-        from: FiveTuple,
-        method: MessageMethod,
-        msg: &StunMessage,
-        code: StunError,
-        failure: AuthFailure,
-        now: Instant,
-    ) -> FromClient<H> {
-        self.metrics.auth_failure(failure.as_str());
-        if !self.unauthenticated.allow(now) {
-            return self.drop("unauthenticated_budget");
-        }
-        let nonce = self.nonces.mint(from.client.ip(), self.nonce_clock(now));
-        FromClient::Reply(response::challenge(
-            method,
-            msg.transaction_id(),
-            code,
-            &self.settings.realm,
-            &nonce,
-        ))
     }
 
     fn allocate(
