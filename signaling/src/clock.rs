@@ -1,19 +1,9 @@
-//! The one place that reads the clocks; the switchboard and the token bucket take time as input.
+//! Where signaling gets time and randomness; the switchboard and the token bucket take them as input.
 #![allow(clippy::disallowed_methods)]
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// Monotonic time, for protocol timers.
-pub fn now() -> Instant {
-    Instant::now()
-}
-
-/// Wall-clock seconds since the Unix epoch, for JWT and TURN credential expiry.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+/// Monotonic time for protocol timers, wall-clock seconds for JWT and TURN credential
+/// expiry: the same clocks as the relay's.
+pub use turn_relay::clock::{now, unix_now};
 
 /// A seed for the resume-token generator.
 pub fn random_seed() -> u64 {

@@ -15,29 +15,8 @@ use crate::ice::IceConfig;
 use crate::switchboard;
 use crate::turn::EmbeddedTurn;
 
-/// A configuration error, naming the bad setting.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("`{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
-}
+pub use turn_relay::config::ConfigError;
+use turn_relay::config::invalid;
 
 /// The resolved configuration of one server.
 #[derive(Clone)]
@@ -252,14 +231,7 @@ impl Settings {
 
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source: Box::new(source),
-        })
+        turn_relay::config::read_toml(path)
     }
 
     /// Applies defaults and checks every value.

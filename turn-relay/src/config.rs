@@ -17,7 +17,7 @@ use crate::auth::Users;
 use crate::relay::RelaySettings;
 use crate::server::Listeners;
 
-/// A configuration error, naming the bad setting.
+/// A configuration error, naming the bad setting (of this binary or of `signaling`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -34,7 +34,8 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+/// The error for a bad value of `key`.
+pub fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
@@ -143,6 +144,18 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// Reads a TOML file of settings (both binaries' `--config`).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source: Box::new(source),
+    })
+}
+
 macro_rules! overlay {
     ($low:ident, $high:ident, $($field:ident),*) => {
         Settings { $($field: $high.$field.or($low.$field)),* }
@@ -188,14 +201,7 @@ impl Settings {
 
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source: Box::new(source),
-        })
+        read_toml(path)
     }
 
     /// Applies defaults and checks every value.
