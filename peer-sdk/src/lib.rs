@@ -1,9 +1,54 @@
-//! The Rust SDK for native apps.
+//! The Rust SDK for native apps: sign in to the signaling server, call and answer, send
+//! media and data peer to peer, with TURN as the fallback.
 //!
-//! For now it exposes the wire types of the signaling contract, the same ones the
-//! server uses, so that an app can already speak the protocol with any WebSocket
-//! client. The call API (connect, call, answer, media, data channels) is tracked in
-//! its own issue.
+//! - [`Client::connect`] opens the session; the TURN credentials of the server's
+//!   `welcome` are used for every call. A dropped WebSocket is reconnected with backoff
+//!   and the session resumed, so calls in progress go on (nothing the server sent is
+//!   lost: the SDK acknowledges what it received, see `docs/protocol.md`).
+//! - [`Client::call`] rings someone and resolves when they answer, or fails with the
+//!   reason ([`Error::CallEnded`] with `unavailable`, `busy`, `declined`, `timeout`).
+//! - [`Client::next_event`] yields [`ClientEvent::Incoming`] calls to
+//!   [`accept`](IncomingCall::accept) or [`reject`](IncomingCall::reject).
+//! - A [`Call`] carries media tracks ([`LocalTrack`] fed with Opus or VP8 frames,
+//!   [`RemoteTrack`] read as RTP) and [`DataChannel`]s (reliable or not, with
+//!   back-pressure); [`Call::stats`] tells whether the path is direct or relayed.
+//!
+//! webrtc-rs stays behind these types, so it can be upgraded without breaking apps.
+//!
+//! ```no_run
+//! use peer_sdk::{CallOptions, ChannelSpec, Client, ClientEvent, AcceptOptions, MediaKind};
+//!
+//! # async fn demo() -> Result<(), peer_sdk::Error> {
+//! // Bob waits for calls and answers the first.
+//! let bob = Client::connect("ws://127.0.0.1:8080/ws", "bob", None).await?;
+//! tokio::spawn(async move {
+//!     while let Some(event) = bob.next_event().await {
+//!         if let ClientEvent::Incoming(call) = event {
+//!             println!("{} calls", call.from());
+//!             let _call = call.accept(AcceptOptions::default()).await;
+//!         }
+//!     }
+//! });
+//!
+//! // Alice calls Bob with audio and a chat channel.
+//! let alice = Client::connect("ws://127.0.0.1:8080/ws", "alice", None).await?;
+//! let call = alice
+//!     .call("bob", CallOptions {
+//!         tracks: vec![MediaKind::Audio],
+//!         channels: vec![ChannelSpec::reliable("chat")],
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let chat = call.data_channel("chat").expect("opened with the call");
+//! chat.opened().await?;
+//! chat.send_text("hello").await?;
+//! println!("path: {:?}", call.stats().await.pair);
+//! call.hangup().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The wire types are re-exported as [`protocol`]:
 //!
 //! ```
 //! use peer_sdk::protocol::{ClientMessage, Hello, PROTOCOL_VERSION};
@@ -12,11 +57,39 @@
 //!     user: "alice".into(),
 //!     token: None,
 //!     resume: None,
-//!     received: None,
+//!     received: Some(0),
 //! });
 //! let text = serde_json::to_string(&hello).unwrap();
-//! assert_eq!(text, r#"{"type":"hello","version":1,"user":"alice"}"#);
+//! assert_eq!(text, r#"{"type":"hello","version":1,"user":"alice","received":0}"#);
 //! ```
+
+mod backoff;
+mod call;
+mod call_driver;
+mod client;
+mod clock;
+mod data;
+mod error;
+mod incoming;
+mod media;
+mod options;
+mod peer;
+mod session;
+mod signaling;
+mod stats;
+
+pub use call::{Call, CallEvent, CallState, ConnectionState, Role};
+pub use client::{Client, ClientEvent};
+pub use data::{ChannelState, DataChannel, DataMessage};
+pub use error::{Error, Result};
+pub use incoming::IncomingCall;
+pub use media::{LocalTrack, RemoteTrack, RtpPacket};
+pub use options::{
+    AcceptOptions, CallOptions, ChannelSpec, ClientOptions, Delivery, IcePolicy, MediaKind,
+    PeerOptions,
+};
+pub use signaling_protocol::{EndReason, ErrorCode, IceServer, RejectReason};
+pub use stats::{CallStats, CandidateType};
 
 /// The signaling wire types (`shared/PROTOCOL.md`).
 pub use signaling_protocol as protocol;

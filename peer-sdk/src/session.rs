@@ -1,0 +1,148 @@
+//! What the SDK remembers of its signaling session across sockets, without any I/O:
+//! the resume token, how many messages it received (the `received` extension of
+//! docs/protocol.md) and what a `welcome` means for the calls in progress.
+
+use signaling_protocol::{Hello, IceServer, PROTOCOL_VERSION, Ping, Welcome};
+use std::time::Duration;
+
+/// What a `welcome` on a new socket means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuity {
+    /// The first session of this client.
+    New,
+    /// The server re-attached the old session; calls go on and nothing was lost.
+    Resumed,
+    /// The old session was gone (resume ttl passed): its calls have ended.
+    Lost,
+}
+
+/// The signaling session's state, fed with what the socket delivers.
+#[derive(Debug, Clone)]
+pub struct Session {
+    user: String,
+    token: Option<String>,
+    resume: Option<String>,
+    received: u64,
+    heartbeat: Duration,
+    ice_servers: Vec<IceServer>,
+}
+
+impl Session {
+    pub fn new(user: String, token: Option<String>) -> Self {
+        Self {
+            user,
+            token,
+            resume: None,
+            received: 0,
+            heartbeat: Duration::from_secs(20),
+            ice_servers: Vec::new(),
+        }
+    }
+
+    /// The `hello` for the next socket: it resumes the session if there is one, and opts
+    /// in to acknowledged delivery.
+    pub fn hello(&self) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            user: self.user.clone(),
+            token: self.token.clone(),
+            resume: self.resume.clone(),
+            received: Some(if self.resume.is_some() {
+                self.received
+            } else {
+                0
+            }),
+        }
+    }
+
+    /// Takes a `welcome`.
+    pub fn welcome(&mut self, welcome: &Welcome) -> Continuity {
+        let continuity = match (&self.resume, welcome.resumed) {
+            (None, _) => Continuity::New,
+            (Some(_), true) => Continuity::Resumed,
+            (Some(_), false) => Continuity::Lost,
+        };
+        if continuity != Continuity::Resumed {
+            self.received = 0;
+        }
+        self.resume = Some(welcome.session.clone());
+        self.heartbeat = Duration::from_secs(welcome.heartbeat_s.max(1));
+        self.ice_servers = welcome.ice_servers.clone();
+        continuity
+    }
+
+    /// Counts a message received after `welcome`.
+    pub fn received(&mut self) {
+        self.received += 1;
+    }
+
+    /// The heartbeat, acknowledging what arrived so far.
+    pub fn ping(&self) -> Ping {
+        Ping {
+            received: Some(self.received),
+        }
+    }
+
+    /// How often to send `ping`: half the server's heartbeat, so one lost ping is no harm.
+    pub fn ping_every(&self) -> Duration {
+        self.heartbeat / 2
+    }
+
+    /// How long a silent socket is trusted: the server answers every `ping`, so silence for
+    /// twice the heartbeat means the socket is dead even if TCP has not noticed.
+    pub fn silence_limit(&self) -> Duration {
+        self.heartbeat * 2
+    }
+
+    /// The ICE servers of the latest `welcome` (fresh TURN credentials on each).
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.ice_servers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling_protocol::UserName;
+
+    fn welcome(session: &str, resumed: bool) -> Welcome {
+        Welcome {
+            version: 1,
+            user: UserName::new("alice").unwrap(),
+            session: session.into(),
+            resumed,
+            heartbeat_s: 20,
+            resume_ttl_s: 30,
+            ice_servers: vec![],
+        }
+    }
+
+    #[test]
+    fn resumes_with_the_count_of_messages_received() {
+        let mut s = Session::new("alice".into(), None);
+        assert_eq!(s.hello().received, Some(0));
+        assert_eq!(s.hello().resume, None);
+        assert_eq!(s.welcome(&welcome("t1", false)), Continuity::New);
+        s.received();
+        s.received();
+        assert_eq!(s.ping().received, Some(2));
+        let hello = s.hello();
+        assert_eq!(hello.resume.as_deref(), Some("t1"));
+        assert_eq!(hello.received, Some(2));
+        assert_eq!(s.welcome(&welcome("t1", true)), Continuity::Resumed);
+        s.received();
+        assert_eq!(s.ping().received, Some(3));
+    }
+
+    #[test]
+    fn a_lost_session_starts_counting_again() {
+        let mut s = Session::new("alice".into(), Some("jwt".into()));
+        s.welcome(&welcome("t1", false));
+        s.received();
+        assert_eq!(s.welcome(&welcome("t2", false)), Continuity::Lost);
+        assert_eq!(s.ping().received, Some(0));
+        assert_eq!(s.hello().resume.as_deref(), Some("t2"));
+        assert_eq!(s.hello().token.as_deref(), Some("jwt"));
+        assert_eq!(s.ping_every(), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,368 @@
+//! The signaling connection: one task owns the WebSocket, says `hello`, routes what the
+//! server sends to the calls, sends heartbeats, and on a dropped socket reconnects with
+//! backoff and resumes the session so that calls in progress go on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use signaling_protocol::{
+    CallId, ClientMessage, EndReason, ErrorCode, IceServer, ServerMessage, UserName,
+    parse_server_message,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::options::ClientOptions;
+use crate::session::{Continuity, Session};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the signaling task tells the client (turned into [`crate::ClientEvent`]s).
+#[derive(Debug)]
+pub(crate) enum Notice {
+    Invite(
+        signaling_protocol::IncomingInvite,
+        mpsc::UnboundedReceiver<ServerMessage>,
+    ),
+    Reconnecting {
+        attempt: u32,
+        error: Error,
+    },
+    Reconnected {
+        resumed: bool,
+    },
+    Error(Error),
+    Closed(Error),
+}
+
+/// The calls' side of the signaling task: send messages, receive those of one call.
+#[derive(Clone)]
+pub(crate) struct Signal {
+    out: mpsc::UnboundedSender<ClientMessage>,
+    routes: Arc<Mutex<HashMap<CallId, mpsc::UnboundedSender<ServerMessage>>>>,
+    ice_servers: watch::Receiver<Vec<IceServer>>,
+    user: UserName,
+}
+
+impl Signal {
+    /// Queues a message for the server; it is sent as soon as a socket is up.
+    pub fn send(&self, msg: ClientMessage) -> Result<()> {
+        self.out.send(msg).map_err(|_| Error::Closed)
+    }
+
+    /// Receives the server's messages about `call_id` from now on.
+    pub fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.routes).insert(call_id, tx);
+        rx
+    }
+
+    /// Stops routing `call_id`.
+    pub fn unroute(&self, call_id: &CallId) {
+        lock(&self.routes).remove(call_id);
+    }
+
+    /// The ICE servers of the latest `welcome`.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        self.ice_servers.borrow().clone()
+    }
+
+    pub fn user(&self) -> &UserName {
+        &self.user
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Opens the first socket (its errors go to the caller of `connect`), then runs the
+/// connection in a task.
+pub(crate) async fn start(
+    url: String,
+    user: UserName,
+    token: Option<String>,
+    options: &ClientOptions,
+) -> Result<(Signal, mpsc::UnboundedReceiver<Notice>, watch::Sender<bool>)> {
+    let mut session = Session::new(user.to_string(), token);
+    let (ws, _) = open(&url, &mut session, options.connect_timeout).await?;
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let (ice_tx, ice_rx) = watch::channel(session.ice_servers().to_vec());
+    let (close_tx, close_rx) = watch::channel(false);
+    let signal = Signal {
+        out: out_tx,
+        routes: Arc::default(),
+        ice_servers: ice_rx,
+        user,
+    };
+    let task = Connection {
+        url,
+        session,
+        options: options.clone(),
+        routes: signal.routes.clone(),
+        out_rx,
+        notices: notice_tx,
+        ice: ice_tx,
+        close: close_rx,
+        unsent: VecDeque::new(),
+    };
+    let span = tracing::info_span!("signaling", user = %signal.user);
+    tokio::spawn(task.run(ws).instrument(span));
+    Ok((signal, notice_rx, close_tx))
+}
+
+/// Opens a socket and says `hello`; returns it with what the `welcome` meant.
+async fn open(url: &str, session: &mut Session, limit: Duration) -> Result<(Ws, Continuity)> {
+    let attempt = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let hello = ClientMessage::Hello(session.hello());
+        send(&mut ws, &hello)
+            .await
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .ok_or_else(|| Error::Connect("closed before welcome".into()))?
+                .map_err(|e| Error::Connect(e.to_string()))?;
+            let Message::Text(text) = frame else { continue };
+            match parse_server_message(&text) {
+                Ok(ServerMessage::Welcome(w)) => {
+                    let continuity = session.welcome(&w);
+                    return Ok((ws, continuity));
+                }
+                Ok(ServerMessage::Error(e)) => {
+                    return Err(Error::Refused {
+                        code: e.code,
+                        message: e.message,
+                    });
+                }
+                Ok(other) => debug!(kind = other.kind(), "before welcome, ignored"),
+                Err(e) => return Err(Error::Connect(format!("bad message from server: {e}"))),
+            }
+        }
+    };
+    tokio::time::timeout(limit, attempt)
+        .await
+        .map_err(|_| Error::Timeout("welcome"))?
+}
+
+async fn send(
+    ws: &mut Ws,
+    msg: &ClientMessage,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let text = serde_json::to_string(msg).unwrap_or_default();
+    ws.send(Message::text(text)).await
+}
+
+struct Connection {
+    url: String,
+    session: Session,
+    options: ClientOptions,
+    routes: Arc<Mutex<HashMap<CallId, mpsc::UnboundedSender<ServerMessage>>>>,
+    out_rx: mpsc::UnboundedReceiver<ClientMessage>,
+    notices: mpsc::UnboundedSender<Notice>,
+    ice: watch::Sender<Vec<IceServer>>,
+    close: watch::Receiver<bool>,
+    /// Taken from the queue but not written when the socket failed: sent first next time.
+    unsent: VecDeque<ClientMessage>,
+}
+
+/// Why a socket's loop ended.
+enum Exit {
+    /// The app closed the client.
+    Closed,
+    /// The socket failed; reconnect.
+    Lost(Error),
+}
+
+impl Connection {
+    async fn run(mut self, mut ws: Ws) {
+        loop {
+            match self.serve(&mut ws).await {
+                Exit::Closed => {
+                    let _ = ws
+                        .close(Some(CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "bye".into(),
+                        }))
+                        .await;
+                    self.end_all_calls();
+                    let _ = self.notices.send(Notice::Closed(Error::Closed));
+                    return;
+                }
+                Exit::Lost(error) => {
+                    info!(%error, "signaling socket lost; reconnecting");
+                    match self.reconnect(error).await {
+                        Some(next) => ws = next,
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves one socket until it fails or the client is closed.
+    async fn serve(&mut self, ws: &mut Ws) -> Exit {
+        while let Some(msg) = self.unsent.pop_front() {
+            if let Err(e) = send(ws, &msg).await {
+                self.unsent.push_front(msg);
+                return Exit::Lost(Error::Connect(e.to_string()));
+            }
+        }
+        let mut ping = tokio::time::interval(self.session.ping_every());
+        ping.tick().await;
+        let mut last_heard = clock::now();
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        last_heard = clock::now();
+                        self.session.received();
+                        self.dispatch(&text);
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Exit::Lost(Error::Connect("socket closed".into()));
+                    }
+                    Some(Ok(_)) => {
+                        // WebSocket ping/pong: tungstenite queues the pong; flush it.
+                        last_heard = clock::now();
+                        let _ = ws.flush().await;
+                    }
+                    Some(Err(e)) => return Exit::Lost(Error::Connect(e.to_string())),
+                },
+                msg = self.out_rx.recv() => match msg {
+                    Some(msg) => {
+                        if let Err(e) = send(ws, &msg).await {
+                            self.unsent.push_back(msg);
+                            return Exit::Lost(Error::Connect(e.to_string()));
+                        }
+                    }
+                    None => return Exit::Closed,
+                },
+                _ = ping.tick() => {
+                    if clock::now().duration_since(last_heard) > self.session.silence_limit() {
+                        return Exit::Lost(Error::Timeout("the server's pong"));
+                    }
+                    let ping = ClientMessage::Ping(self.session.ping());
+                    if let Err(e) = send(ws, &ping).await {
+                        return Exit::Lost(Error::Connect(e.to_string()));
+                    }
+                }
+                _ = self.close.changed() => return Exit::Closed,
+            }
+        }
+    }
+
+    /// Reconnects with backoff until it works or the client is closed.
+    async fn reconnect(&mut self, mut error: Error) -> Option<Ws> {
+        let mut backoff = Backoff::new(self.options.reconnect_base, self.options.reconnect_max);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let _ = self.notices.send(Notice::Reconnecting { attempt, error });
+            let delay = backoff.next_delay(clock::jitter());
+            tokio::select! {
+                _ = clock::sleep(delay) => {}
+                _ = self.close.changed() => {
+                    self.end_all_calls();
+                    let _ = self.notices.send(Notice::Closed(Error::Closed));
+                    return None;
+                }
+            }
+            match open(&self.url, &mut self.session, self.options.connect_timeout).await {
+                Ok((ws, continuity)) => {
+                    let resumed = continuity == Continuity::Resumed;
+                    info!(resumed, attempt, "signaling reconnected");
+                    if !resumed {
+                        // The server ended our calls when the session expired.
+                        self.end_all_calls();
+                        self.unsent.clear();
+                    }
+                    let _ = self.ice.send(self.session.ice_servers().to_vec());
+                    let _ = self.notices.send(Notice::Reconnected { resumed });
+                    return Some(ws);
+                }
+                Err(e @ Error::Refused { .. }) => {
+                    warn!(error = %e, "the server refused the session; giving up");
+                    self.end_all_calls();
+                    let _ = self.notices.send(Notice::Closed(e));
+                    return None;
+                }
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    /// Every call of the session ends with `peer_lost`, as it did on the server.
+    fn end_all_calls(&mut self) {
+        let routes: Vec<_> = lock(&self.routes).drain().collect();
+        for (call_id, route) in routes {
+            let _ = route.send(ServerMessage::ended(call_id, EndReason::PeerLost));
+        }
+    }
+
+    fn dispatch(&mut self, text: &str) {
+        let msg = match parse_server_message(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                warn!(error = %e, "unparsable message from the server");
+                let _ = self.notices.send(Notice::Error(Error::Server {
+                    code: ErrorCode::BadMessage,
+                    message: e.to_string(),
+                }));
+                return;
+            }
+        };
+        debug!(kind = msg.kind(), "from server");
+        let call_id = match &msg {
+            ServerMessage::Invite(invite) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                lock(&self.routes).insert(invite.call_id.clone(), tx);
+                let ServerMessage::Invite(invite) = msg else {
+                    return;
+                };
+                let _ = self.notices.send(Notice::Invite(invite, rx));
+                return;
+            }
+            ServerMessage::Ringing(m) => m.call_id.clone(),
+            ServerMessage::Accepted(m) => m.call_id.clone(),
+            ServerMessage::Candidate(m) => m.call_id.clone(),
+            ServerMessage::Renegotiate(m) => m.call_id.clone(),
+            ServerMessage::Ended(m) => m.call_id.clone(),
+            ServerMessage::Error(e) => match &e.call_id {
+                Some(id) => id.clone(),
+                None => {
+                    let _ = self.notices.send(Notice::Error(Error::Server {
+                        code: e.code,
+                        message: e.message.clone(),
+                    }));
+                    return;
+                }
+            },
+            ServerMessage::Pong | ServerMessage::Welcome(_) => return,
+        };
+        let ended = matches!(msg, ServerMessage::Ended(_));
+        let mut routes = lock(&self.routes);
+        if let Some(route) = routes.get(&call_id) {
+            if route.send(msg).is_err() || ended {
+                routes.remove(&call_id);
+            }
+        } else {
+            debug!(%call_id, "message for a call this client no longer has");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A call's statistics, reduced to what an app shows: the path, the round trip, the bytes.
+
+use std::time::Duration;
+
+use rtc::statistics::report::RTCStatsReportEntry;
+use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
+use rtc::statistics::stats::ice_candidate_pair::RTCIceCandidatePairStats;
+use webrtc::peer_connection::{RTCIceCandidateType, RTCStatsReport};
+
+/// How a candidate reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateType {
+    /// An address of a local interface.
+    Host,
+    /// The address a STUN server saw (behind a NAT).
+    Srflx,
+    /// An address learnt from the other side's checks.
+    Prflx,
+    /// An address on a TURN relay.
+    Relay,
+}
+
+impl std::fmt::Display for CandidateType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CandidateType::Host => "host",
+            CandidateType::Srflx => "srflx",
+            CandidateType::Prflx => "prflx",
+            CandidateType::Relay => "relay",
+        })
+    }
+}
+
+/// The statistics of a call at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallStats {
+    /// The local and remote candidate types of the selected pair (`None` before ICE has
+    /// selected one).
+    pub pair: Option<(CandidateType, CandidateType)>,
+    /// The latest round-trip time measured by ICE on the selected pair.
+    pub rtt: Option<Duration>,
+    /// Bytes sent and received on the selected pair (all media and data, with headers).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl CallStats {
+    /// Whether the media goes through a TURN relay (on either side).
+    pub fn is_relayed(&self) -> bool {
+        matches!(self.pair, Some((a, b)) if a == CandidateType::Relay || b == CandidateType::Relay)
+    }
+
+    pub(crate) fn from_report(report: &RTCStatsReport) -> Self {
+        let Some(pair) = selected_pair(report) else {
+            return Self::default();
+        };
+        let local = find_candidate(report, &pair.local_candidate_id, true);
+        let remote = find_candidate(report, &pair.remote_candidate_id, false);
+        let rtt = (pair.current_round_trip_time > 0.0)
+            .then(|| Duration::from_secs_f64(pair.current_round_trip_time));
+        Self {
+            pair: local.zip(remote),
+            rtt,
+            bytes_sent: pair.bytes_sent,
+            bytes_received: pair.bytes_received,
+        }
+    }
+}
+
+fn selected_pair(report: &RTCStatsReport) -> Option<&RTCIceCandidatePairStats> {
+    let selected = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+        .unwrap_or_default();
+    let pairs: Vec<_> = report.candidate_pairs().collect();
+    pairs
+        .iter()
+        .find(|p| !selected.is_empty() && p.stats.id == selected)
+        .or_else(|| pairs.iter().find(|p| p.nominated))
+        .copied()
+}
+
+/// The stats of a candidate named `id` in a pair; webrtc-rs names it `candidate:X` in the
+/// pair and `RTCLocalIceCandidate_candidate:X` (or the remote form) in its own entry.
+fn find_candidate(report: &RTCStatsReport, id: &str, local: bool) -> Option<CandidateType> {
+    report.iter().find_map(|entry| {
+        let c: &RTCIceCandidateStats = match (entry, local) {
+            (RTCStatsReportEntry::LocalCandidate(c), true) => c,
+            (RTCStatsReportEntry::RemoteCandidate(c), false) => c,
+            _ => return None,
+        };
+        let own = c.stats.id.as_str();
+        (own == id || own.ends_with(&format!("_{id}"))).then_some(())?;
+        match c.candidate_type {
+            RTCIceCandidateType::Host => Some(CandidateType::Host),
+            RTCIceCandidateType::Srflx => Some(CandidateType::Srflx),
+            RTCIceCandidateType::Prflx => Some(CandidateType::Prflx),
+            RTCIceCandidateType::Relay => Some(CandidateType::Relay),
+            _ => None,
+        }
+    })
+}

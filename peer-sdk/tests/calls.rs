@@ -1,0 +1,197 @@
+//! Two SDK clients call each other through a real signaling server on loopback: data
+//! channels, RTP both ways, stats, hangup, renegotiation, ICE restart, relay-only.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use peer_sdk::{
+    AcceptOptions, Call, CallEvent, CallOptions, CandidateType, ChannelSpec, EndReason, IcePolicy,
+    LocalTrack, MediaKind, RemoteTrack,
+};
+use support::within;
+
+/// Feeds `track` with frames until `stop` fires (a stand-in for a capture loop).
+fn feed(track: LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let frame = match track.kind() {
+            // An Opus "silence" packet (TOC 0xF8: CELT fullband 20 ms), and a small
+            // payload for video: the SDK carries frames, it does not decode them.
+            MediaKind::Audio => Bytes::from_static(&[0xF8, 0xFF, 0xFE]),
+            MediaKind::Video => Bytes::from(vec![0x10u8; 900]),
+        };
+        let pace = Duration::from_millis(20);
+        for _ in 0..3000 {
+            let _ = track.write_sample(frame.clone(), pace).await;
+            tokio::time::sleep(pace).await;
+        }
+    })
+}
+
+/// Waits for `n` RTP packets on `track`.
+async fn expect_rtp(track: &RemoteTrack, n: usize) {
+    within("RTP packets", async {
+        for _ in 0..n {
+            let packet = track.recv().await.expect("track ended");
+            assert!(!packet.payload.is_empty());
+        }
+    })
+    .await;
+}
+
+async fn ended(call: &Call) -> EndReason {
+    within("the end of the call", async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Ended(reason)) => return reason,
+                Some(_) => continue,
+                None => return call.ended().await,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_call_carries_data_and_media_both_ways_then_hangs_up() {
+    let server = support::server().await;
+    let alice = support::connect(server.local_addr(), "alice").await;
+    let bob = support::connect(server.local_addr(), "bob").await;
+
+    let answering = tokio::spawn({
+        let bob = bob.clone();
+        async move {
+            let incoming = support::incoming(&bob).await;
+            assert_eq!(incoming.from().as_str(), "alice");
+            assert_eq!(incoming.meta(), Some(&serde_json::json!({"name": "Alice"})));
+            incoming
+                .accept(AcceptOptions {
+                    tracks: vec![MediaKind::Audio, MediaKind::Video],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    });
+    let call = within(
+        "the call to be answered",
+        alice.call(
+            "bob",
+            CallOptions {
+                tracks: vec![MediaKind::Audio, MediaKind::Video],
+                channels: vec![ChannelSpec::reliable("chat")],
+                meta: Some(serde_json::json!({"name": "Alice"})),
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let bob_call = answering.await.unwrap();
+    assert_eq!(bob_call.peer().as_str(), "alice");
+
+    // Data channel both ways.
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    let bob_chat = support::remote_channel(&bob_call).await;
+    assert_eq!(bob_chat.label(), "chat");
+    support::round_trip(&chat, &bob_chat, "hello bob").await;
+    support::round_trip(&bob_chat, &chat, "hello alice").await;
+
+    // RTP both ways, audio and video.
+    let feeders: Vec<_> = call
+        .local_tracks()
+        .into_iter()
+        .chain(bob_call.local_tracks())
+        .map(feed)
+        .collect();
+    assert_eq!(feeders.len(), 4);
+    for side in [&call, &bob_call] {
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let track = support::remote_track(side).await;
+            expect_rtp(&track, 5).await;
+            kinds.push((track.kind(), track.mime_type().to_ascii_lowercase()));
+        }
+        kinds.sort_by_key(|(k, _)| *k == MediaKind::Video);
+        assert_eq!(
+            kinds,
+            vec![
+                (MediaKind::Audio, "audio/opus".to_owned()),
+                (MediaKind::Video, "video/vp8".to_owned())
+            ]
+        );
+    }
+
+    // Stats: a direct host pair on loopback, bytes both ways.
+    let stats = call.stats().await;
+    assert_eq!(
+        stats.pair,
+        Some((CandidateType::Host, CandidateType::Host)),
+        "{stats:?}"
+    );
+    assert!(!stats.is_relayed());
+    assert!(
+        stats.bytes_sent > 0 && stats.bytes_received > 0,
+        "{stats:?}"
+    );
+
+    call.hangup().await;
+    assert_eq!(ended(&bob_call).await, EndReason::Hangup);
+    assert_eq!(call.ended().await, EndReason::Hangup);
+    for f in feeders {
+        f.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_call_goes_through_our_turn_relay() {
+    let server = support::server_with_turn().await;
+    let mut options = support::options();
+    options.peer.policy = IcePolicy::RelayOnly;
+    let url = support::url(server.local_addr());
+    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options.clone())
+        .await
+        .unwrap();
+    let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
+        .await
+        .unwrap();
+    let answering = tokio::spawn({
+        let bob = bob.clone();
+        async move { support::answer(&bob, AcceptOptions::default()).await }
+    });
+    let call = within(
+        "the call to be answered",
+        alice.call(
+            "bob",
+            CallOptions {
+                channels: vec![ChannelSpec::reliable("chat")],
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let bob_call = answering.await.unwrap();
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    let bob_chat = support::remote_channel(&bob_call).await;
+    support::round_trip(&chat, &bob_chat, "via the relay").await;
+    support::round_trip(&bob_chat, &chat, "and back").await;
+
+    for side in [&call, &bob_call] {
+        let stats = side.stats().await;
+        assert_eq!(
+            stats.pair,
+            Some((CandidateType::Relay, CandidateType::Relay)),
+            "{stats:?}"
+        );
+        assert!(stats.is_relayed());
+    }
+    // Both sides hold an allocation on our relay.
+    assert!(server.turn().unwrap().allocation_count() >= 2);
+    call.hangup().await;
+    assert_eq!(ended(&bob_call).await, EndReason::Hangup);
+}

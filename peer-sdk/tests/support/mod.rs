@@ -1,0 +1,186 @@
+//! Shared by the SDK's integration tests: a real signaling server on loopback (with the
+//! embedded TURN relay when asked), clients bound to loopback, a TCP proxy whose
+//! connections a test can cut, and timeouts so that nothing hangs.
+#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peer_sdk::{
+    AcceptOptions, Call, CallEvent, Client, ClientEvent, ClientOptions, DataChannel, IncomingCall,
+    PeerOptions, RemoteTrack,
+};
+use signaling::turn::EmbeddedTurn;
+use signaling::{Config, Server};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something that must happen.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Fails the test if `f` takes longer than [`WAIT`].
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// A signaling server on 127.0.0.1:0 with `tweak` applied.
+pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    Server::start(config).await.unwrap()
+}
+
+pub async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+/// A server with the embedded TURN relay on loopback, loopback peers allowed.
+pub async fn server_with_turn() -> Server {
+    server_with(|c| {
+        let mut turn = EmbeddedTurn::new("127.0.0.1:0".parse().unwrap());
+        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
+        c.turn = Some(turn);
+    })
+    .await
+}
+
+pub fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/ws")
+}
+
+/// Client options for loopback: host candidates on 127.0.0.1, quick reconnects.
+pub fn options() -> ClientOptions {
+    ClientOptions {
+        peer: PeerOptions {
+            bind: vec!["127.0.0.1:0".parse().unwrap()],
+            ..PeerOptions::default()
+        },
+        reconnect_base: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(500),
+        ..ClientOptions::default()
+    }
+}
+
+pub async fn connect(addr: SocketAddr, user: &str) -> Client {
+    within(
+        "connect",
+        Client::connect_with(&url(addr), user, None, options()),
+    )
+    .await
+    .unwrap()
+}
+
+/// The next incoming call of `client` (other events are skipped).
+pub async fn incoming(client: &Client) -> IncomingCall {
+    within("an incoming call", async {
+        loop {
+            match client.next_event().await {
+                Some(ClientEvent::Incoming(call)) => return call,
+                Some(_) => continue,
+                None => panic!("client closed while waiting for a call"),
+            }
+        }
+    })
+    .await
+}
+
+/// Answers the next incoming call.
+pub async fn answer(client: &Client, options: AcceptOptions) -> Call {
+    let call = incoming(client).await;
+    within("accept", call.accept(options)).await.unwrap()
+}
+
+/// The next data channel the other side opens.
+pub async fn remote_channel(call: &Call) -> DataChannel {
+    within("a remote data channel", async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::DataChannel(c)) => return c,
+                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a data channel"),
+                Some(_) => continue,
+                None => panic!("no more call events"),
+            }
+        }
+    })
+    .await
+}
+
+/// The next remote track.
+pub async fn remote_track(call: &Call) -> RemoteTrack {
+    within("a remote track", async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Track(t)) => return t,
+                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a track"),
+                Some(_) => continue,
+                None => panic!("no more call events"),
+            }
+        }
+    })
+    .await
+}
+
+/// Sends `text` on `from` and waits for it on `to`.
+pub async fn round_trip(from: &DataChannel, to: &DataChannel, text: &str) {
+    within("a data channel message", async {
+        from.send_text(text).await.unwrap();
+        let msg = to.recv().await.expect("channel closed");
+        assert_eq!(msg.text(), Some(text));
+        assert!(msg.is_text);
+    })
+    .await
+}
+
+/// A TCP proxy to `upstream` whose open connections [`cut`](Self::cut) drops at once, as
+/// a network change would.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let list = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        CutProxy {
+            addr,
+            conns,
+            accept,
+        }
+    }
+
+    /// Drops every connection open now; new ones are still accepted.
+    pub fn cut(&self) {
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
