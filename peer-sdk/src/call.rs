@@ -68,6 +68,8 @@ pub enum CallEvent {
     Accepted,
     /// The peer connection changed state.
     Connection(ConnectionState),
+    /// A renegotiation (a track added, an ICE restart) completed on this side.
+    Renegotiated,
     /// The other side opened a data channel.
     DataChannel(DataChannel),
     /// The other side sends a media track.

@@ -242,6 +242,7 @@ impl CallDriver {
                         sdp: answer.sdp,
                     },
                 }));
+                let _ = self.events.send(CallEvent::Renegotiated);
                 if std::mem::take(&mut self.offer_again) {
                     self.offer(false).await?;
                 }
@@ -255,6 +256,7 @@ impl CallDriver {
                     .set_remote_description(RTCSessionDescription::answer(desc.sdp)?)
                     .await?;
                 self.making_offer = false;
+                let _ = self.events.send(CallEvent::Renegotiated);
                 if std::mem::take(&mut self.offer_again) {
                     self.offer(false).await?;
                 }

@@ -21,7 +21,7 @@ use crate::signaling::{self, Notice, Signal};
 #[non_exhaustive]
 pub enum ClientEvent {
     /// Someone calls.
-    Incoming(IncomingCall),
+    Incoming(Box<IncomingCall>),
     /// The signaling socket dropped; the SDK is reconnecting (calls go on meanwhile).
     Reconnecting { attempt: u32, error: Error },
     /// Back online. `resumed: false` means the session had expired: its calls ended.
@@ -95,12 +95,12 @@ impl Client {
     pub async fn next_event(&self) -> Option<ClientEvent> {
         let notice = self.inner.notices.lock().await.recv().await?;
         Some(match notice {
-            Notice::Invite(invite, route) => ClientEvent::Incoming(IncomingCall::new(
+            Notice::Invite(invite, route) => ClientEvent::Incoming(Box::new(IncomingCall::new(
                 invite,
                 route,
                 self.inner.signal.clone(),
                 self.inner.options.peer.clone(),
-            )),
+            ))),
             Notice::Reconnecting { attempt, error } => ClientEvent::Reconnecting { attempt, error },
             Notice::Reconnected { resumed } => ClientEvent::Reconnected { resumed },
             Notice::Error(e) => ClientEvent::Error(e),
@@ -120,6 +120,11 @@ impl Client {
     /// [`Call::answered`], cancel with [`Call::hangup`].
     pub async fn dial(&self, to: &str, options: CallOptions) -> Result<Call> {
         let to = UserName::new(to).map_err(|e| Error::Invalid(e.to_string()))?;
+        if options.tracks.is_empty() && options.channels.is_empty() {
+            return Err(Error::Invalid(
+                "a call needs at least one track or data channel".into(),
+            ));
+        }
         if let Some(meta) = &options.meta {
             let size = serde_json::to_string(meta)
                 .map(|s| s.len())

@@ -110,7 +110,7 @@ impl ChannelSpec {
     }
 }
 
-/// What an outgoing call starts with.
+/// What an outgoing call starts with: at least one track or data channel.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     /// Local tracks to send from the start (more can be added mid-call).

@@ -148,10 +148,10 @@ pub(crate) fn mids(sdp: &str) -> Vec<String> {
         if line.starts_with("m=") {
             in_media = true;
             out.push(String::new());
-        } else if let (true, Some(mid)) = (in_media, line.strip_prefix("a=mid:")) {
-            if let Some(last) = out.last_mut() {
-                *last = mid.to_owned();
-            }
+        } else if let (true, Some(mid), Some(last)) =
+            (in_media, line.strip_prefix("a=mid:"), out.last_mut())
+        {
+            *last = mid.to_owned();
         }
     }
     out

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use rtc::statistics::report::RTCStatsReportEntry;
 use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
-use rtc::statistics::stats::ice_candidate_pair::RTCIceCandidatePairStats;
+use rtc::statistics::stats::ice_candidate_pair::{
+    RTCIceCandidatePairStats, RTCStatsIceCandidatePairState,
+};
 use webrtc::peer_connection::{RTCIceCandidateType, RTCStatsReport};
 
 /// How a candidate reaches the network.
@@ -54,12 +56,10 @@ impl CallStats {
         let Some(pair) = selected_pair(report) else {
             return Self::default();
         };
-        let local = find_candidate(report, &pair.local_candidate_id, true);
-        let remote = find_candidate(report, &pair.remote_candidate_id, false);
         let rtt = (pair.current_round_trip_time > 0.0)
             .then(|| Duration::from_secs_f64(pair.current_round_trip_time));
         Self {
-            pair: local.zip(remote),
+            pair: pair_types(report, pair),
             rtt,
             bytes_sent: pair.bytes_sent,
             bytes_received: pair.bytes_received,
@@ -78,6 +78,32 @@ fn selected_pair(report: &RTCStatsReport) -> Option<&RTCIceCandidatePairStats> {
         .find(|p| !selected.is_empty() && p.stats.id == selected)
         .or_else(|| pairs.iter().find(|p| p.nominated))
         .copied()
+}
+
+/// The candidate types of `pair`. After an ICE restart webrtc-rs 0.21.1 keeps selecting
+/// the old pair while its report lists only the new generation's remote candidates; then
+/// the types come from a succeeded, nominated pair of the same local candidate.
+fn pair_types(
+    report: &RTCStatsReport,
+    pair: &RTCIceCandidatePairStats,
+) -> Option<(CandidateType, CandidateType)> {
+    let types = |p: &RTCIceCandidatePairStats| {
+        find_candidate(report, &p.local_candidate_id, true).zip(find_candidate(
+            report,
+            &p.remote_candidate_id,
+            false,
+        ))
+    };
+    types(pair).or_else(|| {
+        report
+            .candidate_pairs()
+            .filter(|p| {
+                p.nominated
+                    && p.local_candidate_id == pair.local_candidate_id
+                    && p.state == RTCStatsIceCandidatePairState::Succeeded
+            })
+            .find_map(types)
+    })
 }
 
 /// The stats of a candidate named `id` in a pair; webrtc-rs names it `candidate:X` in the

@@ -195,3 +195,66 @@ async fn relay_only_call_goes_through_our_turn_relay() {
     call.hangup().await;
     assert_eq!(ended(&bob_call).await, EndReason::Hangup);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_added_mid_call_and_an_ice_restart_keep_the_call_going() {
+    let server = support::server().await;
+    let alice = support::connect(server.local_addr(), "alice").await;
+    let bob = support::connect(server.local_addr(), "bob").await;
+    let answering = tokio::spawn({
+        let bob = bob.clone();
+        async move { support::answer(&bob, AcceptOptions::default()).await }
+    });
+    let call = within(
+        "the call",
+        alice.call(
+            "bob",
+            CallOptions {
+                channels: vec![ChannelSpec::reliable("chat")],
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let bob_call = answering.await.unwrap();
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    let bob_chat = support::remote_channel(&bob_call).await;
+
+    // The caller adds audio: the callee receives it.
+    let alice_audio = feed(call.add_track(MediaKind::Audio).await.unwrap());
+    let track = support::remote_track(&bob_call).await;
+    assert_eq!(track.kind(), MediaKind::Audio);
+    expect_rtp(&track, 5).await;
+
+    // The callee adds video: the caller receives it.
+    let bob_video = feed(bob_call.add_track(MediaKind::Video).await.unwrap());
+    let track = support::remote_track(&call).await;
+    assert_eq!(track.kind(), MediaKind::Video);
+    expect_rtp(&track, 5).await;
+
+    // An ICE restart renegotiates and the call goes on.
+    call.restart_ice().unwrap();
+    support::call_event(&call, "the restart's answer", |e| {
+        matches!(e, CallEvent::Renegotiated).then_some(())
+    })
+    .await;
+    support::round_trip(&chat, &bob_chat, "after the restart").await;
+    expect_rtp(&track, 5).await;
+    // The restarted ICE selects a pair again.
+    let pair = within("a selected pair after the restart", async {
+        loop {
+            if let Some(pair) = call.stats().await.pair {
+                return pair;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(pair, (CandidateType::Host, CandidateType::Host));
+    call.hangup().await;
+    assert_eq!(ended(&bob_call).await, EndReason::Hangup);
+    alice_audio.abort();
+    bob_video.abort();
+}

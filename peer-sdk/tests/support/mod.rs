@@ -83,7 +83,7 @@ pub async fn incoming(client: &Client) -> IncomingCall {
     within("an incoming call", async {
         loop {
             match client.next_event().await {
-                Some(ClientEvent::Incoming(call)) => return call,
+                Some(ClientEvent::Incoming(call)) => return *call,
                 Some(_) => continue,
                 None => panic!("client closed while waiting for a call"),
             }
@@ -107,6 +107,48 @@ pub async fn remote_channel(call: &Call) -> DataChannel {
                 Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a data channel"),
                 Some(_) => continue,
                 None => panic!("no more call events"),
+            }
+        }
+    })
+    .await
+}
+
+/// Waits for the next event `pick` accepts, skipping the others.
+pub async fn call_event<T>(
+    call: &Call,
+    what: &str,
+    mut pick: impl FnMut(CallEvent) -> Option<T>,
+) -> T {
+    within(what, async {
+        loop {
+            match call.next_event().await {
+                Some(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                None => panic!("no more call events while waiting for {what}"),
+            }
+        }
+    })
+    .await
+}
+
+/// The next client event `pick` accepts.
+pub async fn client_event<T>(
+    client: &Client,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    within(what, async {
+        loop {
+            match client.next_event().await {
+                Some(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                None => panic!("client closed while waiting for {what}"),
             }
         }
     })
@@ -144,6 +186,7 @@ pub async fn round_trip(from: &DataChannel, to: &DataChannel, text: &str) {
 pub struct CutProxy {
     pub addr: SocketAddr,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    blocked: Arc<std::sync::atomic::AtomicBool>,
     accept: JoinHandle<()>,
 }
 
@@ -153,8 +196,13 @@ impl CutProxy {
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let list = conns.clone();
+        let blocked: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let refuse = blocked.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut down, _)) = listener.accept().await {
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped at once: the network is down
+                }
                 let task = tokio::spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
@@ -166,8 +214,15 @@ impl CutProxy {
         CutProxy {
             addr,
             conns,
+            blocked,
             accept,
         }
+    }
+
+    /// While blocked, new connections are closed as soon as they arrive.
+    pub fn block(&self, blocked: bool) {
+        self.blocked
+            .store(blocked, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every connection open now; new ones are still accepted.
