@@ -80,9 +80,11 @@ fn selected_pair(report: &RTCStatsReport) -> Option<&RTCIceCandidatePairStats> {
         .copied()
 }
 
-/// The candidate types of `pair`. After an ICE restart webrtc-rs 0.21.1 keeps selecting
-/// the old pair while its report lists only the new generation's remote candidates; then
-/// the types come from a succeeded, nominated pair of the same local candidate.
+/// The candidate types of `pair`. webrtc-rs 0.21.1 lists only the remote candidates it
+/// was told about, so a remote candidate missing from the report is either peer-reflexive
+/// (learnt from a check that came before the trickled candidate) or, after an ICE restart
+/// that kept the old pair, of the previous generation. The latter is resolved through a
+/// succeeded, nominated pair of the same local candidate; otherwise it is `Prflx`.
 fn pair_types(
     report: &RTCStatsReport,
     pair: &RTCIceCandidatePairStats,
@@ -103,6 +105,10 @@ fn pair_types(
                     && p.state == RTCStatsIceCandidatePairState::Succeeded
             })
             .find_map(types)
+            .or_else(|| {
+                find_candidate(report, &pair.local_candidate_id, true)
+                    .map(|local| (local, CandidateType::Prflx))
+            })
     })
 }
 

@@ -1,0 +1,156 @@
+//! Shared by the examples: a synthetic camera and microphone (looping VP8 and Opus
+//! files), a stdin chat, and a status line with the connection type and stats.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peer_sdk::{Call, CallEvent, DataChannel, LocalTrack, MediaKind, RemoteTrack};
+use rtc::media::io::ivf_reader::IVFReader;
+use rtc::media::io::ogg_reader::OggReader;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const VIDEO: &[u8] = include_bytes!("../media/testsrc.ivf");
+const AUDIO: &[u8] = include_bytes!("../media/sine.ogg");
+
+/// Sends the looping test pattern or tone on `track` until the call ends.
+pub fn feed(track: LocalTrack) {
+    tokio::spawn(async move {
+        let frames = match track.kind() {
+            MediaKind::Video => video_frames(),
+            MediaKind::Audio => audio_frames(),
+        };
+        let (frames, every) = match frames {
+            Ok(f) => f,
+            Err(e) => return eprintln!("cannot read the synthetic media: {e}"),
+        };
+        let mut tick = tokio::time::interval(every);
+        for frame in frames.iter().cycle() {
+            tick.tick().await;
+            match track.write_sample(frame.clone(), every).await {
+                Ok(()) | Err(peer_sdk::Error::NotNegotiated) => {}
+                Err(_) => return, // the call is over
+            }
+        }
+    });
+}
+
+fn video_frames() -> Result<(Vec<Bytes>, Duration), String> {
+    let (mut reader, header) = IVFReader::new(Cursor::new(VIDEO)).map_err(|e| e.to_string())?;
+    let every = Duration::from_secs_f64(
+        f64::from(header.timebase_numerator) / f64::from(header.timebase_denominator.max(1)),
+    );
+    let mut frames = Vec::new();
+    while let Ok((frame, _)) = reader.parse_next_frame() {
+        frames.push(frame.freeze());
+    }
+    Ok((frames, every))
+}
+
+fn audio_frames() -> Result<(Vec<Bytes>, Duration), String> {
+    let (mut reader, _) = OggReader::new(Cursor::new(AUDIO), true).map_err(|e| e.to_string())?;
+    let mut frames = Vec::new();
+    while let Ok((page, _)) = reader.parse_next_page() {
+        // The first two pages are the Opus head and tags, not audio.
+        if !page.starts_with(b"OpusHead") && !page.starts_with(b"OpusTags") {
+            frames.push(page.freeze());
+        }
+    }
+    Ok((frames, Duration::from_millis(20)))
+}
+
+/// Lines typed on stdin go to `chat`.
+pub fn chat_from_stdin(chat: DataChannel) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Err(e) = chat.send_text(&line).await {
+                eprintln!("chat: {e}");
+                return;
+            }
+        }
+    });
+}
+
+/// Messages received on `chat` are printed.
+pub fn print_chat(chat: DataChannel, from: String) {
+    tokio::spawn(async move {
+        while let Some(msg) = chat.recv().await {
+            println!("{from}: {}", msg.text().unwrap_or("<binary>"));
+        }
+    });
+}
+
+/// Counts the packets of a remote track.
+fn count(track: RemoteTrack, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    tokio::spawn(async move {
+        while track.recv().await.is_some() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+/// Runs a connected call until it ends or Ctrl-C: sends media, chats, prints stats.
+pub async fn run(call: Call) {
+    for track in call.local_tracks() {
+        feed(track);
+    }
+    if let Some(chat) = call.data_channel("chat") {
+        print_chat(chat.clone(), call.peer().to_string());
+        chat_from_stdin(chat);
+    }
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut status = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            event = call.next_event() => match event {
+                Some(CallEvent::Track(track)) => {
+                    println!("receiving {} ({})", track.mime_type(), call.peer());
+                    count(track, received.clone());
+                }
+                Some(CallEvent::DataChannel(chat)) => {
+                    println!("data channel '{}' opened by {}", chat.label(), call.peer());
+                    print_chat(chat.clone(), call.peer().to_string());
+                    chat_from_stdin(chat);
+                }
+                Some(CallEvent::Connection(state)) => println!("connection: {state:?}"),
+                Some(CallEvent::Ended(reason)) => {
+                    println!("call ended: {reason}");
+                    return;
+                }
+                Some(other) => println!("{other:?}"),
+                None => return,
+            },
+            _ = status.tick() => {
+                let stats = call.stats().await;
+                let path = match stats.pair {
+                    Some((local, remote)) => format!("{local}/{remote}"),
+                    None => "not connected yet".to_owned(),
+                };
+                let rtt = stats.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1e3));
+                println!(
+                    "path {path}, rtt {}, sent {} B, received {} B, {} RTP packets in",
+                    rtt.unwrap_or_else(|| "-".into()),
+                    stats.bytes_sent,
+                    stats.bytes_received,
+                    received.load(std::sync::atomic::Ordering::Relaxed),
+                );
+            }
+            _ = tokio::signal::ctrl_c() => {
+                println!("hanging up");
+                call.hangup().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Peer options from the command line.
+pub fn peer_options(relay_only: bool) -> peer_sdk::ClientOptions {
+    let mut options = peer_sdk::ClientOptions::default();
+    if relay_only {
+        options.peer.policy = peer_sdk::IcePolicy::RelayOnly;
+    }
+    options
+}
