@@ -9,6 +9,8 @@
 //! channel's send buffer paces it), then `done`; the receiver answers `ok <bytes>`
 //! once everything is written.
 
+#![allow(clippy::disallowed_methods)] // an app: it reads the clock for its progress line
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
