@@ -125,7 +125,8 @@ pub(crate) async fn start(
 /// Opens a socket and says `hello`; returns it with what the `welcome` meant.
 async fn open(url: &str, session: &mut Session, limit: Duration) -> Result<(Ws, Continuity)> {
     let attempt = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        // No Nagle: signaling messages are small and latency is call setup time.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .map_err(|e| Error::Connect(e.to_string()))?;
         let hello = ClientMessage::Hello(session.hello());
