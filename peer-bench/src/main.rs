@@ -38,6 +38,12 @@ type BenchResult<T> = Result<T, String>;
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if let Err(e) = run(&args).await {
         eprintln!("peer-bench: {e}");
         std::process::exit(1);
