@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use signaling_protocol::{
     CallId, CallRef, Candidate, ClientMessage, EndReason, IceCandidate, Renegotiate, SdpType,
-    ServerMessage, SessionDescription,
+    ServerMessage, SessionDescription, UserName,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
@@ -15,36 +15,97 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCIceConnectionState, RTCSessionDescription,
 };
 
-use crate::call::{CallEvent, CallState, Command, ConnectionState, Role};
+use crate::call::{Call, CallEvent, CallShared, CallState, Command, ConnectionState, Role};
 use crate::clock;
 use crate::data::DataChannel;
 use crate::error::{Error, Result};
-use crate::media::RemoteTrack;
+use crate::media::{LocalTrack, RemoteTrack};
 use crate::peer::{self, PeerEvent};
 use crate::signaling::Signal;
 
 /// How long a broken path may take to come back by itself before the caller restarts ICE.
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
 
-pub(crate) struct CallDriver {
+/// What a new call is made of, outgoing (after the invite) or answered (after accept).
+pub(crate) struct CallSetup {
     pub id: CallId,
+    pub peer: UserName,
     pub role: Role,
     pub signal: Signal,
     pub pc: Arc<dyn PeerConnection>,
+    pub peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    pub route: mpsc::UnboundedReceiver<ServerMessage>,
     /// Messages of this call that arrived before the driver started.
     pub backlog: Vec<ServerMessage>,
-    pub route: mpsc::UnboundedReceiver<ServerMessage>,
-    pub peer_events: mpsc::UnboundedReceiver<PeerEvent>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
-    pub commands_tx: mpsc::WeakUnboundedSender<Command>,
-    pub state: watch::Sender<CallState>,
-    pub connection: watch::Sender<ConnectionState>,
-    pub events: mpsc::UnboundedSender<CallEvent>,
-    pub remote_set: bool,
-    pub pending_candidates: Vec<RTCIceCandidateInit>,
-    pub making_offer: bool,
-    pub offer_again: bool,
-    pub ice: RTCIceConnectionState,
+    pub tracks: Vec<LocalTrack>,
+    pub channels: Vec<DataChannel>,
+}
+
+/// Starts the call's driver task and returns the app's handle.
+pub(crate) fn start(setup: CallSetup) -> Call {
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let initial = match setup.role {
+        Role::Caller => CallState::Dialing,
+        Role::Callee => CallState::Active,
+    };
+    let (state_tx, state) = watch::channel(initial);
+    let (connection_tx, connection) = watch::channel(ConnectionState::New);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    CallDriver {
+        id: setup.id.clone(),
+        role: setup.role,
+        signal: setup.signal,
+        pc: setup.pc.clone(),
+        backlog: setup.backlog,
+        route: setup.route,
+        peer_events: setup.peer_events,
+        commands,
+        commands_tx: commands_tx.downgrade(),
+        state: state_tx,
+        connection: connection_tx,
+        events: events_tx,
+        // The callee set the offer before answering; the caller waits for `accepted`.
+        remote_set: setup.role == Role::Callee,
+        pending_candidates: Vec::new(),
+        making_offer: false,
+        offer_again: false,
+        ice: RTCIceConnectionState::New,
+    }
+    .spawn();
+    Call {
+        shared: Arc::new(CallShared {
+            id: setup.id,
+            peer: setup.peer,
+            role: setup.role,
+            pc: setup.pc,
+            commands: commands_tx,
+            state,
+            connection,
+            events: tokio::sync::Mutex::new(events),
+            channels: std::sync::Mutex::new(setup.channels),
+            tracks: std::sync::Mutex::new(setup.tracks),
+        }),
+    }
+}
+
+struct CallDriver {
+    id: CallId,
+    role: Role,
+    signal: Signal,
+    pc: Arc<dyn PeerConnection>,
+    backlog: Vec<ServerMessage>,
+    route: mpsc::UnboundedReceiver<ServerMessage>,
+    peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_tx: mpsc::WeakUnboundedSender<Command>,
+    state: watch::Sender<CallState>,
+    connection: watch::Sender<ConnectionState>,
+    events: mpsc::UnboundedSender<CallEvent>,
+    remote_set: bool,
+    pending_candidates: Vec<RTCIceCandidateInit>,
+    making_offer: bool,
+    offer_again: bool,
+    ice: RTCIceConnectionState,
 }
 
 /// How one step of the driver went.
@@ -54,7 +115,7 @@ enum Step {
 }
 
 impl CallDriver {
-    pub fn spawn(self) {
+    fn spawn(self) {
         let span = tracing::info_span!("call", call_id = %self.id, role = ?self.role);
         tokio::spawn(self.run().instrument(span));
     }

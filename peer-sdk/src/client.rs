@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use signaling_protocol::{CallId, ClientMessage, Invite, MAX_META_BYTES, UserName};
 use tokio::sync::{Mutex, mpsc, watch};
-use webrtc::peer_connection::RTCIceConnectionState;
 
-use crate::call::{Call, CallShared, CallState, ConnectionState, Role, open_channel};
-use crate::call_driver::CallDriver;
+use crate::call::{Call, Role, open_channel};
+use crate::call_driver::{self, CallSetup};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::incoming::IncomingCall;
@@ -171,44 +170,18 @@ impl Client {
             meta: options.meta.clone(),
         }))?;
 
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (state_tx, state) = watch::channel(CallState::Dialing);
-        let (connection_tx, connection) = watch::channel(ConnectionState::New);
-        let (events_tx, events) = mpsc::unbounded_channel();
-        CallDriver {
-            id: call_id.clone(),
+        Ok(call_driver::start(CallSetup {
+            id: call_id,
+            peer: to,
             role: Role::Caller,
             signal: self.inner.signal.clone(),
-            pc: pc.clone(),
-            backlog: Vec::new(),
-            route,
+            pc,
             peer_events: peer.events,
-            commands,
-            commands_tx: commands_tx.downgrade(),
-            state: state_tx,
-            connection: connection_tx,
-            events: events_tx,
-            remote_set: false,
-            pending_candidates: Vec::new(),
-            making_offer: false,
-            offer_again: false,
-            ice: RTCIceConnectionState::New,
-        }
-        .spawn();
-        Ok(Call {
-            shared: Arc::new(CallShared {
-                id: call_id,
-                peer: to,
-                role: Role::Caller,
-                pc,
-                commands: commands_tx,
-                state,
-                connection,
-                events: Mutex::new(events),
-                channels: std::sync::Mutex::new(channels),
-                tracks: std::sync::Mutex::new(tracks),
-            }),
-        })
+            route,
+            backlog: Vec::new(),
+            tracks,
+            channels,
+        }))
     }
 
     /// Signs off: the socket closes normally, the server ends the session and its calls.

@@ -1,17 +1,15 @@
 //! A call that rings here: answer it, refuse it, or learn that it stopped ringing.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 use signaling_protocol::{
     Accept, CallId, ClientMessage, EndReason, IncomingInvite, Reject, RejectReason, ServerMessage,
     UserName,
 };
-use tokio::sync::{mpsc, watch};
-use webrtc::peer_connection::{RTCIceConnectionState, RTCSessionDescription};
+use tokio::sync::mpsc;
+use webrtc::peer_connection::RTCSessionDescription;
 
-use crate::call::{Call, CallShared, CallState, ConnectionState, Role};
-use crate::call_driver::CallDriver;
+use crate::call::{Call, Role};
+use crate::call_driver::{self, CallSetup};
 use crate::error::{Error, Result};
 use crate::media::LocalTrack;
 use crate::options::{AcceptOptions, PeerOptions};
@@ -143,43 +141,17 @@ impl IncomingCall {
             answer: answer.sdp,
         }))?;
 
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (state_tx, state) = watch::channel(CallState::Active);
-        let (connection_tx, connection) = watch::channel(ConnectionState::New);
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let driver = CallDriver {
-            id: self.invite.call_id.clone(),
+        Ok(call_driver::start(CallSetup {
+            id: self.invite.call_id,
+            peer: self.invite.from,
             role: Role::Callee,
             signal: self.signal.clone(),
-            pc: pc.clone(),
-            backlog: std::mem::take(&mut self.backlog),
-            route: self.route,
+            pc,
             peer_events: peer.events,
-            commands,
-            commands_tx: commands_tx.downgrade(),
-            state: state_tx,
-            connection: connection_tx,
-            events: events_tx,
-            remote_set: true,
-            pending_candidates: Vec::new(),
-            making_offer: false,
-            offer_again: false,
-            ice: RTCIceConnectionState::New,
-        };
-        driver.spawn();
-        Ok(Call {
-            shared: Arc::new(CallShared {
-                id: self.invite.call_id,
-                peer: self.invite.from,
-                role: Role::Callee,
-                pc,
-                commands: commands_tx,
-                state,
-                connection,
-                events: tokio::sync::Mutex::new(events),
-                channels: Default::default(),
-                tracks: std::sync::Mutex::new(tracks),
-            }),
-        })
+            route: self.route,
+            backlog: std::mem::take(&mut self.backlog),
+            tracks,
+            channels: Vec::new(),
+        }))
     }
 }

@@ -158,26 +158,7 @@ async fn relay_only_call_goes_through_our_turn_relay() {
     let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
         .await
         .unwrap();
-    let answering = tokio::spawn({
-        let bob = bob.clone();
-        async move { support::answer(&bob, AcceptOptions::default()).await }
-    });
-    let call = within(
-        "the call to be answered",
-        alice.call(
-            "bob",
-            CallOptions {
-                channels: vec![ChannelSpec::reliable("chat")],
-                ..Default::default()
-            },
-        ),
-    )
-    .await
-    .unwrap();
-    let bob_call = answering.await.unwrap();
-    let chat = call.data_channel("chat").unwrap();
-    within("chat open", chat.opened()).await.unwrap();
-    let bob_chat = support::remote_channel(&bob_call).await;
+    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
     support::round_trip(&chat, &bob_chat, "via the relay").await;
     support::round_trip(&bob_chat, &chat, "and back").await;
 
@@ -201,26 +182,7 @@ async fn tracks_added_mid_call_and_an_ice_restart_keep_the_call_going() {
     let server = support::server().await;
     let alice = support::connect(server.local_addr(), "alice").await;
     let bob = support::connect(server.local_addr(), "bob").await;
-    let answering = tokio::spawn({
-        let bob = bob.clone();
-        async move { support::answer(&bob, AcceptOptions::default()).await }
-    });
-    let call = within(
-        "the call",
-        alice.call(
-            "bob",
-            CallOptions {
-                channels: vec![ChannelSpec::reliable("chat")],
-                ..Default::default()
-            },
-        ),
-    )
-    .await
-    .unwrap();
-    let bob_call = answering.await.unwrap();
-    let chat = call.data_channel("chat").unwrap();
-    within("chat open", chat.opened()).await.unwrap();
-    let bob_chat = support::remote_channel(&bob_call).await;
+    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
 
     // The caller adds audio: the callee receives it.
     let alice_audio = feed(call.add_track(MediaKind::Audio).await.unwrap());

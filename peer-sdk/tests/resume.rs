@@ -21,26 +21,7 @@ async fn a_cut_websocket_mid_call_resumes_and_the_call_goes_on() {
         .await
         .unwrap();
     let bob = support::connect(server.local_addr(), "bob").await;
-    let answering = tokio::spawn({
-        let bob = bob.clone();
-        async move { support::answer(&bob, AcceptOptions::default()).await }
-    });
-    let call = within(
-        "the call",
-        alice.call(
-            "bob",
-            CallOptions {
-                channels: vec![ChannelSpec::reliable("chat")],
-                ..Default::default()
-            },
-        ),
-    )
-    .await
-    .unwrap();
-    let bob_call = answering.await.unwrap();
-    let chat = call.data_channel("chat").unwrap();
-    within("chat open", chat.opened()).await.unwrap();
-    let bob_chat = support::remote_channel(&bob_call).await;
+    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
     support::round_trip(&chat, &bob_chat, "before").await;
 
     // The network drops Alice's signaling socket and refuses her for a moment.
@@ -97,23 +78,7 @@ async fn when_the_session_expired_the_calls_end_on_both_sides() {
         .await
         .unwrap();
     let bob = support::connect(server.local_addr(), "bob").await;
-    let answering = tokio::spawn({
-        let bob = bob.clone();
-        async move { support::answer(&bob, AcceptOptions::default()).await }
-    });
-    let call = within(
-        "the call",
-        alice.call(
-            "bob",
-            CallOptions {
-                channels: vec![ChannelSpec::reliable("chat")],
-                ..Default::default()
-            },
-        ),
-    )
-    .await
-    .unwrap();
-    let bob_call = answering.await.unwrap();
+    let (call, bob_call, _, _) = support::chat_call(&alice, &bob).await;
 
     proxy.block(true);
     proxy.cut();

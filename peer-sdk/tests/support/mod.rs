@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peer_sdk::{
-    AcceptOptions, Call, CallEvent, Client, ClientEvent, ClientOptions, DataChannel, IncomingCall,
-    PeerOptions, RemoteTrack,
+    AcceptOptions, Call, CallEvent, CallOptions, ChannelSpec, Client, ClientEvent, ClientOptions,
+    DataChannel, IncomingCall, PeerOptions, RemoteTrack,
 };
 use signaling::turn::EmbeddedTurn;
 use signaling::{Config, Server};
@@ -96,6 +96,30 @@ pub async fn incoming(client: &Client) -> IncomingCall {
 pub async fn answer(client: &Client, options: AcceptOptions) -> Call {
     let call = incoming(client).await;
     within("accept", call.accept(options)).await.unwrap()
+}
+
+/// `caller` calls `callee` (user `bob`) with a reliable "chat" channel; the callee answers
+/// with nothing. Returns both calls and both ends of the open channel.
+pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataChannel, DataChannel) {
+    let answering = tokio::spawn({
+        let callee = callee.clone();
+        async move { answer(&callee, AcceptOptions::default()).await }
+    });
+    let options = CallOptions {
+        channels: vec![ChannelSpec::reliable("chat")],
+        ..Default::default()
+    };
+    let call = within(
+        "the call to be answered",
+        caller.call(callee.user().as_str(), options),
+    )
+    .await
+    .unwrap();
+    let callee_call = answering.await.unwrap();
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    let callee_chat = remote_channel(&callee_call).await;
+    (call, callee_call, chat, callee_chat)
 }
 
 /// The next data channel the other side opens.
