@@ -220,3 +220,54 @@ async fn tracks_added_mid_call_and_an_ice_restart_keep_the_call_going() {
     alice_audio.abort();
     bob_video.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreliable_channels_deliver_and_a_slow_reader_holds_the_sender_back() {
+    let server = support::server().await;
+    let mut options = support::options();
+    options.peer.data_channel_send_buffer = 64 * 1024;
+    let url = support::url(server.local_addr());
+    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options)
+        .await
+        .unwrap();
+    let bob = support::connect(server.local_addr(), "bob").await;
+    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
+
+    // Unordered, no retransmissions: on loopback the message still arrives.
+    let fast = call
+        .open_channel(ChannelSpec::unreliable("state"))
+        .await
+        .unwrap();
+    within("state open", fast.opened()).await.unwrap();
+    let bob_fast = support::remote_channel(&bob_call).await;
+    assert_eq!(bob_fast.label(), "state");
+    support::round_trip(&fast, &bob_fast, "x=1").await;
+
+    // Bob stops reading "chat": Alice's sends must stop being accepted instead of
+    // buffering without bound (64 KiB send buffer, 256 queued messages at Bob, the
+    // SCTP window). The loop is bounded: 64 MiB at most.
+    let chunk = Bytes::from(vec![7u8; 16 * 1024]);
+    let mut accepted = 0usize;
+    let blocked = loop {
+        if accepted == 4096 {
+            break false;
+        }
+        match tokio::time::timeout(Duration::from_secs(2), chat.send(chunk.clone())).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += 1;
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(blocked, "send never waited after {accepted} messages");
+    assert!(chat.buffered_amount().await <= 64 * 1024 + chunk.len());
+    // Once Bob reads again, everything arrives, in order and complete.
+    let mut got = 0usize;
+    while got < accepted * chunk.len() {
+        let msg = within("the backlog", bob_chat.recv()).await.unwrap();
+        assert_eq!(msg.data.len(), chunk.len());
+        got += msg.data.len();
+    }
+    call.hangup().await;
+}
