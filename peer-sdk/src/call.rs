@@ -9,6 +9,7 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, StatsSelec
 use crate::clock;
 use crate::data::DataChannel;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::media::{LocalTrack, RemoteTrack};
 use crate::options::{ChannelSpec, Delivery, MediaKind};
 use crate::stats::CallStats;
@@ -114,10 +115,6 @@ impl std::fmt::Debug for Call {
             .field("state", &*self.shared.state.borrow())
             .finish()
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Call {

@@ -28,12 +28,6 @@ pub struct IncomingCall {
     peer: PeerOptions,
 }
 
-impl std::fmt::Debug for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signal").field("user", self.user()).finish()
-    }
-}
-
 impl IncomingCall {
     pub(crate) fn new(
         invite: IncomingInvite,

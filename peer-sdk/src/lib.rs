@@ -91,5 +91,11 @@ pub use options::{
 pub use signaling_protocol::{EndReason, ErrorCode, IceServer, RejectReason};
 pub use stats::{CallStats, CandidateType};
 
+/// Locks a std mutex, taking the data over if another thread panicked while holding it
+/// (the maps it guards stay consistent: every update is a single insert or remove).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The signaling wire types (`shared/PROTOCOL.md`).
 pub use signaling_protocol as protocol;

@@ -47,11 +47,8 @@ impl Session {
             user: self.user.clone(),
             token: self.token.clone(),
             resume: self.resume.clone(),
-            received: Some(if self.resume.is_some() {
-                self.received
-            } else {
-                0
-            }),
+            // 0 until a welcome: the count restarts with every session that was not resumed.
+            received: Some(self.received),
         }
     }
 

@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::backoff::Backoff;
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::options::ClientOptions;
 use crate::session::{Continuity, Session};
 
@@ -45,11 +46,52 @@ pub(crate) enum Notice {
     Closed(Error),
 }
 
+/// Where the server's messages about each call go: one channel per call, shared by the
+/// connection (which delivers) and the calls (which open and close their route).
+#[derive(Clone, Default)]
+struct Routes(Arc<Mutex<HashMap<CallId, mpsc::UnboundedSender<ServerMessage>>>>);
+
+impl Routes {
+    /// Routes `call_id` to a new channel and returns its receiving end.
+    fn open(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.0).insert(call_id, tx);
+        rx
+    }
+
+    fn close(&self, call_id: &CallId) {
+        lock(&self.0).remove(call_id);
+    }
+
+    /// Delivers `msg` to its call; an `ended`, or a call that stopped listening, closes
+    /// the route.
+    fn deliver(&self, call_id: &CallId, msg: ServerMessage) {
+        let ended = matches!(msg, ServerMessage::Ended(_));
+        let mut routes = lock(&self.0);
+        match routes.get(call_id) {
+            Some(route) => {
+                if route.send(msg).is_err() || ended {
+                    routes.remove(call_id);
+                }
+            }
+            None => debug!(%call_id, "message for a call this client no longer has"),
+        }
+    }
+
+    /// Closes every route, telling each call it ended with `peer_lost`.
+    fn end_all(&self) {
+        let routes: Vec<_> = lock(&self.0).drain().collect();
+        for (call_id, route) in routes {
+            let _ = route.send(ServerMessage::ended(call_id, EndReason::PeerLost));
+        }
+    }
+}
+
 /// The calls' side of the signaling task: send messages, receive those of one call.
 #[derive(Clone)]
 pub(crate) struct Signal {
     out: mpsc::UnboundedSender<ClientMessage>,
-    routes: Arc<Mutex<HashMap<CallId, mpsc::UnboundedSender<ServerMessage>>>>,
+    routes: Routes,
     ice_servers: watch::Receiver<Vec<IceServer>>,
     user: UserName,
 }
@@ -62,14 +104,12 @@ impl Signal {
 
     /// Receives the server's messages about `call_id` from now on.
     pub fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.routes).insert(call_id, tx);
-        rx
+        self.routes.open(call_id)
     }
 
     /// Stops routing `call_id`.
     pub fn unroute(&self, call_id: &CallId) {
-        lock(&self.routes).remove(call_id);
+        self.routes.close(call_id);
     }
 
     /// The ICE servers of the latest `welcome`.
@@ -82,8 +122,10 @@ impl Signal {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signal").field("user", self.user()).finish()
+    }
 }
 
 /// Opens the first socket (its errors go to the caller of `connect`), then runs the
@@ -102,7 +144,7 @@ pub(crate) async fn start(
     let (close_tx, close_rx) = watch::channel(false);
     let signal = Signal {
         out: out_tx,
-        routes: Arc::default(),
+        routes: Routes::default(),
         ice_servers: ice_rx,
         user,
     };
@@ -173,7 +215,7 @@ struct Connection {
     url: String,
     session: Session,
     options: ClientOptions,
-    routes: Arc<Mutex<HashMap<CallId, mpsc::UnboundedSender<ServerMessage>>>>,
+    routes: Routes,
     out_rx: mpsc::UnboundedReceiver<ClientMessage>,
     notices: mpsc::UnboundedSender<Notice>,
     ice: watch::Sender<Vec<IceServer>>,
@@ -310,10 +352,7 @@ impl Connection {
 
     /// Every call of the session ends with `peer_lost`, as it did on the server.
     fn end_all_calls(&mut self) {
-        let routes: Vec<_> = lock(&self.routes).drain().collect();
-        for (call_id, route) in routes {
-            let _ = route.send(ServerMessage::ended(call_id, EndReason::PeerLost));
-        }
+        self.routes.end_all();
     }
 
     fn dispatch(&mut self, text: &str) {
@@ -329,41 +368,22 @@ impl Connection {
             }
         };
         debug!(kind = msg.kind(), "from server");
-        let call_id = match &msg {
+        match msg {
             ServerMessage::Invite(invite) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                lock(&self.routes).insert(invite.call_id.clone(), tx);
-                let ServerMessage::Invite(invite) = msg else {
-                    return;
-                };
-                let _ = self.notices.send(Notice::Invite(invite, rx));
-                return;
+                let route = self.routes.open(invite.call_id.clone());
+                let _ = self.notices.send(Notice::Invite(invite, route));
             }
-            ServerMessage::Ringing(m) => m.call_id.clone(),
-            ServerMessage::Accepted(m) => m.call_id.clone(),
-            ServerMessage::Candidate(m) => m.call_id.clone(),
-            ServerMessage::Renegotiate(m) => m.call_id.clone(),
-            ServerMessage::Ended(m) => m.call_id.clone(),
-            ServerMessage::Error(e) => match &e.call_id {
-                Some(id) => id.clone(),
-                None => {
-                    let _ = self.notices.send(Notice::Error(Error::Server {
-                        code: e.code,
-                        message: e.message.clone(),
-                    }));
-                    return;
+            ServerMessage::Error(e) if e.call_id.is_none() => {
+                let _ = self.notices.send(Notice::Error(Error::Server {
+                    code: e.code,
+                    message: e.message,
+                }));
+            }
+            msg => {
+                if let Some(call_id) = msg.call_id().cloned() {
+                    self.routes.deliver(&call_id, msg);
                 }
-            },
-            ServerMessage::Pong | ServerMessage::Welcome(_) => return,
-        };
-        let ended = matches!(msg, ServerMessage::Ended(_));
-        let mut routes = lock(&self.routes);
-        if let Some(route) = routes.get(&call_id) {
-            if route.send(msg).is_err() || ended {
-                routes.remove(&call_id);
             }
-        } else {
-            debug!(%call_id, "message for a call this client no longer has");
         }
     }
 }

@@ -186,6 +186,20 @@ impl ServerMessage {
         }
     }
 
+    /// The call this message is about, if any (an `error` names one when it can).
+    pub fn call_id(&self) -> Option<&CallId> {
+        match self {
+            Self::Invite(m) => Some(&m.call_id),
+            Self::Ringing(m) => Some(&m.call_id),
+            Self::Accepted(m) => Some(&m.call_id),
+            Self::Candidate(m) => Some(&m.call_id),
+            Self::Renegotiate(m) => Some(&m.call_id),
+            Self::Ended(m) => Some(&m.call_id),
+            Self::Error(m) => m.call_id.as_ref(),
+            Self::Welcome(_) | Self::Pong => None,
+        }
+    }
+
     /// Shorthand for an `error` message.
     pub fn error(code: ErrorCode, message: impl Into<String>, call_id: Option<CallId>) -> Self {
         Self::Error(ErrorMessage {

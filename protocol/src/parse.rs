@@ -128,6 +128,34 @@ mod tests {
     use crate::{EndReason, IceCandidate, RejectReason, UserName};
 
     #[test]
+    fn server_messages_name_their_call() {
+        let cases = [
+            (
+                r#"{"type":"invite","call_id":"c1","from":"a","offer":"v=0"}"#,
+                Some("c1"),
+            ),
+            (r#"{"type":"ringing","call_id":"c2"}"#, Some("c2")),
+            (
+                r#"{"type":"ended","call_id":"c3","reason":"busy"}"#,
+                Some("c3"),
+            ),
+            (
+                r#"{"type":"error","code":"bad_state","message":"m","call_id":"c4"}"#,
+                Some("c4"),
+            ),
+            (
+                r#"{"type":"error","code":"bad_message","message":"m"}"#,
+                None,
+            ),
+            (r#"{"type":"pong"}"#, None),
+        ];
+        for (text, id) in cases {
+            let msg = parse_server_message(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(msg.call_id().map(CallId::as_str), id, "{text}");
+        }
+    }
+
+    #[test]
     fn parses_every_client_message() {
         let cases = [
             r#"{"type":"hello","version":1,"user":"alice","token":"t","resume":"r"}"#,
