@@ -9,45 +9,21 @@
 mod common;
 
 use clap::Parser;
-use peer_sdk::{CallOptions, ChannelSpec, Client, MediaKind};
+use peer_sdk::{CallOptions, ChannelSpec, MediaKind};
 
 #[derive(Parser)]
 struct Args {
-    /// The signaling server's WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    server: String,
-    /// Who you are.
-    #[arg(long)]
-    user: String,
+    #[command(flatten)]
+    connect: common::Connect,
     /// Who to call.
     #[arg(long)]
     to: String,
-    /// A JWT, if the server requires one.
-    #[arg(long)]
-    token: Option<String>,
-    /// Send media through the TURN relay only.
-    #[arg(long)]
-    relay_only: bool,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let options = common::peer_options(args.relay_only);
-    let client = match Client::connect_with(
-        &args.server,
-        &args.user,
-        args.token.as_deref(),
-        options,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot connect: {e}");
-            std::process::exit(1);
-        }
-    };
+    let client = args.connect.client().await;
     println!("signed in as {}; calling {}", client.user(), args.to);
     let call = client
         .call(

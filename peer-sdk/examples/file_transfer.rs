@@ -11,6 +11,8 @@
 
 #![allow(clippy::disallowed_methods)] // an app: it reads the clock for its progress line
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,10 +26,8 @@ const CHUNK: usize = 16 * 1024;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    server: String,
-    #[arg(long)]
-    user: String,
+    #[command(flatten)]
+    connect: common::Connect,
     /// Call this user and send them `--send`.
     #[arg(long, requires = "send")]
     to: Option<String>,
@@ -42,10 +42,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let client = match Client::connect(&args.server, &args.user, None).await {
-        Ok(c) => c,
-        Err(e) => return fail(&format!("cannot connect: {e}")),
-    };
+    let client = args.connect.client().await;
     let result = match (&args.to, &args.send) {
         (Some(to), Some(file)) => send(&client, to, file).await,
         _ => receive(&client, &args.receive_dir).await,

@@ -146,11 +146,38 @@ pub async fn run(call: Call) {
     }
 }
 
-/// Peer options from the command line.
-pub fn peer_options(relay_only: bool) -> peer_sdk::ClientOptions {
-    let mut options = peer_sdk::ClientOptions::default();
-    if relay_only {
-        options.peer.policy = peer_sdk::IcePolicy::RelayOnly;
+// How every example signs in (flattened into each one's arguments; a doc comment here
+// would become every example's --help title).
+#[derive(clap::Args)]
+pub struct Connect {
+    /// The signaling server's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub server: String,
+    /// Who you are.
+    #[arg(long)]
+    pub user: String,
+    /// A JWT, if the server requires one.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Send media and data through the TURN relay only.
+    #[arg(long)]
+    pub relay_only: bool,
+}
+
+impl Connect {
+    /// Signs in, or exits with the reason.
+    pub async fn client(&self) -> peer_sdk::Client {
+        let mut options = peer_sdk::ClientOptions::default();
+        if self.relay_only {
+            options.peer.policy = peer_sdk::IcePolicy::RelayOnly;
+        }
+        let token = self.token.as_deref();
+        match peer_sdk::Client::connect_with(&self.server, &self.user, token, options).await {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("cannot connect: {e}");
+                std::process::exit(1);
+            }
+        }
     }
-    options
 }
