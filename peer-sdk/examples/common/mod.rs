@@ -3,13 +3,13 @@
 #![allow(dead_code)]
 
 use std::io::Cursor;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use peer_sdk::{Call, CallEvent, DataChannel, LocalTrack, MediaKind, RemoteTrack};
 use rtc::media::io::ivf_reader::IVFReader;
 use rtc::media::io::ogg_reader::OggReader;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const VIDEO: &[u8] = include_bytes!("../media/testsrc.ivf");
 const AUDIO: &[u8] = include_bytes!("../media/sine.ogg");
@@ -63,14 +63,34 @@ fn audio_frames() -> Result<(Vec<Bytes>, Duration), String> {
 /// Lines typed on stdin go to `chat`.
 pub fn chat_from_stdin(chat: DataChannel) {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        // One call at a time reads stdin; the next call takes over when this one ends.
+        let mut lines = stdin_lines().lock().await;
+        while let Some(line) = lines.recv().await {
             if let Err(e) = chat.send_text(&line).await {
                 eprintln!("chat: {e}");
                 return;
             }
         }
     });
+}
+
+/// Stdin, line by line, read on a thread of its own: tokio's stdin would keep the runtime
+/// from shutting down (and the program from exiting) until the next line or end of input.
+fn stdin_lines() -> &'static tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>> {
+    static LINES: OnceLock<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>> =
+        OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { return };
+                if tx.blocking_send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::sync::Mutex::new(rx)
+    })
 }
 
 /// Messages received on `chat` are printed.
