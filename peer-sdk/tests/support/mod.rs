@@ -3,9 +3,12 @@
 //! connections a test can cut, and timeouts so that nothing hangs.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
+mod proxy;
+#[allow(unused_imports)]
+pub use proxy::CutProxy;
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peer_sdk::{
@@ -14,8 +17,6 @@ use peer_sdk::{
 };
 use signaling::turn::EmbeddedTurn;
 use signaling::{Config, Server};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// How long a test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -203,63 +204,4 @@ pub async fn round_trip(from: &DataChannel, to: &DataChannel, text: &str) {
         assert!(msg.is_text);
     })
     .await
-}
-
-/// A TCP proxy to `upstream` whose open connections [`cut`](Self::cut) drops at once, as
-/// a network change would.
-pub struct CutProxy {
-    pub addr: SocketAddr,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    blocked: Arc<std::sync::atomic::AtomicBool>,
-    accept: JoinHandle<()>,
-}
-
-impl CutProxy {
-    pub async fn start(upstream: SocketAddr) -> CutProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let list = conns.clone();
-        let blocked: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        let refuse = blocked.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut down, _)) = listener.accept().await {
-                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
-                    continue; // dropped at once: the network is down
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-                list.lock().unwrap().push(task);
-            }
-        });
-        CutProxy {
-            addr,
-            conns,
-            blocked,
-            accept,
-        }
-    }
-
-    /// While blocked, new connections are closed as soon as they arrive.
-    pub fn block(&self, blocked: bool) {
-        self.blocked
-            .store(blocked, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Drops every connection open now; new ones are still accepted.
-    pub fn cut(&self) {
-        for task in self.conns.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
 }
