@@ -17,6 +17,14 @@ async fn health_demo_and_metrics() {
         page.starts_with("HTTP/1.1 200") && page.contains("text/html"),
         "{page}"
     );
+    // ES modules load only with a JavaScript MIME type.
+    for module in ["/app.js", "/call.js", "/signaling-client.js"] {
+        let js = http_get(addr, module, &[]).await;
+        assert!(
+            js.starts_with("HTTP/1.1 200") && js.contains("javascript"),
+            "{module}: {js}"
+        );
+    }
     assert!(
         http_get(addr, "/no-such-file.js", &[])
             .await
