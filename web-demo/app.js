@@ -32,7 +32,11 @@ const ENDED = {
   rejected_elsewhere: () => "Declined on another device.",
   peer_lost: (c) => `The connection to ${c.peer} was lost; the call ended.`,
   glare: (c) => `You and ${c.peer} called each other at the same time; one of the two calls goes on.`,
+  failed: (c, local, detail) => `The call with ${c.peer} could not be set up (${detail}).`,
 };
+
+// The contract's rule for user names (PROTOCOL.md): checked here too, to say so at once.
+const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 const ERRORS = {
   unreachable: "Cannot reach the signaling server. Is it running?",
@@ -126,11 +130,21 @@ function wireSignaling() {
     } else {
       say("Reconnected with a new session: the old session had expired, and its calls ended.", "error");
       if (call) call.sessionLost();
-      if (incoming) dropIncoming();
+      if (incoming) incoming.sessionLost();
     }
   });
   sig.addEventListener("closed", (e) => {
+    // Signed out for good (the server refused a resume, or the page is going away): end
+    // what is left and show the sign-in form again.
     setServerState("closed", "signed out");
+    if (call) call.sessionLost();
+    if (incoming) incoming.sessionLost();
+    sig = null;
+    $("phone").hidden = true;
+    $("sign-in").hidden = false;
+    $("connect").disabled = false;
+    for (const t of localStream?.getTracks() ?? []) t.stop();
+    localStream = null;
     if (e.detail.code !== "closed") say(errorText(e.detail.code, e.detail.message), "error");
   });
 }
@@ -146,6 +160,7 @@ function placeCall(event) {
   event.preventDefault();
   const to = $("callee").value.trim();
   if (!to) return say("Enter the name of who to call.", "error");
+  if (!USER_NAME.test(to)) return say(ERRORS.invalid_user, "error");
   if (call) return say("Hang up first: one call at a time.", "error");
   const relayOnly = $("relay-only").checked;
   show(Call.place(sig, to, { stream: localStream, relayOnly }));
@@ -192,9 +207,9 @@ function declineIncoming() {
   if (incoming) incoming.reject("declined");
 }
 
-function endedText(c, { reason, local }) {
+function endedText(c, { reason, local, detail }) {
   const text = ENDED[reason];
-  return text ? text(c, local) : `The call ended (${reason}).`;
+  return text ? text(c, local, detail) : `The call ended (${reason}).`;
 }
 
 function show(c) {
@@ -224,7 +239,8 @@ function show(c) {
   });
   c.addEventListener("error", (e) => say(errorText(e.detail.code, e.detail.message), "error"));
   c.addEventListener("ended", (e) => {
-    say(endedText(c, e.detail), e.detail.local || e.detail.reason === "hangup" ? "info" : "error");
+    const fine = e.detail.reason === "hangup" || (e.detail.local && e.detail.reason !== "failed");
+    say(endedText(c, e.detail), fine ? "info" : "error");
     if (call === c) hide();
   });
   clearInterval(statsTimer);

@@ -15,7 +15,8 @@
 //
 // Events: `state` (call.state changed: `ringing` → `connecting` → `connected` ⇄
 // `reconnecting` → `ended`), `track` {track, streams}, `chat` {text}, `channel` {channel},
-// `ended` {reason, local}.
+// `ended` {reason, local, detail}: `reason` is an `ended.reason` of the protocol, or
+// `failed` (this side could not set the call up; `detail` says why).
 
 const RESTART_AFTER_DISCONNECTED_MS = 2000;
 
@@ -66,8 +67,12 @@ export class Call extends EventTarget {
     this._setState("connecting");
     try {
       await this.pc.setRemoteDescription({ type: "offer", sdp: this._offer });
+      if (this.state === "ended") return; // cancelled meanwhile
       this._addMedia(stream);
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      const answer = await this.pc.createAnswer();
+      if (this.state === "ended") return;
+      await this.pc.setLocalDescription(answer);
+      if (this.state === "ended") return;
       this.sig.accept(this.id, this.pc.localDescription.sdp);
       this._established = true;
       this._flushLocal();
@@ -80,14 +85,14 @@ export class Call extends EventTarget {
   /** Declines an incoming call (`declined` or `busy`). */
   reject(reason = "declined") {
     if (this.state === "ended") return;
-    this.sig.reject(this.id, reason);
+    this._tell(() => this.sig.reject(this.id, reason));
     this._end(reason, true);
   }
 
   /** Ends the call (or cancels it while ringing). */
   hangup() {
     if (this.state === "ended") return;
-    this.sig.hangup(this.id);
+    if (this.role === "callee" || this._invited) this._tell(() => this.sig.hangup(this.id));
     this._end("hangup", true);
   }
 
@@ -98,8 +103,16 @@ export class Call extends EventTarget {
     return true;
   }
 
-  /** Handles a server message about this call (the app routes by `call_id`). */
-  async handle(msg) {
+  /**
+   * Handles a server message about this call (the app routes by `call_id`). Messages are
+   * applied one after another, in order.
+   */
+  handle(msg) {
+    this._queue = (this._queue ?? Promise.resolve()).then(() => this._apply(msg));
+    return this._queue;
+  }
+
+  async _apply(msg) {
     if (this.state === "ended") return;
     try {
       switch (msg.type) {
@@ -108,7 +121,11 @@ export class Call extends EventTarget {
           break;
         case "accepted":
           this._setState("connecting");
-          await this.pc.setRemoteDescription({ type: "answer", sdp: msg.answer });
+          try {
+            await this.pc.setRemoteDescription({ type: "answer", sdp: msg.answer });
+          } catch (e) {
+            return this._fail(`the answer was not usable: ${e.message}`);
+          }
           this._established = true;
           await this._flushRemote();
           break;
@@ -124,7 +141,13 @@ export class Call extends EventTarget {
           this._end(msg.reason, false);
           break;
         case "error":
-          this._emit("error", { code: msg.code, message: msg.message });
+          // Refused while being set up (e.g. a name the server does not accept): the
+          // server has no such call, so it is over.
+          if (this.state === "ringing" && this.role === "caller") {
+            this._end("failed", false, `${msg.code}: ${msg.message}`);
+          } else {
+            this._emit("error", { code: msg.code, message: msg.message });
+          }
           break;
       }
     } catch (e) {
@@ -215,8 +238,12 @@ export class Call extends EventTarget {
 
   async _invite(to, meta) {
     try {
-      await this.pc.setLocalDescription(await this.pc.createOffer());
+      const offer = await this.pc.createOffer();
+      if (this.state === "ended") return; // hung up meanwhile: the server never heard of it
+      await this.pc.setLocalDescription(offer);
+      if (this.state === "ended") return;
       this.sig.invite(this.id, to, this.pc.localDescription.sdp, meta);
+      this._invited = true;
     } catch (e) {
       this._fail(`could not start the call: ${e.message}`);
     }
@@ -285,18 +312,33 @@ export class Call extends EventTarget {
     }
   }
 
+  /** The browser could not do its part: tell the other side, end with `failed`. */
   _fail(message) {
-    this._emit("error", { code: "webrtc", message });
-    this.hangup();
+    if (this.state === "ended") return;
+    if (this.role === "callee" && !this._established) {
+      this._tell(() => this.sig.reject(this.id, "declined"));
+    } else if (this.role === "callee" || this._invited) {
+      this._tell(() => this.sig.hangup(this.id));
+    }
+    this._end("failed", true, message);
   }
 
-  _end(reason, local) {
+  /** Sends to the server; a client that is closed for good cannot, and that is fine here. */
+  _tell(send) {
+    try {
+      send();
+    } catch (e) {
+      console.info(`call ${this.id}: not sent: ${e.message}`);
+    }
+  }
+
+  _end(reason, local, detail = null) {
     if (this.state === "ended") return;
     clearTimeout(this._disconnectedTimer);
     this.endReason = reason;
     this._setState("ended");
     this.pc.close();
-    this._emit("ended", { reason, local });
+    this._emit("ended", { reason, local, detail });
   }
 
   _setState(state) {

@@ -46,7 +46,7 @@ export class SignalingClient extends EventTarget {
    * @param {{user: string, token?: string, minBackoffMs?: number, maxBackoffMs?: number,
    *          maxQueue?: number}} options
    */
-  constructor(url, { user, token, minBackoffMs = 250, maxBackoffMs = 10000, maxQueue = 1000 }) {
+  constructor(url, { user, token, minBackoffMs = 250, maxBackoffMs = 10000, maxQueue = 1000, signInTimeoutMs = 10000 }) {
     super();
     this.url = url;
     this.user = user;
@@ -54,6 +54,7 @@ export class SignalingClient extends EventTarget {
     this.minBackoffMs = minBackoffMs;
     this.maxBackoffMs = maxBackoffMs;
     this.maxQueue = maxQueue;
+    this.signInTimeoutMs = signInTimeoutMs;
     /** `idle` → `connecting` → `open` ⇄ `reconnecting`; `closed` at the end. */
     this.state = "idle";
     /** The last `welcome`: `ice_servers`, `heartbeat_s`, `resume_ttl_s`, `session`. */
@@ -64,6 +65,7 @@ export class SignalingClient extends EventTarget {
     this._attempt = 0;
     this._timer = null; // heartbeat or reconnect timer
     this._lastHeard = 0;
+    this._pingAt = null;
   }
 
   /** The RTCIceServer list from `welcome` (STUN and TURN with short-lived credentials). */
@@ -143,6 +145,13 @@ export class SignalingClient extends EventTarget {
     }
     this._ws = ws;
     let signedIn = false;
+    // No `welcome` within signInTimeoutMs (a proxy that accepts and stalls): try again.
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => {
+      if (signedIn || ws !== this._ws) return;
+      this._lost(4002);
+      try { ws.close(); } catch { /* already closing */ }
+    }, this.signInTimeoutMs);
     ws.onopen = () => {
       const hello = { type: "hello", version: PROTOCOL_VERSION, user: this.user, received: this._received };
       if (this.token) hello.token = this.token;
@@ -205,17 +214,20 @@ export class SignalingClient extends EventTarget {
   _heartbeat() {
     clearTimeout(this._timer);
     const every = Math.max(1, this.welcome.heartbeat_s) * 500;
-    this._lastHeard = performance.now();
+    this._pingAt = null;
     const tick = () => {
-      if (this.state !== "open") return;
-      // A ping unanswered for a whole heartbeat_s means the socket is dead, even if the
-      // browser has not noticed yet.
-      if (performance.now() - this._lastHeard > 2 * every + 1000) {
+      if (this.state !== "open" || this._ws.readyState !== WebSocket.OPEN) return;
+      // The last ping still unanswered after a whole heartbeat_s means the socket is dead,
+      // even if the browser has not noticed yet. (Measured from the ping, not from the
+      // last message: timers of a hidden tab may fire a minute late.)
+      const now = performance.now();
+      if (this._pingAt !== null && this._lastHeard < this._pingAt && now - this._pingAt > 2 * every) {
         const ws = this._ws;
         this._lost(4001);
         try { ws.close(); } catch { /* already closing */ }
         return;
       }
+      if (this._pingAt === null || this._lastHeard >= this._pingAt) this._pingAt = now;
       this._ws.send(JSON.stringify({ type: "ping", received: this._received }));
       this._timer = setTimeout(tick, every);
     };

@@ -24,6 +24,10 @@ async fn declined_busy_offline_cancelled_unanswered_and_bad_names_are_explained(
     alice.sign_in("alice", false).await;
     bob.sign_in("bob", false).await;
 
+    // A callee name that cannot exist is refused before anything is sent.
+    alice.call("bob smith").await;
+    alice.wait_status("That name is not allowed").await;
+
     // Nobody by that name is online.
     alice.call("nobody").await;
     alice.wait_status("nobody is not online.").await;
