@@ -20,6 +20,9 @@ use signaling::{Config, Server};
 mod proxy;
 #[allow(unused_imports)]
 pub use proxy::CutProxy;
+#[path = "../../../signaling/tests/support/require.rs"]
+mod require;
+use require::require;
 
 /// How long a test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -35,22 +38,10 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
-/// Chromium and chromedriver, or `None` (a loud skip) when they are not installed and this
-/// is not CI. Under `CI=true` a missing browser fails the test.
+/// Chromium and chromedriver are installed; if not, a loud skip, or a failure under
+/// `CI=true`.
 fn browser_installed() -> bool {
-    let found = [CHROMIUM, CHROMEDRIVER]
-        .iter()
-        .all(|p| std::path::Path::new(p).is_file());
-    let msg = "chromium / chromedriver are not installed (Debian packages chromium and \
-               chromium-driver; .ci/run installs them)";
-    match (found, std::env::var("CI").as_deref()) {
-        (true, _) => true,
-        (false, Ok("true")) => panic!("{msg}"),
-        (false, _) => {
-            eprintln!("SKIPPED: {msg}");
-            false
-        }
-    }
+    require("chromium", "chromium") && require("chromedriver", "chromium-driver")
 }
 
 /// One browser test at a time per test binary: each page is a whole Chromium with a fake

@@ -3,6 +3,10 @@
 //! instead of hanging it.
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses a different part of this
 
+mod require;
+#[allow(unused_imports)]
+pub use require::require;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -264,19 +268,4 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
         .unwrap()
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether `tool` is installed. Missing: a panic under `CI=true`, else a loud skip.
-pub fn require(tool: &str, package: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-    let msg = format!("{tool} is not installed (Debian package {package}; .ci/run installs it)");
-    match (found, std::env::var("CI").as_deref()) {
-        (true, _) => true,
-        (false, Ok("true")) => panic!("{msg}"),
-        (false, _) => {
-            eprintln!("SKIPPED: {msg}");
-            false
-        }
-    }
 }
