@@ -214,7 +214,18 @@ async fn tracks_added_mid_call_and_an_ice_restart_keep_the_call_going() {
         }
     })
     .await;
-    assert_eq!(pair, (CandidateType::Host, CandidateType::Host));
+    // Direct again. The remote end may be peer-reflexive: under load bob's first check of
+    // the new generation can arrive before his trickled host candidate (same address).
+    assert!(
+        matches!(
+            pair,
+            (
+                CandidateType::Host,
+                CandidateType::Host | CandidateType::Prflx
+            )
+        ),
+        "{pair:?}"
+    );
     call.hangup().await;
     assert_eq!(ended(&bob_call).await, EndReason::Hangup);
     alice_audio.abort();
