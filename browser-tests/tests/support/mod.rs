@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use signaling::turn::EmbeddedTurn;
 use signaling::{Config, Server};
 
+pub mod example;
 #[path = "../../../peer-sdk/tests/support/proxy.rs"]
 mod proxy;
 #[allow(unused_imports)]
