@@ -36,6 +36,8 @@ struct ClientInner {
     options: ClientOptions,
     notices: Mutex<mpsc::UnboundedReceiver<Notice>>,
     close: watch::Sender<bool>,
+    /// The signaling task, awaited by `close`.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for ClientInner {
@@ -73,7 +75,7 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client> {
         let user = UserName::new(user).map_err(|e| Error::Invalid(e.to_string()))?;
-        let (signal, notices, close) =
+        let (signal, notices, close, task) =
             signaling::start(url.to_owned(), user, token.map(str::to_owned), &options).await?;
         Ok(Client {
             inner: Arc::new(ClientInner {
@@ -81,6 +83,7 @@ impl Client {
                 options,
                 notices: Mutex::new(notices),
                 close,
+                task: Mutex::new(Some(task)),
             }),
         })
     }
@@ -185,7 +188,13 @@ impl Client {
     }
 
     /// Signs off: the socket closes normally, the server ends the session and its calls.
+    /// Returns once what was sent before (a `hangup`, say) and the close frame are written,
+    /// or after [`ClientOptions::connect_timeout`] at most, so a program may exit right after.
     pub async fn close(&self) {
         let _ = self.inner.close.send(true);
+        let task = self.inner.task.lock().await.take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(self.inner.options.connect_timeout, task).await;
+        }
     }
 }

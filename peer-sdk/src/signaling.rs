@@ -135,7 +135,12 @@ pub(crate) async fn start(
     user: UserName,
     token: Option<String>,
     options: &ClientOptions,
-) -> Result<(Signal, mpsc::UnboundedReceiver<Notice>, watch::Sender<bool>)> {
+) -> Result<(
+    Signal,
+    mpsc::UnboundedReceiver<Notice>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
     let mut session = Session::new(user.to_string(), token);
     let (ws, _) = open(&url, &mut session, options.connect_timeout).await?;
     let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -160,8 +165,8 @@ pub(crate) async fn start(
         unsent: VecDeque::new(),
     };
     let span = tracing::info_span!("signaling", user = %signal.user);
-    tokio::spawn(task.run(ws).instrument(span));
-    Ok((signal, notice_rx, close_tx))
+    let task = tokio::spawn(task.run(ws).instrument(span));
+    Ok((signal, notice_rx, close_tx, task))
 }
 
 /// Opens a socket and says `hello`; returns it with what the `welcome` meant.
@@ -237,6 +242,12 @@ impl Connection {
         loop {
             match self.serve(&mut ws).await {
                 Exit::Closed => {
+                    // What the app sent just before closing (a hangup, say) goes first.
+                    while let Ok(msg) = self.out_rx.try_recv() {
+                        if send(&mut ws, &msg).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = ws
                         .close(Some(CloseFrame {
                             code: CloseCode::Normal,

@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use peer_sdk::{
-    AcceptOptions, CallOptions, CallState, Client, EndReason, Error, ErrorCode, RejectReason,
+    AcceptOptions, CallEvent, CallOptions, CallState, Client, EndReason, Error, ErrorCode,
+    RejectReason,
 };
 use support::within;
 
@@ -163,4 +164,38 @@ async fn bad_input_gets_typed_errors() {
     );
     let empty = alice.dial("bob", CallOptions::default()).await;
     assert!(matches!(empty, Err(Error::Invalid(_))), "{empty:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_and_close_arrive_even_if_the_program_exits_right_after() {
+    let server = support::server().await;
+    let addr = server.local_addr();
+    let bob = support::connect(addr, "bob").await;
+    // Alice lives on a runtime of her own, shut down at once after close(), as when a
+    // program's main returns (the SDK examples do this on Ctrl-C).
+    let alice = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let alice = support::connect(addr, "alice").await;
+            let call = alice.call("bob", chat()).await.unwrap();
+            call.hangup().await;
+            alice.close().await;
+        });
+        runtime.shutdown_background();
+    });
+    let call = support::answer(&bob, AcceptOptions::default()).await;
+    tokio::task::spawn_blocking(move || alice.join().unwrap())
+        .await
+        .unwrap();
+    // Well before the 30 s resume ttl would turn it into peer_lost.
+    let reason = support::call_event(&call, "the hangup", |e| match e {
+        CallEvent::Ended(reason) => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, EndReason::Hangup);
 }

@@ -52,11 +52,10 @@ impl Example {
             if let Some(line) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
                 return line.clone();
             }
-            assert!(
-                Instant::now() < deadline,
-                "the example never printed {what}; it printed {:#?}",
-                self.lines.lock().unwrap()
-            );
+            if Instant::now() >= deadline {
+                let printed = self.lines();
+                panic!("the example never printed {what}; it printed {printed:#?}");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
