@@ -34,6 +34,7 @@ export class Call extends EventTarget {
     this.remoteStream = new MediaStream();
     this.chat = null;
     this._pending = []; // remote candidates waiting for the remote description
+    this._localPending = []; // the callee's candidates waiting for its `accept`
     this._established = false; // offer/answer done: renegotiation allowed
     this._makingOffer = false;
     this._disconnectedTimer = null;
@@ -201,7 +202,7 @@ export class Call extends EventTarget {
       // The callee's candidates wait for its `accept` (they would only reach the caller
       // before the answer, where they are useless).
       if (this._established || this.role === "caller") this.sig.candidate(this.id, e.candidate);
-      else this._localPending = [...(this._localPending ?? []), e.candidate];
+      else this._localPending.push(e.candidate);
     };
     pc.ontrack = (e) => {
       this.remoteStream.addTrack(e.track);
@@ -250,7 +251,7 @@ export class Call extends EventTarget {
   }
 
   _flushLocal() {
-    for (const c of this._localPending ?? []) this.sig.candidate(this.id, c);
+    for (const c of this._localPending) this.sig.candidate(this.id, c);
     this._localPending = [];
   }
 

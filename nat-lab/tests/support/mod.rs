@@ -14,6 +14,7 @@ pub mod example;
 mod require;
 
 use example::{Example, receives_rtp};
+use require::{require, require_root};
 
 /// How long a test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -43,25 +44,12 @@ fn script() -> PathBuf {
 
 /// Root and the tools the lab needs; if not, a loud skip, or a failure under `CI=true`.
 fn lab_possible() -> bool {
-    let tools = require("ip", "iproute2")
+    require_root("the NAT lab (network namespaces)")
+        && require("ip", "iproute2")
         && require("iptables", "iptables")
         && require("conntrack", "conntrack")
-        && require("curl", "curl");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        let msg = "the NAT lab needs root (network namespaces); CI runs as root";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    tools && root
+        && require("curl", "curl")
 }
-
-use require::require;
 
 impl NatLab {
     /// Builds the lab under `prefix` (unique per test) and starts signaling in it.

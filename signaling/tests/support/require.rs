@@ -1,17 +1,31 @@
-//! Tests that need a tool from a Debian package (the browser tests include this file with
-//! `#[path]`).
+//! Tests that need a tool from a Debian package, or root (the browser tests and the NAT lab
+//! include this file with `#[path]`).
 
 /// Whether `tool` is installed. Missing: a panic under `CI=true`, else a loud skip.
 pub fn require(tool: &str, package: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-    let msg = format!("{tool} is not installed (Debian package {package}; .ci/run installs it)");
-    match (found, std::env::var("CI").as_deref()) {
-        (true, _) => true,
-        (false, Ok("true")) => panic!("{msg}"),
-        (false, _) => {
-            eprintln!("SKIPPED: {msg}");
-            false
-        }
+    found
+        || missing(&format!(
+            "{tool} is not installed (Debian package {package}; .ci/run installs it)"
+        ))
+}
+
+/// Whether this runs as root. If not: a panic under `CI=true` (CI runs as root), else a
+/// loud skip; `why` says what needs it.
+pub fn require_root(why: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    root || missing(&format!("{why} needs root; CI runs as root"))
+}
+
+/// A missing prerequisite: a panic under `CI=true`, else `SKIPPED` on stderr; false.
+fn missing(msg: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}");
     }
+    eprintln!("SKIPPED: {msg}");
+    false
 }
