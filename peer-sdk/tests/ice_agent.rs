@@ -1,0 +1,146 @@
+//! The vendored ICE agent (`vendor/rtc-ice`) ranks a candidate first seen in a check
+//! (peer-reflexive) as what it is once the peer signals it. Without that, a relayed
+//! candidate whose check beat its trickle kept the high prflx rank and was nominated over
+//! a working direct pair: the NAT lab's cone test caught it picking the relay.
+// One `Instant::now()` per test: the agent takes time as input and no timer runs.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::crypto::default_provider;
+use rtc::ice::agent::Agent;
+use rtc::ice::agent::agent_config::AgentConfig;
+use rtc::ice::attributes::control::AttrControlled;
+use rtc::ice::attributes::priority::PriorityAttr;
+use rtc::ice::candidate::candidate_host::CandidateHostConfig;
+use rtc::ice::candidate::candidate_relay::CandidateRelayConfig;
+use rtc::ice::candidate::{Candidate, CandidateConfig, CandidateType};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::stun::fingerprint::FINGERPRINT;
+use rtc::stun::integrity::MessageIntegrity;
+use rtc::stun::message::{BINDING_REQUEST, Message, TransactionId};
+use rtc::stun::textattrs::Username;
+
+const LOCAL: &str = "192.0.2.10:5000";
+/// The peer's relayed address, as our relay would hand it out.
+const RELAYED: &str = "198.51.100.1:50000";
+/// What the peer would send in PRIORITY from a relayed candidate (type preference 0).
+const RELAYED_PRIORITY: u32 = (1 << 8) * 65_535 + 255;
+
+fn agent(now: Instant) -> Agent {
+    let config = AgentConfig {
+        local_ufrag: "ourufrag".into(),
+        local_pwd: "our-password-of-22-chars".into(),
+        is_controlling: true,
+        ..AgentConfig::default()
+    };
+    let mut agent = Agent::new(now, Arc::new(config), default_provider().unwrap()).unwrap();
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".into(),
+            address: "192.0.2.10".into(),
+            port: 5000,
+            component: 1,
+            ..CandidateConfig::default()
+        },
+        ..CandidateHostConfig::default()
+    };
+    agent
+        .add_local_candidate(host.new_candidate_host().unwrap())
+        .unwrap();
+    agent
+        .start_connectivity_checks(
+            now,
+            true,
+            "peerufrag".into(),
+            "peer-password-of-22-ch".into(),
+        )
+        .unwrap();
+    agent
+}
+
+/// The peer's connectivity check from its relayed candidate, arriving before its trickle.
+fn check_from_relay(agent: &mut Agent, now: Instant) {
+    let mut m = Message::new();
+    let crypto = default_provider().unwrap();
+    m.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(
+            rtc::stun::attributes::ATTR_USERNAME,
+            "ourufrag:peerufrag".into(),
+        )),
+        Box::new(AttrControlled(7)),
+        Box::new(PriorityAttr(RELAYED_PRIORITY)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            "our-password-of-22-chars".into(),
+            crypto.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])
+    .unwrap();
+    let msg = TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: LOCAL.parse().unwrap(),
+            peer_addr: RELAYED.parse().unwrap(),
+            transport_protocol: TransportProtocol::UDP,
+            ecn: None,
+        },
+        message: BytesMut::from(&m.raw[..]),
+    };
+    agent.handle_read(msg).unwrap();
+}
+
+fn remote_at(agent: &Agent, addr: SocketAddr) -> Vec<&Candidate> {
+    agent
+        .get_remote_candidates()
+        .iter()
+        .filter(|c| c.addr() == addr)
+        .collect()
+}
+
+#[test]
+fn a_check_from_an_unknown_address_ranks_by_its_priority_attribute() {
+    let now = Instant::now();
+    let mut agent = agent(now);
+    check_from_relay(&mut agent, now);
+    let learnt = remote_at(&agent, RELAYED.parse().unwrap());
+    assert_eq!(learnt.len(), 1);
+    assert_eq!(learnt[0].candidate_type(), CandidateType::PeerReflexive);
+    // RFC 8445 7.3.1.3, not the default prflx rank (type preference 110, above srflx).
+    assert_eq!(learnt[0].priority(), RELAYED_PRIORITY);
+}
+
+#[test]
+fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
+    let now = Instant::now();
+    let mut agent = agent(now);
+    check_from_relay(&mut agent, now);
+    let relay = CandidateRelayConfig {
+        base_config: CandidateConfig {
+            network: "udp".into(),
+            address: "198.51.100.1".into(),
+            port: 50000,
+            component: 1,
+            ..CandidateConfig::default()
+        },
+        rel_addr: "10.0.2.2".into(),
+        rel_port: 40000,
+        ..CandidateRelayConfig::default()
+    };
+    let relay = relay.new_candidate_relay().unwrap();
+    let priority = relay.priority();
+    assert!(agent.add_remote_candidate(relay).unwrap());
+    let known = remote_at(&agent, RELAYED.parse().unwrap());
+    assert_eq!(known.len(), 1, "one candidate per address: {known:?}");
+    assert_eq!(known[0].candidate_type(), CandidateType::Relay);
+    assert_eq!(known[0].priority(), priority);
+    let (local, remote) = agent.get_best_available_candidate_pair().unwrap();
+    assert_eq!(local.addr(), LOCAL.parse::<SocketAddr>().unwrap());
+    assert_eq!(remote.candidate_type(), CandidateType::Relay);
+}
