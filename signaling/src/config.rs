@@ -188,6 +188,20 @@ pub struct Settings {
     /// Relay port range of the embedded relay, `low-high` [default: 49152-65535].
     #[arg(long, env = "SIGNALING_TURN_RELAY_PORTS")]
     pub turn_relay_ports: Option<String>,
+    /// TLS (turns:) address of the embedded relay, for networks that block UDP and let
+    /// only TLS out (e.g. 0.0.0.0:443); needs turn_tls_cert and turn_tls_key.
+    #[arg(long, env = "SIGNALING_TURN_TLS_LISTEN")]
+    pub turn_tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the relay's TLS listener.
+    #[arg(long, env = "SIGNALING_TURN_TLS_CERT")]
+    pub turn_tls_cert: Option<PathBuf>,
+    /// PEM private key of the relay's TLS listener.
+    #[arg(long, env = "SIGNALING_TURN_TLS_KEY")]
+    pub turn_tls_key: Option<PathBuf>,
+    /// Host name in the turns: URL handed to clients, which must match the certificate
+    /// [default: the relay's address].
+    #[arg(long, env = "SIGNALING_TURN_TLS_HOST")]
+    pub turn_tls_host: Option<String>,
 }
 
 macro_rules! overlay {
@@ -225,7 +239,11 @@ impl Settings {
             no_turn,
             turn_allow_peers,
             turn_external_ip,
-            turn_relay_ports
+            turn_relay_ports,
+            turn_tls_listen,
+            turn_tls_cert,
+            turn_tls_key,
+            turn_tls_host
         )
     }
 
@@ -267,6 +285,9 @@ impl Settings {
     /// The embedded relay: on unless `no_turn`.
     fn turn(&self) -> Result<Option<EmbeddedTurn>, ConfigError> {
         if self.no_turn == Some(true) {
+            if self.turn_tls_listen.is_some() {
+                return Err(invalid("turn_tls_listen", "is set but no_turn is too"));
+            }
             return Ok(None);
         }
         let listen = self
@@ -283,7 +304,28 @@ impl Settings {
                 )
             })?;
         }
+        turn.tls = self.turn_tls()?;
         Ok(Some(turn))
+    }
+
+    /// The embedded relay's TLS listener: all of listen, cert and key, or none.
+    fn turn_tls(&self) -> Result<Option<crate::turn::EmbeddedTls>, ConfigError> {
+        match (
+            &self.turn_tls_listen,
+            &self.turn_tls_cert,
+            &self.turn_tls_key,
+        ) {
+            (None, None, None) if self.turn_tls_host.is_none() => Ok(None),
+            (Some(listen), Some(cert), Some(key)) => Ok(Some(crate::turn::EmbeddedTls {
+                listen: *listen,
+                config: turn_relay::config::load_tls(cert, key)?,
+                host: self.turn_tls_host.clone(),
+            })),
+            _ => Err(invalid(
+                "turn_tls_listen",
+                "turn_tls_listen, turn_tls_cert and turn_tls_key go together (and turn_tls_host needs them)",
+            )),
+        }
     }
 
     fn auth(&self) -> Result<Auth, ConfigError> {
@@ -417,6 +459,29 @@ mod tests {
                 ..
             })
         ));
+        // The relay's TLS listener needs its certificate and key, and they exist.
+        let cli = Cli::parse_from(["signaling", "--turn-tls-listen", "127.0.0.1:5349"]);
+        let bad = cli.settings.resolve();
+        assert!(matches!(
+            bad,
+            Err(ConfigError::Invalid {
+                key: "turn_tls_listen",
+                ..
+            })
+        ));
+        let cli = Cli::parse_from([
+            "signaling",
+            "--turn-tls-listen",
+            "127.0.0.1:5349",
+            "--turn-tls-cert",
+            "/nonexistent/cert.pem",
+            "--turn-tls-key",
+            "/nonexistent/key.pem",
+        ]);
+        let Err(err) = cli.settings.resolve() else {
+            panic!("a missing certificate was accepted")
+        };
+        assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
         // Without the embedded relay, a TURN secret needs a turn: URL to go with it.
         let bad = Settings {
             turn_secret: Some("s".into()),

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use turn_relay::auth::Users;
@@ -20,6 +21,18 @@ pub struct EmbeddedTurn {
     /// The public address to advertise behind a 1:1 NAT.
     pub external_ip: Option<Ipv4Addr>,
     pub relay_ports: RangeInclusive<u16>,
+    /// TURN over TLS (`turns:`), for networks that let only TLS out.
+    pub tls: Option<EmbeddedTls>,
+}
+
+/// The TLS listener of the embedded relay.
+#[derive(Debug, Clone)]
+pub struct EmbeddedTls {
+    pub listen: SocketAddr,
+    pub config: Arc<turn_relay::rustls::ServerConfig>,
+    /// The name in the `turns:` URL, which clients check the certificate against; the
+    /// relay's address when `None`.
+    pub host: Option<String>,
 }
 
 impl EmbeddedTurn {
@@ -29,6 +42,7 @@ impl EmbeddedTurn {
             allow_peers: Vec::new(),
             external_ip: None,
             relay_ports: 49_152..=65_535,
+            tls: None,
         }
     }
 }
@@ -56,18 +70,26 @@ pub async fn start(
         .into_iter()
         .flatten()
         .collect();
-    let listeners = Listeners {
+    let mut listeners = Listeners {
         udp: vec![turn.listen],
         tcp: vec![turn.listen],
         ..Listeners::default()
     };
+    if let Some(tls) = &turn.tls {
+        listeners.tls = vec![tls.listen];
+        listeners.tls_config = Some(tls.config.clone());
+    }
     let server = TurnServer::start(settings, listeners).await?;
     let host = turn.external_ip.map_or(IpAddr::V4(relay_ip), IpAddr::V4);
     let (udp, tcp) = (server.udp[0].port(), server.tcp[0].port());
-    let urls = vec![
+    let mut urls = vec![
         format!("stun:{host}:{udp}"),
         format!("turn:{host}:{udp}?transport=udp"),
         format!("turn:{host}:{tcp}?transport=tcp"),
     ];
+    if let (Some(tls), Some(addr)) = (&turn.tls, server.tls.first()) {
+        let name = tls.host.clone().unwrap_or_else(|| host.to_string());
+        urls.push(format!("turns:{name}:{}?transport=tcp", addr.port()));
+    }
     Ok((server, urls))
 }

@@ -36,11 +36,28 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
     );
     assert!(username.ends_with(":alice"), "{username}");
 
-    if !support::require("turnutils_uclient", "coturn")
-        || !support::require("turnutils_peer", "coturn")
-    {
+    if !coturn_installed() {
         return;
     }
+    relays_with_coturn(&username, &password, &[], udp.port()).await;
+    // The signaling /metrics shows the relay's traffic.
+    let metrics = support::http_get(server.local_addr(), "/metrics", &[]).await;
+    assert!(
+        metrics.contains("turn_relayed_bytes_total{direction=\"to_peer\"} 10000"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+/// coturn's test client and peer are installed (a failure under `CI=true` if not).
+fn coturn_installed() -> bool {
+    support::require("turnutils_uclient", "coturn") && support::require("turnutils_peer", "coturn")
+}
+
+/// coturn's `turnutils_uclient` allocates on the relay at 127.0.0.1:`port` with the
+/// credentials (over what `flags` choose: `-t` TCP, `-S` TLS) and relays 100 messages to
+/// a `turnutils_peer` and back, none lost.
+async fn relays_with_coturn(username: &str, password: &str, flags: &[&str], port: u16) {
     let peer_port = std::net::UdpSocket::bind("127.0.0.2:0")
         .unwrap()
         .local_addr()
@@ -55,11 +72,12 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = tokio::process::Command::new("turnutils_uclient")
+        .args(flags)
         .args([
             "-u",
-            &username,
+            username,
             "-w",
-            &password,
+            password,
             "-e",
             "127.0.0.2",
             "-r",
@@ -76,7 +94,7 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
             "1",
             "-c",
             "-p",
-            &udp.port().to_string(),
+            &port.to_string(),
             "127.0.0.1",
         ])
         .kill_on_drop(true)
@@ -92,7 +110,50 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
         "{text}"
     );
     assert!(text.contains("Total lost packets 0 "), "{text}");
-    // The signaling /metrics shows the relay's traffic.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_tls_listener_the_welcome_names_turns_and_coturn_relays_over_it() {
+    let dir = std::env::temp_dir().join(format!("embedded-turn-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["turn.example.test".into()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    // What an operator writes: the TOML keys (the CLI flags have the same names).
+    let toml = dir.join("signaling.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "listen = \"127.0.0.1:0\"\nturn_listen = \"127.0.0.1:0\"\nturn_allow_peers = [\"127.0.0.0/8\"]\n\
+             turn_tls_listen = \"127.0.0.1:0\"\nturn_tls_cert = {cert_path:?}\nturn_tls_key = {key_path:?}\n\
+             turn_tls_host = \"turn.example.test\"\n"
+        ),
+    )
+    .unwrap();
+    let config = signaling::config::Settings::from_file(&toml)
+        .unwrap()
+        .resolve()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = signaling::Server::start(config).await.unwrap();
+    let relay = server.turn().unwrap();
+    let tls = relay.tls[0];
+    let (_alice, welcome) =
+        support::Client::join_with(server.local_addr(), support::hello("alice")).await;
+    let ice = &welcome.ice_servers[0];
+    assert_eq!(
+        ice.urls.last().unwrap(),
+        &format!("turns:turn.example.test:{}?transport=tcp", tls.port())
+    );
+    if !coturn_installed() {
+        return;
+    }
+    let (username, password) = (
+        ice.username.clone().unwrap(),
+        ice.credential.clone().unwrap(),
+    );
+    relays_with_coturn(&username, &password, &["-t", "-S"], tls.port()).await;
     let metrics = support::http_get(server.local_addr(), "/metrics", &[]).await;
     assert!(
         metrics.contains("turn_relayed_bytes_total{direction=\"to_peer\"} 10000"),

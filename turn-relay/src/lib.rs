@@ -21,3 +21,6 @@ pub mod relay;
 pub mod response;
 pub mod server;
 pub mod shutdown;
+
+/// The rustls of `Listeners::tls_config` and `config::load_tls`.
+pub use tokio_rustls::rustls;
