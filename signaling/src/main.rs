@@ -60,8 +60,13 @@ async fn main() -> ExitCode {
     let _ = match server.turn() {
         Some(turn) => writeln!(
             out,
-            "signaling: embedded TURN relay on udp {} and tcp {}",
-            turn.udp[0], turn.tcp[0]
+            "signaling: embedded TURN relay on udp {} and tcp {}{}",
+            turn.udp[0],
+            turn.tcp[0],
+            turn.tls
+                .first()
+                .map(|a| format!(", tls {a}"))
+                .unwrap_or_default()
         ),
         None => writeln!(out, "signaling: embedded TURN relay off"),
     };
