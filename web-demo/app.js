@@ -278,7 +278,8 @@ async function showStats() {
   if (c !== call) return;
   if (s.path) {
     $("path").dataset.path = s.path;
-    $("path").textContent = `${s.path === "relay" ? "via relay" : "direct"} (${s.local}/${s.remote})`;
+    const over = s.relayProtocol ? ` over ${s.relayProtocol.toUpperCase()}` : "";
+    $("path").textContent = `${s.path === "relay" ? "via relay" : "direct"} (${s.local}/${s.remote})${over}`;
   }
   const now = performance.now();
   let rate = "";

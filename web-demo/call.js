@@ -167,7 +167,7 @@ export class Call extends EventTarget {
    */
   async stats() {
     const report = await this.pc.getStats();
-    const s = { path: null, local: null, remote: null, rttMs: null, bytesIn: 0, bytesOut: 0, packetsLost: 0, framesDecoded: 0, audioPacketsIn: 0 };
+    const s = { path: null, local: null, remote: null, relayProtocol: null, rttMs: null, bytesIn: 0, bytesOut: 0, packetsLost: 0, framesDecoded: 0, audioPacketsIn: 0 };
     let pairId = null;
     report.forEach((r) => {
       if (r.type === "transport" && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
@@ -186,7 +186,10 @@ export class Call extends EventTarget {
     });
     const pair = pairId && report.get(pairId);
     if (pair) {
-      s.local = report.get(pair.localCandidateId)?.candidateType ?? null;
+      const local = report.get(pair.localCandidateId);
+      s.local = local?.candidateType ?? null;
+      // How this browser reaches its TURN server: udp, tcp or tls.
+      if (s.local === "relay") s.relayProtocol = local.relayProtocol ?? null;
       s.remote = report.get(pair.remoteCandidateId)?.candidateType ?? null;
       s.path = s.local === "relay" || s.remote === "relay" ? "relay" : "direct";
       if (pair.currentRoundTripTime !== undefined) s.rttMs = pair.currentRoundTripTime * 1000;
