@@ -3,28 +3,21 @@
 //! other from the LANs. Everything is torn down when the [`NatLab`] drops, pass or fail.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+#[path = "../../../browser-tests/tests/support/browser.rs"]
+pub mod browser;
 #[path = "../../../browser-tests/tests/support/example.rs"]
 pub mod example;
 #[path = "../../../signaling/tests/support/require.rs"]
 mod require;
 
+use browser::{Driver, Launch, Page, browser_installed};
+pub use browser::{WAIT, within};
 use example::{Example, receives_rtp};
 use require::{require, require_root};
-
-/// How long a test waits for something that must happen.
-pub const WAIT: Duration = Duration::from_secs(30);
-
-pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
 
 /// The public address of the signaling server and relay inside the lab.
 pub const PUBLIC: &str = "198.51.100.1";
@@ -216,6 +209,124 @@ impl CallOutcome {
         [&self.bob, &self.alice]
             .iter()
             .any(|(l, r)| l == "relay" || r == "relay")
+    }
+}
+
+/// A browser peer: headless Chromium inside one of the lab's namespaces, driven by a
+/// chromedriver outside it (over `--remote-debugging-pipe`, which crosses namespaces).
+pub struct BrowserPeer {
+    pub page: Page,
+    _driver: Driver,
+}
+
+impl NatLab {
+    /// Chromium in namespace `name` showing the web demo. It trusts `pki`'s CA for TURN
+    /// over TLS, and treats the lab's plain-http demo as a secure origin (for the camera).
+    pub async fn browser(&self, name: &str, pki: &Pki) -> BrowserPeer {
+        let wrapper = pki.dir.join(format!("chromium-in-{name}"));
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec ip netns exec {}{name} env HOME={} /usr/bin/chromium \"$@\"\n",
+                self.prefix,
+                pki.home.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let demo = format!("http://{PUBLIC}:8080");
+        let launch = Launch {
+            binary: wrapper,
+            args: vec![
+                "--remote-debugging-pipe".into(),
+                format!("--unsafely-treat-insecure-origin-as-secure={demo}"),
+            ],
+        };
+        let driver = Driver::start().await;
+        let page = driver.page(&format!("{demo}/"), &launch).await;
+        BrowserPeer {
+            page,
+            _driver: driver,
+        }
+    }
+}
+
+/// TLS for the relay's `turns:` listener as a real deployment has it: a CA (made here),
+/// a certificate for the relay's address signed by it, and Chromium's trust store (an NSS
+/// database under `home`) trusting that CA and nothing else of ours.
+pub struct Pki {
+    dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    home: PathBuf,
+}
+
+impl Pki {
+    /// `None` when Chromium or certutil is missing (a failure under `CI=true`).
+    pub fn new(prefix: &str) -> Option<Pki> {
+        if !(browser_installed() && require("certutil", "libnss3-tools")) {
+            return None;
+        }
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nat-lab-{prefix}pki"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = dir.join("home");
+        std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "nat-lab test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = CertificateParams::new(vec![PUBLIC.to_owned()]).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_pem = leaf.signed_by(&leaf_key, &issuer).unwrap().pem();
+        let pki = Pki {
+            cert: dir.join("relay.pem"),
+            key: dir.join("relay.key"),
+            home,
+            dir,
+        };
+        std::fs::write(&pki.cert, leaf_pem).unwrap();
+        std::fs::write(&pki.key, leaf_key.serialize_pem()).unwrap();
+        std::fs::write(pki.dir.join("ca.pem"), ca_pem).unwrap();
+        let db = format!("sql:{}", pki.home.join(".pki/nssdb").display());
+        let ca_path = pki.dir.join("ca.pem");
+        for args in [
+            vec!["-N", "-d", &db, "--empty-password"],
+            vec![
+                "-A",
+                "-d",
+                &db,
+                "-t",
+                "C,,",
+                "-n",
+                "nat-lab",
+                "-i",
+                ca_path.to_str().unwrap(),
+            ],
+        ] {
+            let status = Command::new("certutil").args(&args).status().unwrap();
+            assert!(status.success(), "certutil {args:?}");
+        }
+        Some(pki)
+    }
+
+    /// Signaling flags for the relay's TLS listener on 5349 with this certificate.
+    pub fn signaling_args(&self) -> Vec<String> {
+        vec![
+            "--turn-tls-listen".into(),
+            format!("{PUBLIC}:5349"),
+            "--turn-tls-cert".into(),
+            self.cert.display().to_string(),
+            "--turn-tls-key".into(),
+            self.key.display().to_string(),
+        ]
     }
 }
 

@@ -1,0 +1,110 @@
+//! Browser peers in the NAT lab: headless Chromium runs inside a namespace and calls the
+//! SDK's `answer` example in another. Topology 3 (symmetric NATs) with a browser, and
+//! topology 4: a network with no UDP at all, where only TURN over TCP, or only TURN over
+//! TLS, gets out. webrtc-rs 0.21 has no TURN over TCP or TLS (it skips such URLs), so the
+//! browser is the peer that needs it; docs/nat-lab.md.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod support;
+
+use serde_json::Value;
+use support::example::{Example, receives_rtp};
+use support::{NatLab, Pki, within};
+
+/// alice (Chromium in `browser_ns`) calls bob (the SDK's answer example in `answer_ns`);
+/// waits until the page decodes bob's video and bob receives RTP, measures what the relay
+/// carries over one more status period of bob's, hangs up from the page. Returns the
+/// page's stats and the relayed bytes.
+async fn browser_calls(lab: &NatLab, pki: &Pki, browser_ns: &str, answer_ns: &str) -> (Value, u64) {
+    let ws = lab.ws_url();
+    let bob = lab.spawn(
+        answer_ns,
+        env!("CARGO_BIN_EXE_lab-answer"),
+        &["--server", &ws, "--user", "bob", "--once"],
+    );
+    bob.wait_line("bob to sign in", |l| l.contains("waiting for calls"))
+        .await;
+    let alice = lab.browser(browser_ns, pki).await;
+    alice.page.sign_in("alice", false).await;
+    alice.page.call("bob").await;
+    let stats = alice.page.wait_media().await;
+    bob.wait_line("RTP at bob", receives_rtp).await;
+    let before = lab.relayed_bytes();
+    another_status_line(&bob).await;
+    let relayed = lab.relayed_bytes() - before;
+    let badge = alice.page.text("path").await;
+    alice.page.click("hangup").await;
+    bob.wait_line("the end of the call at bob", |l| {
+        l.starts_with("call ended")
+    })
+    .await;
+    assert!(bob.exit().await, "the answer example failed");
+    let stats = serde_json::json!({ "stats": stats, "badge": badge });
+    eprintln!("{stats}; relayed {relayed} B");
+    (stats, relayed)
+}
+
+async fn another_status_line(ex: &Example) {
+    let count = |ex: &Example| ex.lines().iter().filter(|l| receives_rtp(l)).count();
+    let seen = count(ex);
+    within("another status line", async {
+        while count(ex) <= seen {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_behind_a_symmetric_nat_calls_through_the_relay() {
+    let Some(pki) = Pki::new("nl6-") else {
+        return;
+    };
+    let Some(lab) = NatLab::up("nl6-", &[]).await else {
+        return;
+    };
+    lab.nat("a", "sym");
+    lab.nat("b", "sym");
+    let (call, relayed) = browser_calls(&lab, &pki, "lana", "lanb").await;
+    assert_eq!(call["stats"]["path"], "relay", "{call}");
+    assert!(
+        call["badge"].as_str().unwrap().starts_with("via relay"),
+        "{call}"
+    );
+    assert!(relayed > 10_000, "{call}; relayed {relayed} B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_udp_blocked_a_browser_relays_over_turn_tcp_or_tls() {
+    let Some(pki) = Pki::new("nl7-") else {
+        return;
+    };
+    let tls = pki.signaling_args();
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let Some(lab) = NatLab::up("nl7-", &tls).await else {
+        return;
+    };
+    // No UDP leaves LAN A; TCP reaches signaling and the relay (3478 and 5349). Chromium
+    // prefers TURN over TCP to TURN over TLS.
+    lab.nat("a", "udpblock");
+    let (call, relayed) = browser_calls(&lab, &pki, "lana", "lanb").await;
+    assert_eq!(call["stats"]["local"], "relay", "{call}");
+    assert_eq!(call["stats"]["relayProtocol"], "tcp", "{call}");
+    assert!(
+        call["badge"].as_str().unwrap().ends_with("over TCP"),
+        "{call}"
+    );
+    assert!(relayed > 10_000, "{call}; relayed {relayed} B");
+
+    // Only TLS to the relay gets out (a network that lets through nothing but TLS): the
+    // browser checks the relay's certificate against the CA it trusts and relays over it.
+    lab.nat("a", "tlsonly");
+    let (call, relayed) = browser_calls(&lab, &pki, "lana", "lanb").await;
+    assert_eq!(call["stats"]["local"], "relay", "{call}");
+    assert_eq!(call["stats"]["relayProtocol"], "tls", "{call}");
+    assert!(
+        call["badge"].as_str().unwrap().ends_with("over TLS"),
+        "{call}"
+    );
+    assert!(relayed > 10_000, "{call}; relayed {relayed} B");
+}
