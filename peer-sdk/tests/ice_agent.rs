@@ -17,6 +17,7 @@ use rtc::ice::attributes::control::AttrControlled;
 use rtc::ice::attributes::priority::PriorityAttr;
 use rtc::ice::candidate::candidate_host::CandidateHostConfig;
 use rtc::ice::candidate::candidate_relay::CandidateRelayConfig;
+use rtc::ice::candidate::candidate_server_reflexive::CandidateServerReflexiveConfig;
 use rtc::ice::candidate::{Candidate, CandidateConfig, CandidateType};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -116,10 +117,28 @@ fn a_check_from_an_unknown_address_ranks_by_its_priority_attribute() {
     assert_eq!(learnt[0].priority(), RELAYED_PRIORITY);
 }
 
+/// The peer's server-reflexive candidate (its NAT mapping), signalled before any check.
+fn peer_srflx() -> Candidate {
+    let srflx = CandidateServerReflexiveConfig {
+        base_config: CandidateConfig {
+            network: "udp".into(),
+            address: "203.0.113.7".into(),
+            port: 40000,
+            component: 1,
+            ..CandidateConfig::default()
+        },
+        rel_addr: "10.0.2.2".into(),
+        rel_port: 40000,
+        ..CandidateServerReflexiveConfig::default()
+    };
+    srflx.new_candidate_server_reflexive().unwrap()
+}
+
 #[test]
 fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
     let now = Instant::now();
     let mut agent = agent(now);
+    assert!(agent.add_remote_candidate(peer_srflx()).unwrap());
     check_from_relay(&mut agent, now);
     let relay = CandidateRelayConfig {
         base_config: CandidateConfig {
@@ -140,7 +159,8 @@ fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
     assert_eq!(known.len(), 1, "one candidate per address: {known:?}");
     assert_eq!(known[0].candidate_type(), CandidateType::Relay);
     assert_eq!(known[0].priority(), priority);
+    // The direct pair (to the peer's NAT mapping) ranks above the relayed one.
     let (local, remote) = agent.get_best_available_candidate_pair().unwrap();
     assert_eq!(local.addr(), LOCAL.parse::<SocketAddr>().unwrap());
-    assert_eq!(remote.candidate_type(), CandidateType::Relay);
+    assert_eq!(remote.candidate_type(), CandidateType::ServerReflexive);
 }

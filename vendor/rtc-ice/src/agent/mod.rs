@@ -542,19 +542,32 @@ impl Agent {
             c,
             self.remote_candidates[remote_index]
         );
-        self.remote_candidates[remote_index] = c.clone();
+        // Same candidate, now known for what it is: it keeps its identity (stats) and the
+        // traffic seen on it (a selected pair must not look silent).
+        let old = &self.remote_candidates[remote_index];
+        let mut c = c.clone();
+        c.id = old.id.clone();
+        c.last_sent = old.last_sent;
+        c.last_received = old.last_received;
         let priority = c.priority();
+        self.remote_candidates[remote_index] = c;
         for p in &mut self.candidate_pairs {
             if p.remote_index == remote_index {
                 p.remote_priority = priority;
             }
         }
+        let mut added = false;
         for local_index in 0..self.local_candidates.len() {
             if self.find_pair(local_index, remote_index).is_none()
-                && self.local_candidates[local_index].can_pair_with(&self.remote_candidates[remote_index])
+                && self.local_candidates[local_index]
+                    .can_pair_with(&self.remote_candidates[remote_index])
             {
                 self.add_pair(local_index, remote_index);
+                added = true;
             }
+        }
+        if added {
+            self.request_connectivity_check();
         }
         true
     }
