@@ -285,8 +285,15 @@ impl Settings {
     /// The embedded relay: on unless `no_turn`.
     fn turn(&self) -> Result<Option<EmbeddedTurn>, ConfigError> {
         if self.no_turn == Some(true) {
-            if self.turn_tls_listen.is_some() {
-                return Err(invalid("turn_tls_listen", "is set but no_turn is too"));
+            if self.turn_tls_listen.is_some()
+                || self.turn_tls_cert.is_some()
+                || self.turn_tls_key.is_some()
+                || self.turn_tls_host.is_some()
+            {
+                return Err(invalid(
+                    "turn_tls_listen",
+                    "the embedded relay's TLS settings are set but no_turn is too",
+                ));
             }
             return Ok(None);
         }
@@ -304,28 +311,61 @@ impl Settings {
                 )
             })?;
         }
-        turn.tls = self.turn_tls()?;
+        turn.tls = self.turn_tls(listen)?;
         Ok(Some(turn))
     }
 
     /// The embedded relay's TLS listener: all of listen, cert and key, or none.
-    fn turn_tls(&self) -> Result<Option<crate::turn::EmbeddedTls>, ConfigError> {
-        match (
+    fn turn_tls(
+        &self,
+        turn_listen: SocketAddr,
+    ) -> Result<Option<crate::turn::EmbeddedTls>, ConfigError> {
+        let (listen, cert, key) = match (
             &self.turn_tls_listen,
             &self.turn_tls_cert,
             &self.turn_tls_key,
         ) {
-            (None, None, None) if self.turn_tls_host.is_none() => Ok(None),
-            (Some(listen), Some(cert), Some(key)) => Ok(Some(crate::turn::EmbeddedTls {
-                listen: *listen,
-                config: turn_relay::config::load_tls(cert, key)?,
-                host: self.turn_tls_host.clone(),
-            })),
-            _ => Err(invalid(
+            (None, None, None) if self.turn_tls_host.is_none() => return Ok(None),
+            (Some(listen), Some(cert), Some(key)) => (*listen, cert, key),
+            _ => {
+                return Err(invalid(
+                    "turn_tls_listen",
+                    "turn_tls_listen, turn_tls_cert and turn_tls_key go together (and turn_tls_host needs them)",
+                ));
+            }
+        };
+        if listen == turn_listen && listen.port() != 0 {
+            return Err(invalid(
                 "turn_tls_listen",
-                "turn_tls_listen, turn_tls_cert and turn_tls_key go together (and turn_tls_host needs them)",
-            )),
+                format!("{listen} is also turn_listen (TURN over TCP); use another port"),
+            ));
         }
+        if let Some(host) = &self.turn_tls_host {
+            let name_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+            if host.is_empty() || !host.chars().all(name_char) {
+                return Err(invalid(
+                    "turn_tls_host",
+                    format!("{host:?} is not a host name or IPv4 address"),
+                ));
+            }
+        }
+        // load_tls names the standalone relay's keys (tls_cert, tls_key).
+        let config = turn_relay::config::load_tls(cert, key).map_err(|e| match e {
+            ConfigError::Invalid { key, message } => invalid(
+                if key == "tls_cert" {
+                    "turn_tls_cert"
+                } else {
+                    "turn_tls_key"
+                },
+                message.replace("tls_cert", "turn_tls_cert"),
+            ),
+            other => other,
+        })?;
+        Ok(Some(crate::turn::EmbeddedTls {
+            listen,
+            config,
+            host: self.turn_tls_host.clone(),
+        }))
     }
 
     fn auth(&self) -> Result<Auth, ConfigError> {
@@ -482,6 +522,49 @@ mod tests {
             panic!("a missing certificate was accepted")
         };
         assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "turn_tls_cert",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        for (flags, key) in [
+            (
+                &[
+                    "--turn-listen",
+                    "127.0.0.1:5349",
+                    "--turn-tls-host",
+                    "turn.example.com",
+                ][..],
+                "turn_tls_listen",
+            ),
+            (
+                &["--turn-tls-host", "turn.example.com:443"][..],
+                "turn_tls_host",
+            ),
+            (&["--no-turn"][..], "turn_tls_listen"),
+        ] {
+            let mut args = vec![
+                "signaling",
+                "--turn-tls-listen",
+                "127.0.0.1:5349",
+                "--turn-tls-cert",
+                "c.pem",
+                "--turn-tls-key",
+                "k.pem",
+            ];
+            args.extend_from_slice(flags);
+            let bad = Cli::parse_from(args).settings.resolve();
+            assert!(
+                matches!(&bad, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
+                "{flags:?}: {:?}",
+                bad.err()
+            );
+        }
         // Without the embedded relay, a TURN secret needs a turn: URL to go with it.
         let bad = Settings {
             turn_secret: Some("s".into()),

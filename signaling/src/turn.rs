@@ -88,7 +88,13 @@ pub async fn start(
         format!("turn:{host}:{tcp}?transport=tcp"),
     ];
     if let (Some(tls), Some(addr)) = (&turn.tls, server.tls.first()) {
-        let name = tls.host.clone().unwrap_or_else(|| host.to_string());
+        // The certificate's name; else the TLS listener's own address when it is a
+        // specific one (and no external address is advertised).
+        let name = match (&tls.host, tls.listen.ip(), turn.external_ip) {
+            (Some(name), _, _) => name.clone(),
+            (None, IpAddr::V4(ip), None) if !ip.is_unspecified() => ip.to_string(),
+            _ => host.to_string(),
+        };
         urls.push(format!("turns:{name}:{}?transport=tcp", addr.port()));
     }
     Ok((server, urls))
