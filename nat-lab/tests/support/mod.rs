@@ -71,7 +71,7 @@ impl NatLab {
         assert!(status.success(), "scripts/nat-lab {args:?} failed");
     }
 
-    /// Sets NAT box `a` or `b` to `mode` (`prc`, `cone`, `sym`, `udpblock`).
+    /// Sets NAT box `a` or `b` to `mode` (`prc`, `cone`, `sym`, `udpblock`, `tlsonly`).
     pub fn nat(&self, nat_box: &str, mode: &str) {
         self.script(&["nat", nat_box, mode]);
     }
