@@ -188,8 +188,9 @@ impl Client {
     }
 
     /// Signs off: the socket closes normally, the server ends the session and its calls.
-    /// Returns once what was sent before (a `hangup`, say) and the close frame are written,
-    /// or after [`ClientOptions::connect_timeout`] at most, so a program may exit right after.
+    /// Returns once what was sent before (a `hangup`, say) and the close frame are written
+    /// and the server has answered the close, or after [`ClientOptions::connect_timeout`]
+    /// at most, so a program may exit right after.
     pub async fn close(&self) {
         let _ = self.inner.close.send(true);
         let task = self.inner.task.lock().await.take();

@@ -254,6 +254,14 @@ impl Connection {
                             reason: "bye".into(),
                         }))
                         .await;
+                    // The closing handshake: read (and drop) what the server still sends
+                    // until it answers our Close and ends the stream. Closing a socket with
+                    // unread data makes the kernel send a reset, and a reset can throw away
+                    // the hangup and Close just written before the server has read them.
+                    let _ = tokio::time::timeout(self.options.connect_timeout, async {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    })
+                    .await;
                     self.end_all_calls();
                     let _ = self.notices.send(Notice::Closed(Error::Closed));
                     return;
