@@ -32,6 +32,17 @@ const RELAYED: &str = "198.51.100.1:50000";
 /// What the peer would send in PRIORITY from a relayed candidate (type preference 0).
 const RELAYED_PRIORITY: u32 = (1 << 8) * 65_535 + 255;
 
+/// A UDP candidate of component 1 (RTP) at `address`:`port`.
+fn udp(address: &str, port: u16) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".into(),
+        address: address.into(),
+        port,
+        component: 1,
+        ..CandidateConfig::default()
+    }
+}
+
 fn agent(now: Instant) -> Agent {
     let config = AgentConfig {
         local_ufrag: "ourufrag".into(),
@@ -41,13 +52,7 @@ fn agent(now: Instant) -> Agent {
     };
     let mut agent = Agent::new(now, Arc::new(config), default_provider().unwrap()).unwrap();
     let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".into(),
-            address: "192.0.2.10".into(),
-            port: 5000,
-            component: 1,
-            ..CandidateConfig::default()
-        },
+        base_config: udp("192.0.2.10", 5000),
         ..CandidateHostConfig::default()
     };
     agent
@@ -120,13 +125,7 @@ fn a_check_from_an_unknown_address_ranks_by_its_priority_attribute() {
 /// The peer's server-reflexive candidate (its NAT mapping), signalled before any check.
 fn peer_srflx() -> Candidate {
     let srflx = CandidateServerReflexiveConfig {
-        base_config: CandidateConfig {
-            network: "udp".into(),
-            address: "203.0.113.7".into(),
-            port: 40000,
-            component: 1,
-            ..CandidateConfig::default()
-        },
+        base_config: udp("203.0.113.7", 40000),
         rel_addr: "10.0.2.2".into(),
         rel_port: 40000,
         ..CandidateServerReflexiveConfig::default()
@@ -141,13 +140,7 @@ fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
     assert!(agent.add_remote_candidate(peer_srflx()).unwrap());
     check_from_relay(&mut agent, now);
     let relay = CandidateRelayConfig {
-        base_config: CandidateConfig {
-            network: "udp".into(),
-            address: "198.51.100.1".into(),
-            port: 50000,
-            component: 1,
-            ..CandidateConfig::default()
-        },
+        base_config: udp("198.51.100.1", 50000),
         rel_addr: "10.0.2.2".into(),
         rel_port: 40000,
         ..CandidateRelayConfig::default()
