@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use crate::auth::{Auth, JwtAlgorithm, JwtAuth};
 use crate::ice::IceConfig;
-use crate::switchboard;
+
 use crate::turn::EmbeddedTurn;
 
-pub use turn_relay::config::ConfigError;
-use turn_relay::config::invalid;
+pub use server_kit::ConfigError;
+use server_kit::invalid;
 
 /// The resolved configuration of one server.
 #[derive(Clone)]
@@ -249,7 +249,7 @@ impl Settings {
 
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        turn_relay::config::read_toml(path)
+        server_kit::read_toml(path)
     }
 
     /// Applies defaults and checks every value.
@@ -349,18 +349,7 @@ impl Settings {
                 ));
             }
         }
-        // load_tls names the standalone relay's keys (tls_cert, tls_key).
-        let config = turn_relay::config::load_tls(cert, key).map_err(|e| match e {
-            ConfigError::Invalid { key, message } => invalid(
-                if key == "tls_cert" {
-                    "turn_tls_cert"
-                } else {
-                    "turn_tls_key"
-                },
-                message.replace("tls_cert", "turn_tls_cert"),
-            ),
-            other => other,
-        })?;
+        let config = server_kit::tls::load_tls(cert, key, "turn_tls_cert", "turn_tls_key")?;
         Ok(Some(crate::turn::EmbeddedTls {
             listen,
             config,

@@ -19,10 +19,10 @@ use tracing::{Instrument, Span, debug, field, info_span};
 
 use crate::clock;
 use crate::server::{ConnSignal, Shared};
-use crate::session::{ConnId, Outgoing};
-use crate::switchboard::CLOSE_POLICY;
 use crate::upgrade::Socket;
-use turn_relay::rate_limit::TokenBucket;
+use server_kit::TokenBucket;
+use switchboard::CLOSE_POLICY;
+use switchboard::session::{ConnId, Outgoing};
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
 pub const READ_BUFFER: usize = 1024;

@@ -1,5 +1,5 @@
-//! The signaling server: a sans-IO switchboard ([`switchboard`]) behind a thin axum
-//! WebSocket layer ([`server`], [`connection`]).
+//! The signaling server: the sans-IO switchboard (the `switchboard` crate) behind a thin
+//! axum WebSocket layer ([`server`], [`connection`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,17 +12,11 @@
 //! ```
 
 pub mod auth;
-pub mod call;
 pub mod clock;
 pub mod config;
 pub mod connection;
-pub mod deadlines;
 pub mod ice;
-pub mod metrics;
-pub mod registry;
 pub mod server;
-pub mod session;
-pub mod switchboard;
 pub mod turn;
 pub mod upgrade;
 pub mod web_demo;
@@ -30,3 +24,5 @@ pub mod web_demo;
 pub use auth::{Auth, JwtAlgorithm, JwtAuth};
 pub use config::{Config, ConfigError};
 pub use server::{Server, StartError};
+
+pub use switchboard::metrics;

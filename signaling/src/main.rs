@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     if config.auth.is_open() {
         warn!("open mode: no JWT key configured, any user name is accepted (demos only)");
     }
-    let shutdown = turn_relay::shutdown::on_signal();
+    let shutdown = server_kit::shutdown::on_signal();
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {

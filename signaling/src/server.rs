@@ -24,13 +24,13 @@ use crate::clock;
 use crate::config::Config;
 use crate::connection;
 use crate::ice::IceConfig;
-use crate::metrics::Metrics;
-use crate::registry::MemoryRegistry;
-use crate::session::ConnId;
-use crate::switchboard::{Output, Switchboard};
 use crate::turn;
 use crate::upgrade;
 use crate::web_demo;
+use switchboard::metrics::Metrics;
+use switchboard::registry::MemoryRegistry;
+use switchboard::session::ConnId;
+use switchboard::{Output, Switchboard};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -11,36 +11,13 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 use serde::Deserialize;
-use tokio_rustls::rustls;
+use server_kit::rustls;
 
-use crate::auth::Users;
-use crate::relay::RelaySettings;
 use crate::server::Listeners;
+use turn_proto::auth::Users;
+use turn_proto::relay::RelaySettings;
 
-/// A configuration error, naming the bad setting (of this binary or of `signaling`).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("`{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
-}
-
-/// The error for a bad value of `key`.
-pub fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
-}
+pub use server_kit::{ConfigError, invalid, read_toml};
 
 /// Command line of the `turn-relay` binary.
 #[derive(Debug, Parser)]
@@ -142,18 +119,6 @@ pub struct Settings {
     /// Address of the Prometheus /metrics endpoint; keep it private [default: off].
     #[arg(long, env = "TURN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-}
-
-/// Reads a TOML file of settings (both binaries' `--config`).
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.into(),
-        source: Box::new(source),
-    })
 }
 
 macro_rules! overlay {
@@ -343,27 +308,9 @@ pub fn default_route_ipv4() -> Option<Ipv4Addr> {
     }
 }
 
-/// Loads a PEM certificate chain and key into a rustls server configuration.
+/// Loads the TLS listener's certificate and key.
 pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect())
-        .map_err(|e| invalid("tls_cert", format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(invalid(
-            "tls_cert",
-            format!("{}: no certificate", cert.display()),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| invalid("tls_key", format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| invalid("tls_key", format!("does not match tls_cert: {e}")))?;
-    Ok(Arc::new(config))
+    server_kit::tls::load_tls(cert, key, "tls_cert", "tls_key")
 }
 
 #[cfg(test)]

@@ -1,26 +1,17 @@
 //! The TURN relay of the stack (RFC 8489 STUN, RFC 8656 TURN, RFC 6156 IPv6).
 //!
-//! A sans-IO core ([`relay::Relay`]: allocations, permissions, channels, authentication,
-//! peer policy, quotas) and a thin tokio shell ([`server`]) that owns the UDP, TCP and
-//! TLS listeners and the relay sockets. The signaling server embeds the shell; the
-//! `turn-relay` binary runs it alone.
+//! The sans-IO core lives in the `turn-proto` crate ([`relay::Relay`]: allocations,
+//! permissions, channels, authentication, peer policy, quotas); this crate is the thin
+//! tokio shell ([`server`]) that owns the UDP, TCP and TLS listeners and the relay sockets.
+//! The signaling server embeds the shell; the `turn-relay` binary runs it alone.
 
-pub mod allocation;
-pub mod auth;
-pub mod clock;
 pub mod config;
-pub mod credentials;
-pub mod five_tuple;
-pub mod framing;
-pub mod integrity;
-pub mod metrics;
-pub mod peer_policy;
-pub mod ports;
-pub mod rate_limit;
-pub mod relay;
-pub mod response;
 pub mod server;
-pub mod shutdown;
+
+pub use turn_proto::{
+    allocation, auth, credentials, five_tuple, framing, integrity, metrics, peer_policy, ports,
+    relay, response,
+};
 
 /// The rustls of `Listeners::tls_config` and `config::load_tls`.
 pub use tokio_rustls::rustls;

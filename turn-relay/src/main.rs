@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shutdown = turn_relay::shutdown::on_signal();
+    let shutdown = server_kit::shutdown::on_signal();
     let server = match TurnServer::start(config.settings, config.listeners).await {
         Ok(server) => server,
         Err(e) => {

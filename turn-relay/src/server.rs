@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::allocation::AllocId;
-use crate::clock;
-use crate::five_tuple::{FiveTuple, Transport};
-use crate::framing::{self, CHANNEL_HEADER};
-use crate::metrics::Metrics;
-use crate::relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
+use server_kit::clock;
+use turn_proto::allocation::AllocId;
+use turn_proto::five_tuple::{FiveTuple, Transport};
+use turn_proto::framing::{self, CHANNEL_HEADER};
+use turn_proto::metrics::Metrics;
+use turn_proto::relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
 
 /// Largest datagram or frame handled (a UDP datagram cannot be larger).
 const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;

@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn pops_in_order_only_when_due() {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         let mut d = Deadlines::default();
         d.insert(t0 + Duration::from_secs(2), 2);
         d.insert(t0 + Duration::from_secs(1), 1);

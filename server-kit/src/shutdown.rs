@@ -1,5 +1,7 @@
 //! Graceful stop of the binaries (`turn-relay` and `signaling`) on SIGTERM or SIGINT.
 
+use std::future::Future;
+
 /// Registers the SIGTERM and SIGINT handlers now, so that a signal arriving right after the
 /// ready line is printed is never fatal, and completes on the first of them.
 pub fn on_signal() -> impl Future<Output = ()> {

@@ -33,7 +33,7 @@ fn id(s: &str) -> CallId {
 
 impl Harness {
     fn new() -> Self {
-        let now = crate::clock::now();
+        let now = server_kit::clock::now();
         let board = Switchboard::new(
             settings(),
             MemoryRegistry::default(),

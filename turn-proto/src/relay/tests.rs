@@ -63,7 +63,7 @@ impl Harness {
     }
 
     fn with(settings: RelaySettings) -> Self {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         Self {
             relay: Relay::new(settings, [3; 32], Metrics::new(), t0),
             now: Now {

@@ -1,6 +1,6 @@
 //! The sans-IO TURN core: bytes and time in, bytes and decisions out.
 //!
-//! [`Relay`] owns every allocation. The shell (see [`crate::server`]) calls
+//! [`Relay`] owns every allocation. The shell (`turn_relay::server`) calls
 //! [`Relay::handle_client`] with what a client sent, [`Relay::handle_peer`] with what
 //! arrived on a relay socket, and [`Relay::handle_timeout`] when
 //! [`Relay::poll_timeout`] says so; it executes what comes back. `H` is the shell's
@@ -28,8 +28,8 @@ use crate::framing::{self, CHANNEL_HEADER, Packet};
 use crate::metrics::{Metrics, Way};
 use crate::peer_policy::{PeerPolicy, Refusal};
 use crate::ports::PortPool;
-use crate::rate_limit::TokenBucket;
 use crate::response;
+use server_kit::TokenBucket;
 
 /// Both clocks: monotonic for protocol timers, wall-clock seconds for TURN REST expiry.
 #[derive(Debug, Clone, Copy)]

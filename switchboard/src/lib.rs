@@ -1,11 +1,16 @@
-//! The sans-IO core: sessions and calls.
+//! The sans-IO core of the signaling server: sessions and calls.
 //!
 //! Input: a connection's `hello`, its other messages, its loss, and "time is now T".
 //! Output: messages queued per session (the I/O layer drains them when told to
 //! [`Output::Wake`]), connections to close, and the next deadline. Nothing here touches
 //! a socket or reads a clock, so the tests drive it deterministically.
 
+pub mod call;
 mod calls;
+pub mod deadlines;
+pub mod metrics;
+pub mod registry;
+pub mod session;
 #[cfg(test)]
 mod tests;
 

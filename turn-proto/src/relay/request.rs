@@ -15,8 +15,8 @@ use crate::auth::AuthFailure;
 use crate::five_tuple::FiveTuple;
 use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
 use crate::integrity;
-use crate::rate_limit::TokenBucket;
 use crate::response::{self, Signer, StunError};
+use server_kit::TokenBucket;
 
 /// UDP in REQUESTED-TRANSPORT (the only relayed transport, RFC 8656 §7.2).
 const PROTOCOL_UDP: u8 = 17;

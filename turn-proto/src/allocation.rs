@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use stun_rs::{HMACKey, TransactionId};
 
 use crate::five_tuple::FiveTuple;
-use crate::rate_limit::TokenBucket;
 use crate::response::Signer;
+use server_kit::TokenBucket;
 
 /// Per-packet lookups use foldhash: fast, and seeded per process (keys come from the network).
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn permissions_expire_after_300_s_and_refresh() {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         let mut a = alloc(t0);
         let ip = peer("198.51.100.1:1").ip();
         assert!(!a.permits(ip, t0));
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn permission_cap_counts_only_live_ones() {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         let mut a = alloc(t0);
         a.permit(peer("198.51.100.1:1").ip(), t0, 2).unwrap();
         a.permit(peer("198.51.100.2:1").ip(), t0, 2).unwrap();
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn channels_bind_refresh_conflict_and_cool_down() {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         let mut a = alloc(t0);
         let p1 = peer("198.51.100.1:1000");
         let p2 = peer("198.51.100.2:2000");
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn channel_cap() {
-        let t0 = crate::clock::now();
+        let t0 = server_kit::clock::now();
         let mut a = alloc(t0);
         a.bind_channel(0x4000, peer("198.51.100.1:1"), t0, 1, 10)
             .unwrap();
