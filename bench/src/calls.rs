@@ -12,8 +12,8 @@ use signaling_protocol::{
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::BenchError;
 use crate::client::{self, Ws};
+use bench_support::BenchError;
 
 pub struct Pair {
     caller: Ws,

@@ -10,7 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::BenchError;
+use bench_support::BenchError;
 
 pub type Ws = WebSocketStream<TcpStream>;
 

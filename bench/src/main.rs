@@ -11,26 +11,11 @@ mod server_process;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bench_support::BenchError;
 use clap::Parser;
 use futures_util::future::try_join_all;
 
 use server_process::ServerProcess;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("setup: {0}")]
-    Setup(String),
-    #[error("protocol: {0}")]
-    Protocol(String),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
-    #[error("a step took longer than {:?}", client::STEP)]
-    Timeout(#[from] tokio::time::error::Elapsed),
-    #[error("task: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
 
 #[derive(Debug, Parser)]
 #[command(about = "Load benchmark of the signaling server (loopback only)")]
@@ -104,10 +89,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let mut setup_lat = setup.latencies_us.clone();
     setup_lat.sort_unstable();
     let cpu_before = server.cpu_seconds()?;
-    let own_before = server_process::cpu_seconds("/proc/self/stat")?;
+    let own_before = bench_support::own_cpu_seconds()?;
     let relay = calls::relay(setup.pairs, args.rate, args.seconds).await?;
     let relay_cpu = server.cpu_seconds()? - cpu_before;
-    let own_cpu = server_process::cpu_seconds("/proc/self/stat")? - own_before;
+    let own_cpu = bench_support::own_cpu_seconds()? - own_before;
     let mut lat = relay.latencies_us.clone();
     lat.sort_unstable();
     let rss_end = server.rss()?;

@@ -64,14 +64,26 @@ impl ErrorCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
+    /// The other party hung up, or the caller cancelled while ringing.
     Hangup,
+    /// The callee rejected with `declined` (or hung up while ringing).
     Declined,
+    /// The callee rejected with `busy`, or every callee session was already in as many calls
+    /// as it may have.
     Busy,
+    /// The callee has no session: nobody to ring.
     Unavailable,
+    /// Nobody accepted within the ring timeout (default 45 s).
     Timeout,
+    /// To the callee's other sessions: one of its sessions accepted.
     AnsweredElsewhere,
+    /// To the callee's other sessions: one of its sessions rejected.
     RejectedElsewhere,
+    /// The other party's session ended without a hangup: its socket dropped and it did not
+    /// resume in time, it signed off (close code 1000), or its send queue overflowed.
     PeerLost,
+    /// Both users invited each other at once: the call whose `call_id` sorts lower is kept
+    /// and this one ended.
     Glare,
 }
 
@@ -92,12 +104,14 @@ impl EndReason {
     }
 }
 
-/// `reject.reason`.
+/// `reject.reason`: why the callee refuses; the caller sees it as `ended.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
+    /// `declined`: the user said no. The default when `reason` is absent.
     #[default]
     Declined,
+    /// `busy`: the user is in another call.
     Busy,
 }
 

@@ -10,6 +10,8 @@
 //! assert_eq!(msg, ClientMessage::Ping(Default::default()));
 //! ```
 
+#![warn(missing_docs)]
+
 mod codes;
 mod message;
 mod names;

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 /// Why a user name or call id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// Empty, or longer than 64 bytes.
     #[error("must be 1 to 64 characters long")]
     Length,
+    /// The first character outside the allowed alphabet.
     #[error("character {0:?} is not allowed")]
     Character(char),
 }
@@ -38,6 +40,7 @@ macro_rules! name_type {
                 Ok(Self(s))
             }
 
+            /// The name as it is spelled on the wire.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -8,22 +8,32 @@ use crate::{CallId, ClientMessage, MAX_META_BYTES, PROTOCOL_VERSION, ServerMessa
 /// Why a text frame is not a valid message. Every variant maps to `bad_message`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
+    /// The frame is not JSON; carries serde_json's explanation.
     #[error("not JSON: {0}")]
     NotJson(String),
+    /// JSON, but not an object (an array, a string, …).
     #[error("a message must be a JSON object")]
     NotObject,
+    /// No `type`, or a `type` that is not a string.
     #[error("missing string field `type`")]
     MissingType,
+    /// A `type` this side does not know (cut to 64 characters).
     #[error("unknown message type {0:?}")]
     UnknownType(String),
+    /// A known `type` with a missing or wrong field.
     #[error("bad `{kind}` message: {detail}")]
     BadField {
+        /// The message's `type`.
         kind: String,
+        /// What was wrong, from serde (cut to 200 characters).
         detail: String,
+        /// The message's `call_id`, if it held a valid one, so the `error` can name the call.
         call_id: Option<CallId>,
     },
+    /// `invite.meta` over [`MAX_META_BYTES`] serialized: its size, and the invite's call.
     #[error("`meta` is {0} bytes, at most {MAX_META_BYTES} allowed")]
     MetaTooLarge(usize, Option<CallId>),
+    /// `hello.version` is not [`PROTOCOL_VERSION`].
     #[error("protocol version {0} is not supported; this server speaks {PROTOCOL_VERSION}")]
     Version(u32),
 }

@@ -1,6 +1,10 @@
 //! Golden fixtures (`protocol/fixtures/{client,server}/*.json`): one file per message shape.
 //! Every file must parse, and serializing the parsed message must give back the same JSON,
-//! so the files stay an exact picture of the wire. The web demo's tests read them too.
+//! so the files stay an exact picture of the wire.
+//!
+//! These tests are the only reader of the files today. The web demo
+//! (`web-demo/signaling-client.js`) has no tests of its own; `browser-tests` drive it in
+//! Chromium against a real server, which checks it end to end but not against these files.
 
 use std::path::Path;
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
-use crate::BenchError;
+use bench_support::BenchError;
+
 use crate::servers::Server;
 use crate::turn_client::{self, CHANNEL};
 

@@ -14,22 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench_support::BenchError;
 use clap::Parser;
 use servers::{Kind, Server};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("setup: {0}")]
-    Setup(String),
-    #[error("protocol: {0}")]
-    Protocol(String),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("stun: {0}")]
-    Stun(#[from] stun_rs::StunError),
-    #[error("a row took longer than its time limit")]
-    Timeout(#[from] tokio::time::error::Elapsed),
-}
 
 #[derive(Debug, Parser)]
 #[command(about = "TURN relay throughput: turn-relay against coturn (loopback only)")]

@@ -1,11 +1,12 @@
-//! The relays under test as child processes, pinned to the same CPUs, killed on drop.
+//! The relays under test as child processes, pinned to the same CPUs, stopped on drop.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::BenchError;
+use bench_support::{BenchError, ChildProcess};
+
 use crate::turn_client;
 
 pub const USER: &str = "user";
@@ -28,15 +29,8 @@ impl Kind {
 }
 
 pub struct Server {
-    child: Child,
+    process: ChildProcess,
     pub addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -50,77 +44,57 @@ impl Server {
     ) -> Result<Server, BenchError> {
         let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut command = match cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        let (lo, hi) = ports;
-        match kind {
-            Kind::Ours => command
-                .args(["--listen", &addr.to_string(), "--log", "warn"])
-                .args(["--users", &format!("{USER}:{PASSWORD}"), "--realm", REALM])
-                .args([
-                    "--allow-peers",
-                    "127.0.0.0/8",
-                    "--relay-ports",
-                    &format!("{lo}-{hi}"),
-                ])
-                .args(["--max-allocations-per-user", "10000"]),
-            Kind::Coturn => command
-                .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
-                .arg(format!("--listening-port={port}"))
-                .arg(format!("--user={USER}:{PASSWORD}"))
-                .arg(format!("--realm={REALM}"))
-                .args([
-                    "--lt-cred-mech",
-                    "--allow-loopback-peers",
-                    "--no-cli",
-                    "--no-tls",
-                    "--no-dtls",
-                ])
-                .arg(format!("--min-port={lo}"))
-                .arg(format!("--max-port={hi}"))
-                .args(["--fingerprint", "--no-stdout-log", "--log-file=/dev/null"]),
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", binary.display())))?;
-        let server = Server { child, addr };
-        for _ in 0..100 {
-            if turn_client::binding(addr).await.is_ok() {
-                return Ok(server);
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Err(BenchError::Setup(format!(
-            "{} did not answer STUN within 10 s",
-            kind.name()
-        )))
+        let mut process = ChildProcess::start(binary, cpus, |command| {
+            match kind {
+                Kind::Ours => ours_args(command, addr, ports),
+                Kind::Coturn => coturn_args(command, addr, ports),
+            };
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        })?;
+        process
+            .wait_until("answer STUN", Duration::from_secs(10), async || {
+                turn_client::binding(addr).await.is_ok()
+            })
+            .await?;
+        Ok(Server { process, addr })
     }
 
     /// CPU time (user + system) the server has used so far, seconds.
     pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // After the command name in parentheses: utime is field 12, stime field 13 (0-based).
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // Clock ticks are 100 a second on Linux.
-        Ok((ticks(11) + ticks(12)) / 100.0)
+        self.process.cpu_seconds()
     }
 }
 
-/// Short pause used while waiting for a server to come up.
-pub const POLL: Duration = Duration::from_millis(100);
+fn ours_args(command: &mut Command, addr: SocketAddr, (lo, hi): (u16, u16)) -> &mut Command {
+    command
+        .args(["--listen", &addr.to_string(), "--log", "warn"])
+        .args(["--users", &format!("{USER}:{PASSWORD}"), "--realm", REALM])
+        .args([
+            "--allow-peers",
+            "127.0.0.0/8",
+            "--relay-ports",
+            &format!("{lo}-{hi}"),
+        ])
+        .args(["--max-allocations-per-user", "10000"])
+}
+
+fn coturn_args(command: &mut Command, addr: SocketAddr, (lo, hi): (u16, u16)) -> &mut Command {
+    command
+        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={}", addr.port()))
+        .arg(format!("--user={USER}:{PASSWORD}"))
+        .arg(format!("--realm={REALM}"))
+        .args([
+            "--lt-cred-mech",
+            "--allow-loopback-peers",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+        ])
+        .arg(format!("--min-port={lo}"))
+        .arg(format!("--max-port={hi}"))
+        .args(["--fingerprint", "--no-stdout-log", "--log-file=/dev/null"])
+}

@@ -2,6 +2,7 @@
 //! ChannelBind. Built on stun-rs, like the relay, but independent of its code.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use stun_rs::attributes::stun::{ErrorCode, MessageIntegrity, Nonce, Realm, UserName};
 use stun_rs::attributes::turn::{
@@ -14,11 +15,15 @@ use stun_rs::{
 };
 use tokio::net::UdpSocket;
 
-use crate::BenchError;
-use crate::servers::{PASSWORD, POLL, REALM, USER};
+use bench_support::BenchError;
+
+use crate::servers::{PASSWORD, REALM, USER};
 
 /// The channel every client binds to its sink.
 pub const CHANNEL: u16 = 0x4000;
+
+/// How long a request waits for its response before it counts as lost.
+const REPLY_WAIT: Duration = Duration::from_millis(100);
 
 fn encode(
     method: MessageMethod,
@@ -53,7 +58,7 @@ async fn exchange(
 ) -> Result<StunMessage, BenchError> {
     socket.send_to(request, server).await?;
     let mut buf = vec![0u8; 2048];
-    let (n, _) = tokio::time::timeout(POLL, socket.recv_from(&mut buf))
+    let (n, _) = tokio::time::timeout(REPLY_WAIT, socket.recv_from(&mut buf))
         .await
         .map_err(|_| BenchError::Protocol("no STUN response".into()))??;
     MessageDecoderBuilder::default()
