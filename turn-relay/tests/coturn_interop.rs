@@ -7,7 +7,7 @@
 mod support;
 
 use support::{PASSWORD, REST_SECRET, USER};
-use turn_relay::metrics::Way;
+use turn_relay::Way;
 
 /// 10 clients × 200 messages of 100 bytes, through our relay and back.
 async fn run(flags: &[&str], fixed_users: bool, transport: &str) {

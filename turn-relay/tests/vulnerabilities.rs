@@ -260,7 +260,7 @@ async fn send_without_permission_is_not_relayed() {
 #[tokio::test]
 async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
     use tokio::io::AsyncReadExt;
-    let limits = turn_relay::server::StreamLimits {
+    let limits = turn_relay::StreamLimits {
         max_connections: 2,
         idle: Duration::from_millis(300),
     };
@@ -303,7 +303,7 @@ async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
 #[tokio::test]
 async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limits = turn_relay::server::StreamLimits {
+    let limits = turn_relay::StreamLimits {
         max_connections: 10,
         idle: Duration::from_millis(200),
     };

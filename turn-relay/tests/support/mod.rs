@@ -18,9 +18,7 @@ use stun_rs::{
     MessageMethod, StunAttribute, StunMessage, StunMessageBuilder,
 };
 use tokio::net::UdpSocket;
-use turn_relay::auth::Users;
-use turn_relay::relay::RelaySettings;
-use turn_relay::server::{Listeners, StreamLimits, TurnServer};
+use turn_relay::{Listeners, RelaySettings, StreamLimits, TurnServer, Users};
 
 pub const USER: &str = "user";
 pub const PASSWORD: &str = "secret";
