@@ -341,7 +341,7 @@ fn handle(
         FromClient::Open { id, relay } => {
             let (mut relay, sink) = (relay, sink());
             loop {
-                match open_relay(shared, id, relay, sink.clone(), from.transport.is_stream()) {
+                match open_relay(shared, id, relay, sink.clone()) {
                     Ok(io) => {
                         let reply = core.relay_opened(id, io);
                         shared.timer.notify_one();
@@ -366,7 +366,6 @@ fn open_relay(
     id: AllocId,
     addr: SocketAddr,
     client: ClientSink,
-    stream: bool,
 ) -> std::io::Result<Handle> {
     let socket = bind_udp(addr, RELAY_BUFFER)?;
     let io = Arc::new(RelayIo {
@@ -377,7 +376,7 @@ fn open_relay(
     let span = tracing::info_span!("allocation", id = id.0, relay = %addr);
     let task = shared
         .tasks
-        .spawn(serve_relay(shared.clone(), id, io.clone(), stream).instrument(span));
+        .spawn(serve_relay(shared.clone(), id, io.clone()).instrument(span));
     let _ = io.task.set(task.abort_handle());
     Ok(io)
 }
@@ -398,7 +397,7 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 }
 
 /// Reads datagrams from peers on one relay socket and hands them to the client.
-async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle, stream: bool) {
+async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle) {
     let mut buf = vec![0u8; MAX_PACKET];
     let end = buf.len() - 3;
     loop {
@@ -411,7 +410,7 @@ async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle, stream: bool)
         };
         let out = shared
             .core()
-            .handle_peer(id, peer, &mut buf, n, stream, clock::now());
+            .handle_peer(id, peer, &mut buf, n, clock::now());
         match out {
             FromPeer::ChannelData(len) => io.client.send(&buf[..len], &shared.metrics).await,
             FromPeer::Indication(bytes) => io.client.send(&bytes, &shared.metrics).await,

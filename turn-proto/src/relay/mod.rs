@@ -319,14 +319,13 @@ impl<H: Clone> Relay<H> {
 
     /// Handles a datagram a peer sent to allocation `id`'s relay socket. The shell reads
     /// it into `buf[4..4 + data_len]`, leaving room for a ChannelData header in front and
-    /// 3 bytes of padding behind; `stream` pads for TCP/TLS clients.
+    /// 3 bytes of padding behind (ChannelData to a TCP/TLS client is padded).
     pub fn handle_peer(
         &mut self,
         id: AllocId,
         peer: SocketAddr,
         buf: &mut [u8],
         data_len: usize,
-        stream: bool,
         now: Instant,
     ) -> FromPeer {
         let Some(a) = self.allocations.get_mut(&id).filter(|a| a.expires > now) else {
@@ -343,8 +342,9 @@ impl<H: Clone> Relay<H> {
         }
         self.metrics.relayed(Way::ToClient, data_len);
         if let Some(channel) = a.channel_for(peer, now) {
+            let pad = a.five_tuple.transport.is_stream();
             return FromPeer::ChannelData(framing::write_channel_header(
-                buf, channel, data_len, stream,
+                buf, channel, data_len, pad,
             ));
         }
         let data = &buf[CHANNEL_HEADER..CHANNEL_HEADER + data_len];

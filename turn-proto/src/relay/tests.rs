@@ -579,6 +579,8 @@ fn channel_data_relays_only_on_bound_channels() {
 #[test]
 fn peer_data_comes_back_as_channel_data_or_data_indication() {
     let mut h = Harness::new();
+    // Over TCP, so that ChannelData is padded (and the padding must be zeroes).
+    h.from.transport = Transport::Tcp;
     h.allocate();
     let id = AllocId(1);
     let (bound, unbound, stranger) = (
@@ -592,7 +594,7 @@ fn peer_data_comes_back_as_channel_data_or_data_indication() {
     buf[4..9].copy_from_slice(b"hello");
     let now = h.now.mono;
     assert_eq!(
-        h.relay.handle_peer(id, bound, &mut buf, 5, true, now),
+        h.relay.handle_peer(id, bound, &mut buf, 5, now),
         FromPeer::ChannelData(12)
     );
     assert_eq!(
@@ -600,8 +602,7 @@ fn peer_data_comes_back_as_channel_data_or_data_indication() {
         &[0x40, 0, 0, 5, b'h', b'e', b'l', b'l', b'o', 0, 0, 0]
     );
     buf[4..9].copy_from_slice(b"hello");
-    let FromPeer::Indication(ind) = h.relay.handle_peer(id, unbound, &mut buf, 5, false, now)
-    else {
+    let FromPeer::Indication(ind) = h.relay.handle_peer(id, unbound, &mut buf, 5, now) else {
         panic!()
     };
     let ind = decode(&ind);
@@ -611,13 +612,21 @@ fn peer_data_comes_back_as_channel_data_or_data_indication() {
         b"hello"
     );
     assert_eq!(
-        h.relay.handle_peer(id, stranger, &mut buf, 5, false, now),
+        h.relay.handle_peer(id, stranger, &mut buf, 5, now),
         FromPeer::Drop
     );
     assert_eq!(
-        h.relay
-            .handle_peer(AllocId(99), bound, &mut buf, 5, false, now),
+        h.relay.handle_peer(AllocId(99), bound, &mut buf, 5, now),
         FromPeer::Drop
+    );
+    // A UDP client gets ChannelData without padding.
+    h.from = tuple("198.51.100.7:40001");
+    h.allocate();
+    h.authed(CHANNEL_BIND, channel(0x4000, bound));
+    buf[4..9].copy_from_slice(b"hello");
+    assert_eq!(
+        h.relay.handle_peer(AllocId(2), bound, &mut buf, 5, now),
+        FromPeer::ChannelData(9)
     );
 }
 
@@ -830,7 +839,7 @@ proptest::proptest! {
         let mut buf = vec![0u8; bytes.len() + 8];
         buf[4..4 + bytes.len()].copy_from_slice(&bytes);
         let now = h.now.mono;
-        let _ = h.relay.handle_peer(AllocId(1), peer("203.0.113.1:9"), &mut buf, bytes.len(), true, now);
+        let _ = h.relay.handle_peer(AllocId(1), peer("203.0.113.1:9"), &mut buf, bytes.len(), now);
         proptest::prop_assert_eq!(h.relay.allocation_count(), 1);
     }
 }
