@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
-use turn_relay::server::TurnServer;
+use turn_relay::TurnServer;
 
 use crate::clock;
 use crate::config::Config;
@@ -41,7 +41,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("embedded TURN relay: {0}")]
-    Turn(#[from] turn_relay::server::StartError),
+    Turn(#[from] turn_relay::StartError),
 }
 
 /// How the switchboard reaches a connection task.
@@ -97,7 +97,7 @@ pub(crate) struct Shared {
     pub ice: IceConfig,
     pub metrics: Metrics,
     /// The embedded relay's metrics, served on the same /metrics.
-    turn_metrics: Option<turn_relay::metrics::Metrics>,
+    turn_metrics: Option<turn_relay::Metrics>,
     next_conn: AtomicU64,
     open_conns: AtomicUsize,
     pub shutdown: CancellationToken,
@@ -105,11 +105,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(
-        config: Config,
-        ice: IceConfig,
-        turn_metrics: Option<turn_relay::metrics::Metrics>,
-    ) -> Self {
+    fn new(config: Config, ice: IceConfig, turn_metrics: Option<turn_relay::Metrics>) -> Self {
         let metrics = Metrics::new();
         let board = Switchboard::new(
             config.switchboard(),

@@ -7,9 +7,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use turn_relay::auth::Users;
-use turn_relay::relay::RelaySettings;
-use turn_relay::server::{Listeners, StartError, TurnServer};
+use turn_relay::{Listeners, RelaySettings, StartError, TurnServer, Users};
 
 /// Settings of the embedded relay (the standalone `turn-relay` binary has them all).
 #[derive(Debug, Clone)]

@@ -1,11 +1,11 @@
 //! One allocation (RFC 8656 §2.2): a relayed transport address held for a client, its
 //! permissions (§9) and channel bindings (§12). Plain state with injected time; the
-//! [`crate::relay::Relay`] core owns the allocations and the shell owns the sockets.
+//! [`crate::Relay`] core owns the allocations and the shell owns the sockets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use stun_rs::{HMACKey, TransactionId};
+use stun_rs::TransactionId;
 
 use crate::five_tuple::FiveTuple;
 use crate::response::Signer;
@@ -21,9 +21,13 @@ pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// After a binding expires, its number and peer stay reserved this long (§12).
 pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
 
-/// An allocation's id, unique for the relay's lifetime.
+/// An allocation's id, unique for the relay's lifetime: the shell passes it back to
+/// [`Relay::handle_peer`](crate::Relay::handle_peer) with what a peer sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AllocId(pub u64);
+pub struct AllocId(
+    /// The number, counted from 1 (for logs and spans).
+    pub u64,
+);
 
 /// Why a permission or channel could not be installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,23 +44,25 @@ struct Channel {
     expires: Instant,
 }
 
+/// One allocation's state; `H` is the shell's handle for its relay socket.
 pub struct Allocation<H> {
-    pub id: AllocId,
+    /// The client it belongs to (one allocation per five-tuple).
     pub five_tuple: FiveTuple,
     /// The authenticated USERNAME; later requests must carry the same one (441).
     pub username: String,
-    /// Signs responses on this allocation.
-    pub key: HMACKey,
     /// Where the relay socket is bound.
     pub relay: SocketAddr,
     /// What XOR-RELAYED-ADDRESS says (the external address behind a 1:1 NAT).
     pub advertised: SocketAddr,
+    /// When it expires unless refreshed.
     pub expires: Instant,
-    /// The Allocate transaction and its success response, for retransmissions.
+    /// The Allocate transaction, to recognise its retransmissions.
     pub allocate_transaction: TransactionId,
+    /// The Allocate success response, sent again on a retransmission.
     pub allocate_response: Vec<u8>,
     /// The shell's handle (relay socket and task); `None` until the socket is bound.
     pub handle: Option<H>,
+    /// The per-allocation bandwidth cap, both ways together.
     pub bandwidth: Option<TokenBucket>,
     /// How to sign the Allocate success response and the lifetime it grants.
     pub pending: Option<(Signer, u32)>,
@@ -68,22 +74,18 @@ pub struct Allocation<H> {
 }
 
 impl<H> Allocation<H> {
-    #[allow(clippy::too_many_arguments)]
+    /// A new allocation, without relay socket, response or bandwidth cap yet.
     pub fn new(
-        id: AllocId,
         five_tuple: FiveTuple,
         username: String,
-        key: HMACKey,
         relay: SocketAddr,
         advertised: SocketAddr,
         expires: Instant,
         allocate_transaction: TransactionId,
     ) -> Self {
         Self {
-            id,
             five_tuple,
             username,
-            key,
             relay,
             advertised,
             expires,
@@ -185,10 +187,12 @@ impl<H> Allocation<H> {
         self.channel_peer(number, now).map(|_| number)
     }
 
+    /// Live permissions (for the gauge).
     pub fn permission_count(&self, now: Instant) -> usize {
         self.permissions.values().filter(|e| **e > now).count()
     }
 
+    /// Live channel bindings (for the gauge).
     pub fn channel_count(&self, now: Instant) -> usize {
         self.channels.values().filter(|c| c.expires > now).count()
     }
@@ -218,16 +222,13 @@ mod tests {
 
     fn alloc(now: Instant) -> Allocation<()> {
         let addr: SocketAddr = "192.0.2.1:5000".parse().unwrap();
-        let key = HMACKey::new_short_term("k").unwrap();
         Allocation::new(
-            AllocId(1),
             FiveTuple {
                 client: addr,
                 server: "192.0.2.9:3478".parse().unwrap(),
                 transport: Transport::Udp,
             },
             "alice".into(),
-            key,
             "192.0.2.9:50000".parse().unwrap(),
             "192.0.2.9:50000".parse().unwrap(),
             now + Duration::from_secs(600),

@@ -34,6 +34,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthFailure::Missing => "missing",
@@ -47,7 +48,7 @@ impl AuthFailure {
     }
 }
 
-/// Who may use the relay.
+/// Who may use the relay: fixed users, TURN REST usernames, or both.
 #[derive(Clone, Default)]
 pub struct Users {
     /// Fixed `user → password` pairs from the configuration.
@@ -68,7 +69,7 @@ impl std::fmt::Debug for Users {
 
 impl Users {
     /// The password of `username` at wall-clock time `now_unix`.
-    pub fn password(&self, username: &str, now_unix: u64) -> Result<String, AuthFailure> {
+    pub(crate) fn password(&self, username: &str, now_unix: u64) -> Result<String, AuthFailure> {
         if let Some(password) = self.fixed.get(username) {
             return Ok(password.clone());
         }
@@ -81,17 +82,19 @@ impl Users {
     }
 }
 
+/// Bytes of the HMAC a nonce carries.
+const TAG_BYTES: usize = 10;
+
 /// Mints and checks nonces: `<expiry, 8 hex digits><first 10 bytes of
 /// HMAC-SHA256(secret, expiry ‖ client ip), hex>`, 28 characters in all, so a challenge
 /// stays small (no amplification). Expiry counts seconds on the relay's own clock.
-const TAG_BYTES: usize = 10;
-
 pub struct Nonces {
     secret: [u8; 32],
     lifetime_s: u64,
 }
 
 impl Nonces {
+    /// Nonces keyed with `secret` that live `lifetime_s` seconds.
     pub fn new(secret: [u8; 32], lifetime_s: u64) -> Self {
         Self { secret, lifetime_s }
     }

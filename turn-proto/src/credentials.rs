@@ -12,17 +12,26 @@ use sha1::Sha1;
 /// A username/password pair for a TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestCredential {
+    /// `<unix expiry>:<user>`.
     pub username: String,
+    /// `base64(HMAC-SHA1(secret, username))`.
     pub password: String,
 }
 
 /// Why a REST username was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
+    /// Not `<unix expiry>:<user>`.
     #[error("username is not of the form <unix expiry>:<user>")]
     Malformed,
+    /// The expiry has passed.
     #[error("credential expired at {expiry} (now {now})")]
-    Expired { expiry: u64, now: u64 },
+    Expired {
+        /// The expiry the username carries, Unix seconds.
+        expiry: u64,
+        /// The time it was checked at, Unix seconds.
+        now: u64,
+    },
 }
 
 /// Mints a credential for `user` valid until `now_unix + ttl_s`.

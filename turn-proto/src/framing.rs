@@ -3,22 +3,26 @@
 //!
 //! stun-rs decodes STUN but knows nothing of ChannelData, so the demultiplexing, the
 //! ChannelData header and the stream framing are written here. This is the hot path:
-//! nothing here allocates.
+//! nothing here allocates. A shell needs only [`stream_frame_len`] (to cut a TCP/TLS
+//! stream into frames) and [`CHANNEL_HEADER`] (the room to leave in front of peer data
+//! for [`Relay::handle_peer`](crate::Relay::handle_peer)); the rest serves the core.
 
-/// Size of a STUN header and of a ChannelData header.
-pub const STUN_HEADER: usize = 20;
+/// Size of a STUN header.
+pub(crate) const STUN_HEADER: usize = 20;
+/// Size of a ChannelData header: channel number and length, 2 bytes each.
 pub const CHANNEL_HEADER: usize = 4;
 /// The STUN magic cookie (RFC 8489 §5).
-pub const MAGIC_COOKIE: u32 = 0x2112_A442;
+pub(crate) const MAGIC_COOKIE: u32 = 0x2112_A442;
 /// The channel numbers a client may bind. RFC 8656 §12 narrowed them to 0x4000–0x4FFF;
 /// RFC 5766 allowed up to 0x7FFF and clients still use that range (coturn's
 /// `turnutils_uclient` binds 0x6xxx), so it is accepted, as coturn does.
-pub const CHANNEL_MIN: u16 = 0x4000;
-pub const CHANNEL_MAX: u16 = 0x7FFF;
+pub(crate) const CHANNEL_MIN: u16 = 0x4000;
+/// The last channel number a client may bind (see [`CHANNEL_MIN`]).
+pub(crate) const CHANNEL_MAX: u16 = 0x7FFF;
 
 /// What a datagram or a stream frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Packet {
+pub(crate) enum Packet {
     /// A STUN message of `len` bytes (header included).
     Stun { len: usize },
     /// ChannelData for `channel`, whose application data is `data_len` bytes after the header.
@@ -28,21 +32,26 @@ pub enum Packet {
 /// Why bytes are not a packet we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
+    /// Fewer bytes than a header.
     #[error("fewer bytes than a header")]
     Truncated,
+    /// The first byte (or the channel number) is neither STUN nor ChannelData.
     #[error("first byte {0:#04x} is neither STUN nor ChannelData")]
     UnknownType(u8),
+    /// A STUN length that is not a multiple of 4 or runs past the packet.
     #[error("STUN length is not a multiple of 4 or exceeds the packet")]
     BadStunLength,
+    /// A STUN header without the magic cookie.
     #[error("no STUN magic cookie")]
     NoMagicCookie,
+    /// A ChannelData length that runs past the datagram.
     #[error("ChannelData length exceeds the packet")]
     BadChannelLength,
 }
 
 /// Classifies one datagram (UDP): the whole datagram must be the packet, ChannelData may
 /// carry up to 3 bytes of padding after its data.
-pub fn classify_datagram(buf: &[u8]) -> Result<Packet, FramingError> {
+pub(crate) fn classify_datagram(buf: &[u8]) -> Result<Packet, FramingError> {
     let packet = peek(buf)?;
     let needed = match packet {
         Packet::Stun { len } => {
@@ -63,7 +72,7 @@ pub fn classify_datagram(buf: &[u8]) -> Result<Packet, FramingError> {
 }
 
 /// Reads the header at the start of `buf` (which may hold more or less than one packet).
-pub fn peek(buf: &[u8]) -> Result<Packet, FramingError> {
+pub(crate) fn peek(buf: &[u8]) -> Result<Packet, FramingError> {
     let first = *buf.first().ok_or(FramingError::Truncated)?;
     match first >> 6 {
         0 => {
@@ -109,14 +118,19 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
 }
 
 /// `len` rounded up to a multiple of 4.
-pub const fn padded(len: usize) -> usize {
+pub(crate) const fn padded(len: usize) -> usize {
     (len + 3) & !3
 }
 
 /// Writes a ChannelData header into `buf[..4]` for `data_len` bytes of data that the
 /// caller already placed at `buf[4..4 + data_len]`; with `pad`, zeroes the padding up to
 /// a multiple of 4. Returns the packet's length. `buf` must have room for the padding.
-pub fn write_channel_header(buf: &mut [u8], channel: u16, data_len: usize, pad: bool) -> usize {
+pub(crate) fn write_channel_header(
+    buf: &mut [u8],
+    channel: u16,
+    data_len: usize,
+    pad: bool,
+) -> usize {
     buf[..2].copy_from_slice(&channel.to_be_bytes());
     // Callers never pass more than a datagram (< 65,536 bytes).
     buf[2..4].copy_from_slice(&(data_len as u16).to_be_bytes());

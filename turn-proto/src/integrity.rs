@@ -12,16 +12,22 @@ use sha2::Sha256;
 
 use crate::framing::STUN_HEADER;
 
+/// Attribute types read from the raw bytes (RFC 8489 §18.3, RFC 8656 §18).
 pub const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+/// MESSAGE-INTEGRITY-SHA256.
 pub const ATTR_MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
+/// FINGERPRINT.
 pub const ATTR_FINGERPRINT: u16 = 0x8028;
+/// DATA, the payload of a Send indication.
 pub const ATTR_DATA: u16 = 0x0013;
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
 
 /// Which integrity attribute a request carried; a response answers with the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntegrityKind {
+    /// MESSAGE-INTEGRITY (HMAC-SHA1).
     Sha1,
+    /// MESSAGE-INTEGRITY-SHA256.
     Sha256,
 }
 
@@ -30,6 +36,7 @@ pub enum IntegrityKind {
 pub struct AttrSpan {
     /// Offset of the attribute header.
     pub start: usize,
+    /// Where its value lies (padding excluded).
     pub value: std::ops::Range<usize>,
 }
 

@@ -9,21 +9,25 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// The label of the relayed-traffic counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Direction {
+struct Direction {
     /// `to_peer` (client → relay → peer) or `to_client`.
-    pub direction: &'static str,
+    direction: &'static str,
 }
 
+/// The label of the counters of refusals and drops.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
-    pub reason: &'static str,
+struct Reason {
+    reason: &'static str,
 }
 
 /// Which way relayed data went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
+    /// Client → relay → peer.
     ToPeer,
+    /// Peer → relay → client.
     ToClient,
 }
 
@@ -44,6 +48,8 @@ struct WayCounters {
     bytes: Counter,
 }
 
+/// The relay's Prometheus metrics: gauges of allocations, permissions and channels,
+/// counters of relayed traffic, authentication failures, refused peers and drops.
 /// Cheap to clone; every clone updates the same metrics.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -67,6 +73,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Fresh metrics in their own registry.
     pub fn new() -> Self {
         let (allocations, permissions, channels) =
             (Gauge::default(), Gauge::default(), Gauge::default());
@@ -124,16 +131,16 @@ impl Metrics {
         }))
     }
 
-    pub fn set_allocations(&self, n: usize) {
+    pub(crate) fn set_allocations(&self, n: usize) {
         self.0.allocations.set(n as i64);
     }
 
-    pub fn set_permissions_and_channels(&self, permissions: usize, channels: usize) {
+    pub(crate) fn set_permissions_and_channels(&self, permissions: usize, channels: usize) {
         self.0.permissions.set(permissions as i64);
         self.0.channels.set(channels as i64);
     }
 
-    pub fn relayed(&self, way: Way, bytes: usize) {
+    pub(crate) fn relayed(&self, way: Way, bytes: usize) {
         let c = self.way(way);
         c.packets.inc();
         c.bytes.inc_by(bytes as u64);
@@ -146,14 +153,16 @@ impl Metrics {
         }
     }
 
-    pub fn auth_failure(&self, reason: &'static str) {
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
         self.0.auth_failures.get_or_create(&Reason { reason }).inc();
     }
 
-    pub fn refused_peer(&self, reason: &'static str) {
+    pub(crate) fn refused_peer(&self, reason: &'static str) {
         self.0.refused_peers.get_or_create(&Reason { reason }).inc();
     }
 
+    /// Counts a packet dropped without an answer (`turn_dropped_packets_total`); the
+    /// shell counts its own drops (a full stream queue, a failed send) here too.
     pub fn dropped(&self, reason: &'static str) {
         self.0.dropped.get_or_create(&Reason { reason }).inc();
     }

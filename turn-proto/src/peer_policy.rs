@@ -1,9 +1,9 @@
 //! Which peer addresses the relay may send to (coturn CVE-2020-26262 and CVE-2026-27624
 //! class): by default nothing on the relay's own host or networks, nothing special-purpose.
 //!
-//! The order is: the relay's own addresses are always refused; then an operator's
-//! `allow` list opens ranges (tests allow 127.0.0.0/8); then the `deny` list and the
-//! built-in special-purpose ranges refuse. IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+//! The order is: the relay's own addresses are always refused; then the operator's
+//! `deny` list refuses; then the `allow` list opens ranges (tests allow 127.0.0.0/8);
+//! then the built-in special-purpose ranges refuse. IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
 //! (`::a.b.c.d`), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo forms are judged by
 //! the IPv4 address they carry or are refused outright.
 
@@ -23,6 +23,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::OwnAddress => "own_address",
@@ -32,9 +33,13 @@ impl Refusal {
     }
 }
 
+/// Which peers a client may reach through the relay; the default refuses every
+/// special-purpose range and allows the rest of the Internet.
 #[derive(Debug, Clone, Default)]
 pub struct PeerPolicy {
+    /// Ranges allowed although special-purpose (tests allow 127.0.0.0/8).
     pub allow: Vec<IpNet>,
+    /// Ranges refused in addition to the special-purpose ones; wins over `allow`.
     pub deny: Vec<IpNet>,
     /// The relay's listening and relay addresses: never a peer.
     pub own: Vec<IpAddr>,

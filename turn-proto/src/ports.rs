@@ -6,12 +6,14 @@ use std::ops::RangeInclusive;
 use rand::Rng;
 use rand::rngs::StdRng;
 
+/// The relay ports in use, within the configured range.
 pub struct PortPool {
     range: RangeInclusive<u16>,
     used: HashSet<u16>,
 }
 
 impl PortPool {
+    /// A pool of the ports in `range`, all free.
     pub fn new(range: RangeInclusive<u16>) -> Self {
         Self {
             range,
@@ -49,6 +51,7 @@ impl PortPool {
         self.used.insert(port);
     }
 
+    /// Frees `port` (its allocation is gone).
     pub fn release(&mut self, port: u16) {
         self.used.remove(&port);
     }

@@ -29,10 +29,12 @@ pub enum StunError {
 }
 
 impl StunError {
+    /// The numeric code.
     pub fn code(self) -> u16 {
         self as u16
     }
 
+    /// The reason phrase of the RFC.
     pub fn reason(self) -> &'static str {
         match self {
             StunError::BadRequest => "Bad Request",

@@ -13,9 +13,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use server_kit::rustls;
 
-use crate::server::Listeners;
-use turn_proto::auth::Users;
-use turn_proto::relay::RelaySettings;
+use crate::Listeners;
+use turn_proto::{RelaySettings, Users};
 
 pub use server_kit::{ConfigError, invalid, read_toml};
 

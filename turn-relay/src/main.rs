@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
+use turn_relay::TurnServer;
 use turn_relay::config::Cli;
-use turn_relay::server::TurnServer;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -17,11 +17,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use server_kit::clock;
-use turn_proto::allocation::AllocId;
-use turn_proto::five_tuple::{FiveTuple, Transport};
 use turn_proto::framing::{self, CHANNEL_HEADER};
-use turn_proto::metrics::Metrics;
-use turn_proto::relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
+use turn_proto::{
+    AllocId, FiveTuple, FromClient, FromPeer, Metrics, Now, Relay, RelaySettings, Transport,
+};
 
 /// Largest datagram or frame handled (a UDP datagram cannot be larger).
 const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;
@@ -37,14 +36,18 @@ const STREAM_BUFFER: usize = 4096;
 /// A TCP/TLS client must finish its TLS handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the relay listens.
+/// Where the relay listens; port 0 picks a free port (read it back from [`TurnServer`]).
 #[derive(Clone, Default)]
 pub struct Listeners {
+    /// UDP listening addresses.
     pub udp: Vec<SocketAddr>,
+    /// TCP listening addresses.
     pub tcp: Vec<SocketAddr>,
+    /// TLS (`turns:`) listening addresses.
     pub tls: Vec<SocketAddr>,
     /// Required when `tls` is not empty.
     pub tls_config: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Limits on TCP and TLS connections.
     pub streams: StreamLimits,
 }
 
@@ -70,20 +73,28 @@ impl Default for StreamLimits {
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A listening socket could not be bound.
     #[error("cannot listen on {transport} {addr}: {source}")]
     Listen {
+        /// `udp`, `tcp` or `tls`.
         transport: &'static str,
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why the bind failed.
         source: std::io::Error,
     },
+    /// TLS listeners without [`Listeners::tls_config`].
     #[error("TLS listeners need a certificate and key (tls_cert, tls_key)")]
     NoTlsConfig,
 }
 
-/// A running relay.
+/// A running relay; [`TurnServer::shutdown`] stops it.
 pub struct TurnServer {
+    /// The UDP addresses it listens on (ports resolved).
     pub udp: Vec<SocketAddr>,
+    /// The TCP addresses it listens on.
     pub tcp: Vec<SocketAddr>,
+    /// The TLS addresses it listens on.
     pub tls: Vec<SocketAddr>,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -93,7 +104,7 @@ pub struct TurnServer {
 
 /// The shell's handle of an allocation: its relay socket, the way back to its client,
 /// and its task.
-pub struct RelayIo {
+struct RelayIo {
     socket: UdpSocket,
     client: ClientSink,
     task: OnceLock<AbortHandle>,
@@ -160,12 +171,13 @@ fn now() -> Now {
 }
 
 impl TurnServer {
-    /// Binds every listener and starts serving.
+    /// Binds every listener and starts serving, with metrics of its own.
     pub async fn start(settings: RelaySettings, listeners: Listeners) -> Result<Self, StartError> {
         let metrics = Metrics::new();
         Self::start_with_metrics(settings, listeners, metrics).await
     }
 
+    /// [`TurnServer::start`] updating `metrics`, e.g. ones an embedding server exports.
     pub async fn start_with_metrics(
         settings: RelaySettings,
         listeners: Listeners,
@@ -248,10 +260,12 @@ impl TurnServer {
         });
     }
 
+    /// Its metrics (serve [`Metrics::encode`] at `/metrics`).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// Allocations held right now.
     pub fn allocation_count(&self) -> usize {
         self.shared.core().allocation_count()
     }
@@ -327,7 +341,7 @@ fn handle(
         FromClient::Open { id, relay } => {
             let (mut relay, sink) = (relay, sink());
             loop {
-                match open_relay(shared, id, relay, sink.clone(), from.transport.is_stream()) {
+                match open_relay(shared, id, relay, sink.clone()) {
                     Ok(io) => {
                         let reply = core.relay_opened(id, io);
                         shared.timer.notify_one();
@@ -352,7 +366,6 @@ fn open_relay(
     id: AllocId,
     addr: SocketAddr,
     client: ClientSink,
-    stream: bool,
 ) -> std::io::Result<Handle> {
     let socket = bind_udp(addr, RELAY_BUFFER)?;
     let io = Arc::new(RelayIo {
@@ -363,7 +376,7 @@ fn open_relay(
     let span = tracing::info_span!("allocation", id = id.0, relay = %addr);
     let task = shared
         .tasks
-        .spawn(serve_relay(shared.clone(), id, io.clone(), stream).instrument(span));
+        .spawn(serve_relay(shared.clone(), id, io.clone()).instrument(span));
     let _ = io.task.set(task.abort_handle());
     Ok(io)
 }
@@ -384,7 +397,7 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 }
 
 /// Reads datagrams from peers on one relay socket and hands them to the client.
-async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle, stream: bool) {
+async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle) {
     let mut buf = vec![0u8; MAX_PACKET];
     let end = buf.len() - 3;
     loop {
@@ -397,7 +410,7 @@ async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle, stream: bool)
         };
         let out = shared
             .core()
-            .handle_peer(id, peer, &mut buf, n, stream, clock::now());
+            .handle_peer(id, peer, &mut buf, n, clock::now());
         match out {
             FromPeer::ChannelData(len) => io.client.send(&buf[..len], &shared.metrics).await,
             FromPeer::Indication(bytes) => io.client.send(&bytes, &shared.metrics).await,

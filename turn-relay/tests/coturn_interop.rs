@@ -6,22 +6,38 @@
 
 mod support;
 
-use support::{PASSWORD, REST_SECRET, USER};
-use turn_relay::metrics::Way;
+use support::{Credentials, PASSWORD, Peers, REST_SECRET, Tls, USER};
+use turn_proto::Transport;
+use turn_relay::Way;
 
-/// 10 clients × 200 messages of 100 bytes, through our relay and back.
-async fn run(flags: &[&str], fixed_users: bool, transport: &str) {
+/// How `turnutils_uclient` sends its data to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relaying {
+    /// ChannelBind, then ChannelData.
+    Channels,
+    /// CreatePermission, then Send indications (`-s`).
+    SendIndications,
+}
+
+/// 10 clients × 200 messages of 100 bytes, through our relay and back. With
+/// `FixedAndRest` the clients use the fixed user; with `RestOnly`, REST credentials.
+async fn run(transport: Transport, relaying: Relaying, credentials: Credentials) {
     if !support::require("turnutils_uclient", "coturn")
         || !support::require("turnutils_peer", "coturn")
     {
         return;
     }
-    let relay = support::start(support::settings(true, fixed_users), transport == "tls").await;
+    let tls = match transport {
+        Transport::Tls => Tls::SelfSigned,
+        Transport::Udp | Transport::Tcp => Tls::Off,
+    };
+    let settings = support::settings(Peers::AllowLoopback, credentials);
+    let relay = support::start(settings, tls).await;
     let (_peer, peer) = support::echo_peer("127.0.0.2").await;
-    let port = match transport {
-        "udp" => relay.udp.port(),
-        "tcp" => relay.tcp.port(),
-        _ => relay.tls.unwrap().port(),
+    let (port, transport_flags): (u16, &[&str]) = match transport {
+        Transport::Udp => (relay.udp.port(), &[]),
+        Transport::Tcp => (relay.tcp.port(), &["-t"]),
+        Transport::Tls => (relay.tls.unwrap().port(), &["-t", "-S"]),
     };
     let mut args: Vec<String> = [
         "-u",
@@ -47,12 +63,14 @@ async fn run(flags: &[&str], fixed_users: bool, transport: &str) {
         "-p".into(),
         port.to_string(),
     ]);
-    if fixed_users {
-        args.extend(["-w".into(), PASSWORD.into()]);
-    } else {
-        args.extend(["-W".into(), REST_SECRET.into()]);
+    match credentials {
+        Credentials::FixedAndRest => args.extend(["-w".into(), PASSWORD.into()]),
+        Credentials::RestOnly => args.extend(["-W".into(), REST_SECRET.into()]),
     }
-    args.extend(flags.iter().map(|s| s.to_string()));
+    args.extend(transport_flags.iter().map(|s| s.to_string()));
+    if relaying == Relaying::SendIndications {
+        args.push("-s".into());
+    }
     args.push("127.0.0.1".into());
     let totals = support::uclient(&args).await;
     assert_eq!(totals.sent, 2000, "uclient output:\n{}", totals.output);
@@ -67,31 +85,56 @@ async fn run(flags: &[&str], fixed_users: bool, transport: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_long_term() {
-    run(&[], true, "udp").await;
+    run(
+        Transport::Udp,
+        Relaying::Channels,
+        Credentials::FixedAndRest,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_indications_long_term() {
-    run(&["-s"], true, "udp").await;
+    run(
+        Transport::Udp,
+        Relaying::SendIndications,
+        Credentials::FixedAndRest,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_rest_credentials() {
     // No fixed users: only the REST secret can authenticate.
-    run(&[], false, "udp").await;
+    run(Transport::Udp, Relaying::Channels, Credentials::RestOnly).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_channels_long_term() {
-    run(&["-t"], true, "tcp").await;
+    run(
+        Transport::Tcp,
+        Relaying::Channels,
+        Credentials::FixedAndRest,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_send_indications_rest_credentials() {
-    run(&["-t", "-s"], false, "tcp").await;
+    run(
+        Transport::Tcp,
+        Relaying::SendIndications,
+        Credentials::RestOnly,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_channels_long_term() {
-    run(&["-t", "-S"], true, "tls").await;
+    run(
+        Transport::Tls,
+        Relaying::Channels,
+        Credentials::FixedAndRest,
+    )
+    .await;
 }

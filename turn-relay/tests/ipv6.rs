@@ -13,7 +13,7 @@ use stun_rs::attributes::turn::{
 };
 use stun_rs::methods::{ALLOCATE, CHANNEL_BIND};
 use stun_rs::{AddressFamily, MessageClass, StunAttribute};
-use support::{TestClient, error_code};
+use support::{Credentials, Peers, TestClient, Tls, error_code};
 
 fn ipv6_allocate() -> Vec<StunAttribute> {
     vec![
@@ -35,10 +35,10 @@ async fn allocate_v6(client: &mut TestClient) -> SocketAddr {
 
 #[tokio::test]
 async fn ipv6_allocations_relay_to_each_other() {
-    let mut settings = support::settings(false, true);
+    let mut settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
     settings.relay_ipv6 = Some("::1".parse().unwrap());
     settings.policy.own.push("::1".parse().unwrap());
-    let relay = support::start(settings, false).await;
+    let relay = support::start(settings, Tls::Off).await;
     let (mut a, mut b) = (
         TestClient::new(relay.udp, "127.0.0.1").await,
         TestClient::new(relay.udp, "127.0.0.1").await,
@@ -71,7 +71,8 @@ async fn ipv6_allocations_relay_to_each_other() {
 
 #[tokio::test]
 async fn ipv6_without_an_ipv6_relay_address_is_440() {
-    let relay = support::start(support::settings(false, true), false).await;
+    let settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
     let reply = client.request(ALLOCATE, ipv6_allocate()).await;
     assert_eq!(error_code(&reply), Some(440));

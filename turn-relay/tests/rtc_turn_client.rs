@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use rtc_shared::{TransportContext, TransportMessage, TransportProtocol};
 use rtc_turn::client::{Client, ClientConfig, Event};
 use sansio::Protocol;
+use support::{Credentials, Peers, Tls};
 
 const MESSAGES: usize = 20;
 
@@ -119,7 +120,8 @@ fn drive(server: SocketAddr) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_rs_turn_client_allocates_and_relays_both_ways() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let server = relay.udp;
     let outcome = tokio::task::spawn_blocking(move || drive(server))
         .await

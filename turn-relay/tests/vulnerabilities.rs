@@ -10,7 +10,7 @@ use std::time::Duration;
 use stun_rs::attributes::turn::{ChannelNumber, Data, RequestedTrasport, XorPeerAddress};
 use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, SEND};
 use stun_rs::{MessageClass, StunAttribute};
-use support::{TestClient, error_code};
+use support::{Credentials, Peers, TestClient, Tls, error_code};
 use tokio::net::UdpSocket;
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -33,7 +33,8 @@ async fn recv_within(socket: &UdpSocket, wait: Duration) -> Option<Vec<u8>> {
 
 #[tokio::test]
 async fn loopback_unspecified_private_and_mapped_peers_are_refused_by_default() {
-    let relay = support::start(support::settings(false, true), false).await;
+    let settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
     client.allocate().await;
     for peer in [
@@ -81,7 +82,8 @@ async fn loopback_unspecified_private_and_mapped_peers_are_refused_by_default() 
 
 #[tokio::test]
 async fn the_relays_own_ports_are_not_peers_even_when_loopback_is_allowed() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
     client.allocate().await;
     // The TURN listener itself (127.0.0.1 is the relay's own address).
@@ -101,7 +103,8 @@ async fn the_relays_own_ports_are_not_peers_even_when_loopback_is_allowed() {
 
 #[tokio::test]
 async fn unauthenticated_allocate_gets_401_and_creates_nothing() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let client = TestClient::new(relay.udp, "127.0.0.1").await;
     let request = client.build(ALLOCATE, MessageClass::Request, vec![udp()]);
     for _ in 0..50 {
@@ -120,7 +123,8 @@ async fn unauthenticated_allocate_gets_401_and_creates_nothing() {
 
 #[tokio::test]
 async fn a_nonce_replayed_from_another_address_is_refused() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let mut victim = TestClient::new(relay.udp, "127.0.0.1").await;
     victim.allocate().await;
     // Another host replays the victim's nonce with valid credentials of its own.
@@ -140,7 +144,8 @@ async fn a_nonce_replayed_from_another_address_is_refused() {
 
 #[tokio::test]
 async fn oversized_truncated_and_garbage_packets_do_not_hurt_the_relay() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
     client.allocate().await;
     let good = client.build(
@@ -187,7 +192,8 @@ async fn oversized_truncated_and_garbage_packets_do_not_hurt_the_relay() {
 
 #[tokio::test]
 async fn channel_data_to_an_unbound_channel_is_not_relayed() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let peer_addr = peer.local_addr().unwrap();
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
@@ -220,7 +226,8 @@ async fn channel_data_to_an_unbound_channel_is_not_relayed() {
 
 #[tokio::test]
 async fn send_without_permission_is_not_relayed() {
-    let relay = support::start(support::settings(true, true), false).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start(settings, Tls::Off).await;
     let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let peer_addr = peer.local_addr().unwrap();
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
@@ -260,11 +267,12 @@ async fn send_without_permission_is_not_relayed() {
 #[tokio::test]
 async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
     use tokio::io::AsyncReadExt;
-    let limits = turn_relay::server::StreamLimits {
+    let limits = turn_relay::StreamLimits {
         max_connections: 2,
         idle: Duration::from_millis(300),
     };
-    let relay = support::start_with(support::settings(true, true), false, limits).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start_with(settings, Tls::Off, limits).await;
     let mut first = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
     let mut second = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
     // Over the cap: closed at once.
@@ -303,11 +311,12 @@ async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
 #[tokio::test]
 async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limits = turn_relay::server::StreamLimits {
+    let limits = turn_relay::StreamLimits {
         max_connections: 10,
         idle: Duration::from_millis(200),
     };
-    let relay = support::start_with(support::settings(true, true), false, limits).await;
+    let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
+    let relay = support::start_with(settings, Tls::Off, limits).await;
     // Only used to build and sign messages.
     let mut builder = TestClient::new(relay.udp, "127.0.0.1").await;
     let mut tcp = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();

@@ -1,6 +1,6 @@
 //! The sans-IO TURN core: bytes and time in, bytes and decisions out.
 //!
-//! [`Relay`] owns every allocation. The shell (`turn_relay::server`) calls
+//! [`Relay`] owns every allocation. The shell (`turn-relay`'s `server.rs`) calls
 //! [`Relay::handle_client`] with what a client sent, [`Relay::handle_peer`] with what
 //! arrived on a relay socket, and [`Relay::handle_timeout`] when
 //! [`Relay::poll_timeout`] says so; it executes what comes back. `H` is the shell's
@@ -34,31 +34,47 @@ use server_kit::TokenBucket;
 /// Both clocks: monotonic for protocol timers, wall-clock seconds for TURN REST expiry.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
+    /// Monotonic time: lifetimes, permissions, channels, nonces, rate limits.
     pub mono: Instant,
+    /// Wall-clock Unix seconds: the expiry of TURN REST usernames.
     pub unix: u64,
 }
 
 /// What the core needs to know; the binaries build it from their configuration.
+/// [`RelaySettings::new`] gives the defaults; every field can be changed after.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
+    /// The REALM of the long-term credentials.
     pub realm: String,
+    /// Who may allocate.
     pub users: Users,
+    /// Which peers clients may reach.
     pub policy: PeerPolicy,
-    /// Where relay sockets are bound, per family; `None` refuses that family (440).
+    /// Where IPv4 relay sockets are bound; `None` refuses IPv4 allocations (440).
     pub relay_ipv4: Option<Ipv4Addr>,
+    /// Where IPv6 relay sockets are bound; `None` refuses IPv6 allocations (440).
     pub relay_ipv6: Option<Ipv6Addr>,
-    /// What XOR-RELAYED-ADDRESS advertises instead of the bound IP (1:1 NAT).
+    /// What XOR-RELAYED-ADDRESS advertises instead of the bound IPv4 (1:1 NAT).
     pub external_ipv4: Option<Ipv4Addr>,
+    /// What XOR-RELAYED-ADDRESS advertises instead of the bound IPv6.
     pub external_ipv6: Option<Ipv6Addr>,
+    /// The relay ports, chosen at random within this range.
     pub ports: RangeInclusive<u16>,
+    /// The lifetime granted when none or a shorter one is requested (RFC 8656: 600 s).
     pub default_lifetime: Duration,
+    /// The longest lifetime granted.
     pub max_lifetime: Duration,
+    /// Allocations one username may hold (486 beyond).
     pub max_allocations_per_user: usize,
+    /// Allocations in total (508 beyond).
     pub max_allocations: usize,
+    /// Permissions per allocation (508 beyond).
     pub max_permissions: usize,
+    /// Channel bindings per allocation (508 beyond).
     pub max_channels: usize,
     /// Bytes a second per allocation, both ways together; `None` for no cap.
     pub bandwidth_per_allocation: Option<u64>,
+    /// How long a nonce stays valid (438 after).
     pub nonce_lifetime: Duration,
     /// Challenges (401/438/400) answered a second, all sources together.
     pub unauthenticated_per_s: u64,
@@ -98,20 +114,34 @@ pub enum FromClient<H> {
     Reply(Vec<u8>),
     /// Send `input[payload]` from the allocation's relay socket to `peer`.
     Forward {
+        /// The allocation's relay socket.
         via: H,
+        /// Where to send.
         peer: SocketAddr,
+        /// The application data within the packet the client sent.
         payload: Range<usize>,
     },
     /// Bind a relay socket at `relay`, then call [`Relay::relay_opened`] or
     /// [`Relay::relay_failed`].
-    Open { id: AllocId, relay: SocketAddr },
+    Open {
+        /// The new allocation.
+        id: AllocId,
+        /// The address to bind.
+        relay: SocketAddr,
+    },
     /// The allocation is gone: close its relay socket, then send `reply`.
-    Close { handle: H, reply: Vec<u8> },
+    Close {
+        /// The allocation's relay socket.
+        handle: H,
+        /// The Refresh response for the client.
+        reply: Vec<u8>,
+    },
 }
 
 /// What to do with a datagram a peer sent to a relay socket.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FromPeer {
+    /// Nothing to send (no allocation, no permission, over the bandwidth cap; counted).
     Drop,
     /// The ChannelData message was written in place: send `buf[..len]` to the client.
     ChannelData(usize),
@@ -119,6 +149,9 @@ pub enum FromPeer {
     Indication(Vec<u8>),
 }
 
+/// The TURN relay's state: every allocation with its permissions and channels, the
+/// nonce key, the port pool and the quotas. `H` is the shell's handle for an
+/// allocation's relay socket: the core stores it and hands it back, nothing more.
 pub struct Relay<H> {
     settings: RelaySettings,
     nonces: Nonces,
@@ -172,10 +205,12 @@ impl<H: Clone> Relay<H> {
         }
     }
 
+    /// The metrics it updates.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// Allocations held, expired ones not yet swept included.
     pub fn allocation_count(&self) -> usize {
         self.allocations.len()
     }
@@ -284,14 +319,13 @@ impl<H: Clone> Relay<H> {
 
     /// Handles a datagram a peer sent to allocation `id`'s relay socket. The shell reads
     /// it into `buf[4..4 + data_len]`, leaving room for a ChannelData header in front and
-    /// 3 bytes of padding behind; `stream` pads for TCP/TLS clients.
+    /// 3 bytes of padding behind (ChannelData to a TCP/TLS client is padded).
     pub fn handle_peer(
         &mut self,
         id: AllocId,
         peer: SocketAddr,
         buf: &mut [u8],
         data_len: usize,
-        stream: bool,
         now: Instant,
     ) -> FromPeer {
         let Some(a) = self.allocations.get_mut(&id).filter(|a| a.expires > now) else {
@@ -308,8 +342,9 @@ impl<H: Clone> Relay<H> {
         }
         self.metrics.relayed(Way::ToClient, data_len);
         if let Some(channel) = a.channel_for(peer, now) {
+            let pad = a.five_tuple.transport.is_stream();
             return FromPeer::ChannelData(framing::write_channel_header(
-                buf, channel, data_len, stream,
+                buf, channel, data_len, pad,
             ));
         }
         let data = &buf[CHANNEL_HEADER..CHANNEL_HEADER + data_len];

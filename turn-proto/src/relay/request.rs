@@ -279,10 +279,8 @@ impl<H: Clone> Relay<H> {
         self.next_id += 1;
         let relay = SocketAddr::new(bound_ip, port);
         let mut a = Allocation::new(
-            id,
             from,
             auth.username.clone(),
-            auth.signer.key.clone(),
             relay,
             self.advertised(relay),
             now + lifetime,

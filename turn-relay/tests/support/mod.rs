@@ -18,22 +18,37 @@ use stun_rs::{
     MessageMethod, StunAttribute, StunMessage, StunMessageBuilder,
 };
 use tokio::net::UdpSocket;
-use turn_relay::auth::Users;
-use turn_relay::relay::RelaySettings;
-use turn_relay::server::{Listeners, StreamLimits, TurnServer};
+use turn_relay::{Listeners, RelaySettings, StreamLimits, TurnServer, Users};
 
 pub const USER: &str = "user";
 pub const PASSWORD: &str = "secret";
 pub const REALM: &str = "test";
 pub const REST_SECRET: &str = "rest-secret";
 
-/// Relay settings for loopback tests; `allow_loopback` opens 127.0.0.0/8 (except the
-/// relay's own 127.0.0.1) through the allow-list, as an operator would.
-pub fn settings(allow_loopback: bool, fixed_users: bool) -> RelaySettings {
-    let fixed = if fixed_users {
-        HashMap::from([(USER.to_owned(), PASSWORD.to_owned())])
-    } else {
-        HashMap::new()
+/// Which peers the test relay lets clients reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    /// The default policy: no special-purpose address, so no loopback peer.
+    PublicOnly,
+    /// 127.0.0.0/8 opened through the allow-list (except the relay's own 127.0.0.1), as
+    /// an operator would: the peers of these tests live on loopback.
+    AllowLoopback,
+}
+
+/// Which credentials the test relay accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// [`USER`]/[`PASSWORD`] as a fixed user, and TURN REST usernames with [`REST_SECRET`].
+    FixedAndRest,
+    /// Only TURN REST usernames with [`REST_SECRET`].
+    RestOnly,
+}
+
+/// Relay settings for loopback tests.
+pub fn settings(peers: Peers, credentials: Credentials) -> RelaySettings {
+    let fixed = match credentials {
+        Credentials::FixedAndRest => HashMap::from([(USER.to_owned(), PASSWORD.to_owned())]),
+        Credentials::RestOnly => HashMap::new(),
     };
     let users = Users {
         fixed,
@@ -43,10 +58,19 @@ pub fn settings(allow_loopback: bool, fixed_users: bool) -> RelaySettings {
     s.ports = 40_000..=47_999;
     s.max_allocations_per_user = 1_000;
     s.policy.own = vec!["127.0.0.1".parse().unwrap()];
-    if allow_loopback {
+    if peers == Peers::AllowLoopback {
         s.policy.allow = vec!["127.0.0.0/8".parse().unwrap()];
     }
     s
+}
+
+/// Whether the test relay listens for TLS too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// UDP and TCP only.
+    Off,
+    /// UDP, TCP and TLS with a fresh self-signed certificate for `localhost`.
+    SelfSigned,
 }
 
 pub struct TestRelay {
@@ -57,15 +81,15 @@ pub struct TestRelay {
     _dir: Option<TempDir>,
 }
 
-/// Starts a relay on 127.0.0.1 (UDP and TCP; TLS with a fresh self-signed certificate).
-pub async fn start(settings: RelaySettings, tls: bool) -> TestRelay {
+/// Starts a relay on 127.0.0.1: UDP and TCP, and TLS if asked.
+pub async fn start(settings: RelaySettings, tls: Tls) -> TestRelay {
     start_with(settings, tls, StreamLimits::default()).await
 }
 
 /// [`start`] with limits on TCP/TLS connections.
-pub async fn start_with(settings: RelaySettings, tls: bool, limits: StreamLimits) -> TestRelay {
+pub async fn start_with(settings: RelaySettings, tls: Tls, limits: StreamLimits) -> TestRelay {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let (tls_config, dir) = if tls {
+    let (tls_config, dir) = if tls == Tls::SelfSigned {
         let dir = TempDir::new("turn-tls");
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let (cert_path, key_path) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
@@ -79,7 +103,11 @@ pub async fn start_with(settings: RelaySettings, tls: bool, limits: StreamLimits
     let listeners = Listeners {
         udp: vec![local],
         tcp: vec![local],
-        tls: if tls { vec![local] } else { Vec::new() },
+        tls: if tls == Tls::SelfSigned {
+            vec![local]
+        } else {
+            Vec::new()
+        },
         tls_config,
         streams: limits,
     };

@@ -1,0 +1,234 @@
+//! Allocate, Refresh and the allocation's life: challenges, retransmissions, bad
+//! requests, lifetimes, failed binds, teardown.
+
+use super::*;
+
+#[test]
+fn binding_answers_with_the_mapped_address_without_auth() {
+    let mut h = Harness::new();
+    let reply = h.ask(BINDING, Vec::new());
+    assert_eq!(reply.class(), MessageClass::SuccessResponse);
+    let mapped = reply
+        .get::<XorMappedAddress>()
+        .unwrap()
+        .as_xor_mapped_address()
+        .unwrap();
+    assert_eq!(*mapped.socket_address(), h.from.client);
+}
+
+#[test]
+fn allocate_challenges_then_succeeds_signed() {
+    let mut h = Harness::new();
+    let first = h.ask(ALLOCATE, vec![udp()]);
+    assert_eq!(error_code(&first), Some(401));
+    assert!(first.get::<Realm>().is_some() && first.get::<Nonce>().is_some());
+    let relay = h.allocate();
+    assert_eq!(relay.ip(), "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    assert!((50_000..=50_019).contains(&relay.port()));
+    assert_eq!(h.relay.allocation_count(), 1);
+    // The success response verifies with the user's key (stun-rs checks it here).
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Reply(reply) = h.send(&bytes) else {
+        panic!()
+    };
+    let key =
+        HMACKey::new_long_term("alice", REALM, "pw-a", Algorithm::from(AlgorithmId::MD5)).unwrap();
+    let ctx = stun_rs::DecoderContextBuilder::default()
+        .with_key(key)
+        .with_validation()
+        .build();
+    let checked = MessageDecoderBuilder::default()
+        .with_context(ctx)
+        .build()
+        .decode(&reply);
+    assert!(checked.is_ok(), "signed with the user's key");
+    // A new transaction on the same five-tuple is a mismatch.
+    assert_eq!(error_code(&decode(&reply)), Some(437));
+}
+
+#[test]
+fn retransmitted_allocate_gets_the_same_answer() {
+    let mut h = Harness::new();
+    h.ask(ALLOCATE, vec![udp()]);
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let first = h.relay.relay_opened(id, 1);
+    let FromClient::Reply(again) = h.send(&bytes) else {
+        panic!()
+    };
+    assert_eq!(first, again);
+}
+
+#[test]
+fn bad_allocate_requests() {
+    let mut h = Harness::new();
+    assert_eq!(error_code(&h.authed(ALLOCATE, Vec::new())), Some(400));
+    // REQUESTED-TRANSPORT TCP (6): stun-rs builds only UDP, so it goes in raw, first.
+    let tcp = inject_attribute(&h, ALLOCATE, 0x0019, &[6, 0, 0, 0]);
+    let FromClient::Reply(reply) = h.send(&tcp) else {
+        panic!()
+    };
+    assert_eq!(error_code(&decode(&reply)), Some(442));
+    let v6 = RequestedAddressFamily::new(AddressFamily::IPv6);
+    assert_eq!(
+        error_code(&h.authed(ALLOCATE, vec![udp(), v6.into()])),
+        Some(440)
+    );
+    assert_eq!(h.relay.allocation_count(), 0);
+}
+
+#[test]
+fn unknown_comprehension_required_attribute_gets_420() {
+    let mut h = Harness::new();
+    h.ask(ALLOCATE, vec![udp()]);
+    // 0x0077: unassigned, and below 0x8000 so comprehension-required.
+    let bytes = inject_attribute(&h, ALLOCATE, 0x0077, &[0, 0, 0, 0]);
+    let FromClient::Reply(reply) = h.send(&bytes) else {
+        panic!()
+    };
+    assert_eq!(error_code(&decode(&reply)), Some(420));
+}
+
+/// A signed request (with REQUESTED-TRANSPORT UDP) whose first attribute is a raw one.
+fn inject_attribute(h: &Harness, method: MessageMethod, kind: u16, value: &[u8]) -> Vec<u8> {
+    let unsigned = {
+        let mut b = StunMessageBuilder::new(method, MessageClass::Request).with_attribute(udp());
+        b = b.with_attribute(UserName::new(&h.user).unwrap());
+        encode(&b.build())
+    };
+    // Splice the raw attribute after the header, then sign by hand with the same key.
+    let mut msg = unsigned[..20].to_vec();
+    msg.extend_from_slice(&kind.to_be_bytes());
+    msg.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    msg.extend_from_slice(value);
+    msg.extend_from_slice(&unsigned[20..]);
+    for attr in [
+        StunAttribute::from(Realm::new(REALM).unwrap()),
+        Nonce::new(h.nonce.as_ref().unwrap()).unwrap().into(),
+    ] {
+        let one = encode(
+            &StunMessageBuilder::new(method, MessageClass::Request)
+                .with_attribute(attr)
+                .build(),
+        );
+        msg.extend_from_slice(&one[20..]);
+    }
+    let key = HMACKey::new_long_term(
+        &h.user,
+        REALM,
+        &h.password,
+        Algorithm::from(AlgorithmId::MD5),
+    )
+    .unwrap();
+    sign_sha1(&mut msg, key.as_bytes());
+    msg
+}
+
+/// Appends MESSAGE-INTEGRITY computed per RFC 8489 §14.5 (test-side implementation).
+fn sign_sha1(msg: &mut Vec<u8>, key: &[u8]) {
+    use hmac::{Hmac, Mac};
+    let len = (msg.len() - 20 + 24) as u16;
+    msg[2..4].copy_from_slice(&len.to_be_bytes());
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+    mac.update(msg);
+    let tag = mac.finalize().into_bytes();
+    msg.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+    msg.extend_from_slice(&tag);
+}
+
+#[test]
+fn allocation_expires_unless_refreshed() {
+    let mut h = Harness::new();
+    h.allocate();
+    h.advance(Duration::from_secs(500));
+    let reply = h.authed(REFRESH, vec![LifeTime::from(60).into()]);
+    let granted = reply
+        .get::<LifeTime>()
+        .unwrap()
+        .as_life_time()
+        .unwrap()
+        .as_u32();
+    assert_eq!(granted, 600, "below the default, the default is granted");
+    h.advance(Duration::from_secs(599));
+    assert_eq!(h.relay.allocation_count(), 1);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.relay.allocation_count(), 0);
+    assert_eq!(error_code(&h.authed(REFRESH, Vec::new())), Some(437));
+}
+
+#[test]
+fn lifetime_is_capped_at_the_maximum() {
+    let mut h = Harness::new();
+    let reply = h.authed(ALLOCATE, vec![udp(), LifeTime::from(100_000).into()]);
+    let granted = reply
+        .get::<LifeTime>()
+        .unwrap()
+        .as_life_time()
+        .unwrap()
+        .as_u32();
+    assert_eq!(granted, 3600);
+}
+
+#[test]
+fn requests_without_allocation_are_437() {
+    let mut h = Harness::new();
+    let p = peer("203.0.113.1:9");
+    assert_eq!(
+        error_code(&h.authed(CREATE_PERMMISSION, permission(p))),
+        Some(437)
+    );
+    assert_eq!(
+        error_code(&h.authed(CHANNEL_BIND, channel(0x4000, p))),
+        Some(437)
+    );
+}
+
+#[test]
+fn failed_binds_try_other_ports_then_508() {
+    let mut h = Harness::new();
+    h.ask(ALLOCATE, vec![udp()]);
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, relay } = h.send(&bytes) else {
+        panic!()
+    };
+    let next = h.relay.relay_failed(id).unwrap();
+    assert_ne!(next, relay);
+    let reply = decode(&h.relay.relay_opened(id, 5));
+    let advertised = reply
+        .get::<XorRelayedAddress>()
+        .unwrap()
+        .as_xor_relayed_address()
+        .unwrap();
+    assert_eq!(
+        *advertised.socket_address(),
+        next,
+        "the answer names the port that was bound"
+    );
+    // A second client exhausts its attempts.
+    h.from = tuple("198.51.100.7:40002");
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let mut last = Ok(relay);
+    for _ in 0..BIND_ATTEMPTS {
+        last = h.relay.relay_failed(id);
+        if last.is_err() {
+            break;
+        }
+    }
+    assert_eq!(error_code(&decode(&last.unwrap_err())), Some(508));
+    assert_eq!(h.relay.allocation_count(), 1);
+}
+
+#[test]
+fn closing_a_stream_frees_its_allocation() {
+    let mut h = Harness::new();
+    h.from.transport = Transport::Tcp;
+    h.allocate();
+    assert_eq!(h.relay.client_closed(&h.from), Some(1));
+    assert_eq!(h.relay.allocation_count(), 0);
+    assert_eq!(h.relay.client_closed(&h.from), None);
+}

@@ -1,0 +1,129 @@
+//! Quotas and rate limits: per user, in total, relay ports, challenges a second,
+//! bandwidth, and every teardown path giving back what it held.
+
+use super::*;
+
+#[test]
+fn quota_per_user_gives_486() {
+    let mut h = Harness::new();
+    for port in [1, 2] {
+        h.from = tuple(&format!("198.51.100.7:{port}"));
+        h.allocate();
+    }
+    h.from = tuple("198.51.100.7:3");
+    assert_eq!(error_code(&h.authed(ALLOCATE, vec![udp()])), Some(486));
+    // Another user is not affected; freeing one makes room again.
+    h.user = "bob".into();
+    h.password = "pw-b".into();
+    h.from = tuple("198.51.100.7:4");
+    h.allocate();
+    h.user = "alice".into();
+    h.password = "pw-a".into();
+    h.from = tuple("198.51.100.7:1");
+    let freed = h.authed(REFRESH, vec![LifeTime::from(0).into()]);
+    assert_eq!(freed.class(), MessageClass::SuccessResponse);
+    h.from = tuple("198.51.100.7:3");
+    h.allocate();
+}
+
+#[test]
+fn total_capacity_and_port_range_give_508() {
+    let mut s = settings();
+    s.ports = 50_000..=50_000;
+    let mut h = Harness::with(s);
+    h.allocate();
+    h.user = "bob".into();
+    h.password = "pw-b".into();
+    h.from = tuple("198.51.100.8:1");
+    assert_eq!(error_code(&h.authed(ALLOCATE, vec![udp()])), Some(508));
+}
+
+#[test]
+fn challenges_are_rate_limited_and_small() {
+    let mut s = settings();
+    s.unauthenticated_per_s = 10;
+    let mut h = Harness::with(s);
+    let request = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let mut replies = 0;
+    for i in 0..100u16 {
+        h.from = tuple(&format!("198.51.100.{}:{}", i % 200, 1000 + i));
+        if let FromClient::Reply(r) = h.send(&request) {
+            // 28 bytes in, at most 100 out (ERROR-CODE, REALM, NONCE, FINGERPRINT).
+            assert!(
+                r.len() <= 100,
+                "{} bytes for a {}-byte request",
+                r.len(),
+                request.len()
+            );
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 10);
+    h.advance(Duration::from_secs(1));
+    assert!(matches!(h.send(&request), FromClient::Reply(_)));
+}
+
+#[test]
+fn bandwidth_cap_drops_excess() {
+    let mut s = settings();
+    s.bandwidth_per_allocation = Some(1000);
+    let mut h = Harness::with(s);
+    h.allocate();
+    let p = peer("203.0.113.1:9000");
+    h.authed(CHANNEL_BIND, channel(0x4000, p));
+    let payload = [7u8; 400];
+    let sent = (0..5)
+        .filter(|_| {
+            matches!(
+                h.send(&channel_data(0x4000, &payload)),
+                FromClient::Forward { .. }
+            )
+        })
+        .count();
+    assert_eq!(sent, 2);
+    h.advance(Duration::from_secs(1));
+    assert!(matches!(
+        h.send(&channel_data(0x4000, &payload)),
+        FromClient::Forward { .. }
+    ));
+}
+
+#[test]
+fn every_teardown_path_returns_the_port_and_the_quota() {
+    // One relay port and one allocation per user: any leak shows as 508 or 486.
+    let mut s = settings();
+    s.ports = 50_000..=50_000;
+    s.max_allocations_per_user = 1;
+    let mut h = Harness::with(s);
+    // Refresh with lifetime 0.
+    h.allocate();
+    let freed = h.authed(REFRESH, vec![LifeTime::from(0).into()]);
+    assert_eq!(freed.class(), MessageClass::SuccessResponse);
+    // Expiry.
+    h.allocate();
+    h.advance(Duration::from_secs(601));
+    assert_eq!(h.relay.allocation_count(), 0);
+    // A TCP connection closing.
+    h.from.transport = Transport::Tcp;
+    h.allocate();
+    assert!(h.relay.client_closed(&h.from).is_some());
+    // A failed bind that ends in 508.
+    h.from.transport = Transport::Udp;
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let _ = h.relay.relay_failed(id);
+    assert_eq!(h.relay.allocation_count(), 0);
+    assert!(h.relay.per_user.is_empty(), "the quota came back");
+    // After all that, the range is still usable: only the port that failed stays held.
+    let mut s = settings();
+    s.ports = 50_000..=50_001;
+    s.max_allocations_per_user = 1;
+    let mut h = Harness::with(s);
+    for _ in 0..3 {
+        h.allocate();
+        h.authed(REFRESH, vec![LifeTime::from(0).into()]);
+    }
+    h.allocate();
+}
