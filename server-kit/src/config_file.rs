@@ -177,8 +177,9 @@ pub fn parse_layered<C: CommandFactory + FromArgMatches>(
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let env: HashMap<OsString, OsString> =
         env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-    let given = given_matches(&C::command(), &args, &env)?;
-    let defaults = C::command()
+    let full = C::command();
+    let given = given_matches(&full, &args, &env)?;
+    let defaults = full
         .mut_args(|a| a.env(None))
         .try_get_matches_from(&args[..1.min(args.len())])
         .map_err(ConfigError::CommandLine)?;
@@ -201,13 +202,13 @@ fn given_matches(
 ) -> Result<clap::ArgMatches, ConfigError> {
     let quiet = full.clone().mut_args(|a| a.env(None).default_value(None));
     let flags = quiet.clone().try_get_matches_from(args).map_err(|e| {
-        // The quiet command's help would lack the defaults and the variables.
-        let help = matches!(
-            e.kind(),
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-        );
-        match full.clone().try_get_matches_from(args) {
-            Err(full_error) if help => ConfigError::CommandLine(full_error),
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        match e.kind() {
+            // The quiet command's help would lack the defaults and the variables.
+            DisplayHelp | DisplayVersion => {
+                let help = full.clone().try_get_matches_from(args).err();
+                ConfigError::CommandLine(help.unwrap_or(e))
+            }
             _ => ConfigError::CommandLine(e),
         }
     })?;
