@@ -1,6 +1,6 @@
 //! What the two server binaries (`signaling` and `turn-relay`) need around their sans-IO
-//! cores, and nothing that speaks a protocol: reading the configuration file
-//! ([`config_file`]), TLS material ([`tls`]), the clocks ([`clock`]), a token bucket
+//! cores, and nothing that speaks a protocol: their configuration in layers, defaults < file
+//! < environment < flags ([`config_file`]), TLS material ([`tls`]), the clocks ([`clock`]), a token bucket
 //! ([`TokenBucket`]) and graceful shutdown ([`shutdown`]).
 //!
 //! Every piece but the token bucket is a cargo feature, so a core crate can take the token
@@ -18,7 +18,7 @@ pub mod tls;
 mod token_bucket;
 
 #[cfg(feature = "config")]
-pub use config_file::{ConfigError, invalid, read_toml};
+pub use config_file::{ConfigError, invalid, parse_layered, read_toml};
 #[cfg(feature = "tls")]
 pub use rustls;
 pub use token_bucket::TokenBucket;

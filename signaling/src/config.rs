@@ -1,8 +1,11 @@
 //! Configuration: defaults, then the TOML file, then `SIGNALING_*` variables, then flags.
 //!
-//! Every setting has the same name everywhere: `--ring-timeout-s` on the command line,
-//! `ring_timeout_s` in the TOML file, `SIGNALING_RING_TIMEOUT_S` in the environment.
+//! Every setting is one field of [`Settings`], with the same name everywhere:
+//! `--ring-timeout-s` on the command line, `ring_timeout_s` in the TOML file,
+//! `SIGNALING_RING_TIMEOUT_S` in the environment; its default and help text are on the
+//! field too. `server_kit::config_file` does the layering.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +19,7 @@ use crate::ice::IceConfig;
 use crate::turn::EmbeddedTurn;
 
 pub use server_kit::ConfigError;
+use server_kit::config_file::env_from_ids;
 use server_kit::invalid;
 
 /// The resolved configuration of one server.
@@ -43,27 +47,15 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The defaults of PROTOCOL.md, listening on 127.0.0.1:8080 in open mode.
+    /// The declared defaults of [`Settings`] (PROTOCOL.md's), listening on 127.0.0.1:8080 in
+    /// open mode, without the embedded relay.
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            auth: Auth::Open,
-            allowed_origins: Vec::new(),
-            ice_urls: Vec::new(),
-            turn_secret: None,
-            turn_credential_ttl: Duration::from_secs(24 * 3600),
-            heartbeat: Duration::from_secs(20),
-            resume_ttl: Duration::from_secs(30),
-            ring_timeout: Duration::from_secs(45),
-            max_message_bytes: 64 * 1024,
-            rate_per_s: 50,
-            rate_burst: 200,
-            max_calls_per_session: 8,
-            send_queue: 256,
-            resume_queue: 1024,
-            max_connections: 100_000,
-            turn: None,
+        Settings {
+            no_turn: true,
+            ..Settings::default()
         }
+        .resolve()
+        .expect("the declared defaults are valid")
     }
 }
 
@@ -88,194 +80,163 @@ impl Config {
     }
 }
 
-/// Command line of the `signaling` binary.
+/// Command line of the `signaling` binary. Each argument's environment variable is
+/// `SIGNALING_` and its name in upper case.
 #[derive(Debug, Parser)]
 #[command(
     name = "signaling",
     version,
-    about = "WebRTC signaling server: WebSocket signaling, web demo, metrics"
+    about = "WebRTC signaling server: WebSocket signaling, web demo, metrics",
+    mut_args = env_from_ids("SIGNALING_")
 )]
 pub struct Cli {
     /// TOML file with any of the settings below (same names, snake_case).
-    #[arg(long, env = "SIGNALING_CONFIG")]
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `signaling=debug` (RUST_LOG works too).
-    #[arg(long, env = "SIGNALING_LOG", default_value = "info")]
+    #[arg(long, default_value = "info")]
     pub log: String,
     #[command(flatten)]
     pub settings: Settings,
 }
 
-/// Every setting, optional at each layer.
-#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every setting, declared once: the field name is the flag, the TOML key and (after
+/// `SIGNALING_`) the environment variable; `default_value` is the default everywhere, also
+/// in `--help` and in the README's table.
+#[derive(Debug, Clone, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "SIGNALING_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// HS256 shared secret for JWT auth. Without it and without --jwt-public-key, any user
-    /// name is accepted (open mode).
-    #[arg(long, env = "SIGNALING_JWT_SECRET", hide_env_values = true)]
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HS256 shared secret for JWT auth, at least 16 bytes. Without it and without
+    /// --jwt-public-key, any user name is accepted (open mode).
+    #[arg(long, hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// PEM public key file for JWT auth (RS256 or EdDSA, see --jwt-algorithm).
-    #[arg(long, env = "SIGNALING_JWT_PUBLIC_KEY")]
+    #[arg(long)]
     pub jwt_public_key: Option<PathBuf>,
-    /// Algorithm of --jwt-public-key [default: rs256].
-    #[arg(long, env = "SIGNALING_JWT_ALGORITHM")]
+    /// Algorithm of --jwt-public-key; unset: rs256.
+    #[arg(long)]
     pub jwt_algorithm: Option<JwtAlgorithm>,
     /// Origins allowed to open a WebSocket, comma-separated (e.g. https://app.example.com).
     /// Empty: any. Requests without an Origin header (native apps) always pass.
-    #[arg(long, env = "SIGNALING_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// STUN/TURN URLs for welcome.ice_servers, comma-separated
-    /// (e.g. stun:turn.example.com:3478,turn:turn.example.com:3478?transport=udp).
-    #[arg(long, env = "SIGNALING_ICE_URLS", value_delimiter = ',')]
-    pub ice_urls: Option<Vec<String>>,
-    /// TURN REST shared secret: each session gets credentials derived from it.
-    #[arg(long, env = "SIGNALING_TURN_SECRET", hide_env_values = true)]
+    /// (e.g. stun:turn.example.com:3478,turn:turn.example.com:3478?transport=udp). Empty
+    /// with the embedded relay: the relay's own.
+    #[arg(long, value_delimiter = ',')]
+    pub ice_urls: Vec<String>,
+    /// TURN REST shared secret: each session gets credentials derived from it. Unset with
+    /// the embedded relay: a random one per run.
+    #[arg(long, hide_env_values = true)]
     pub turn_secret: Option<String>,
-    /// Lifetime of TURN credentials, seconds [default: 86400].
-    #[arg(long, env = "SIGNALING_TURN_CREDENTIAL_TTL_S")]
-    pub turn_credential_ttl_s: Option<u64>,
-    /// Heartbeat interval, seconds; silent connections drop after twice this [default: 20].
-    #[arg(long, env = "SIGNALING_HEARTBEAT_S")]
-    pub heartbeat_s: Option<u64>,
-    /// How long a session outlives its socket, waiting for a resume, seconds [default: 30].
-    #[arg(long, env = "SIGNALING_RESUME_TTL_S")]
-    pub resume_ttl_s: Option<u64>,
-    /// How long an invite rings before `timeout`, seconds [default: 45].
-    #[arg(long, env = "SIGNALING_RING_TIMEOUT_S")]
-    pub ring_timeout_s: Option<u64>,
-    /// Largest message, bytes; larger ones get `too_large` and close 1009 [default: 65536].
-    #[arg(long, env = "SIGNALING_MAX_MESSAGE_BYTES")]
-    pub max_message_bytes: Option<usize>,
-    /// Sustained messages per second per connection [default: 50].
-    #[arg(long, env = "SIGNALING_RATE_PER_S")]
-    pub rate_per_s: Option<u32>,
-    /// Burst of messages per connection [default: 200].
-    #[arg(long, env = "SIGNALING_RATE_BURST")]
-    pub rate_burst: Option<u32>,
-    /// Calls a session may take part in at once [default: 8].
-    #[arg(long, env = "SIGNALING_MAX_CALLS_PER_SESSION")]
-    pub max_calls_per_session: Option<usize>,
-    /// Messages queued for a connected client before it is dropped as too slow [default: 256].
-    #[arg(long, env = "SIGNALING_SEND_QUEUE")]
-    pub send_queue: Option<usize>,
-    /// Messages kept for a disconnected session (and for replay) before it ends [default: 1024].
-    #[arg(long, env = "SIGNALING_RESUME_QUEUE")]
-    pub resume_queue: Option<usize>,
-    /// Open WebSocket connections at most; more get HTTP 503 [default: 100000].
-    #[arg(long, env = "SIGNALING_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// UDP and TCP address of the embedded STUN/TURN relay [default: 127.0.0.1:3478].
-    #[arg(long, env = "SIGNALING_TURN_LISTEN")]
-    pub turn_listen: Option<SocketAddr>,
+    /// Lifetime of TURN credentials, seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub turn_credential_ttl_s: u64,
+    /// Heartbeat interval, seconds; silent connections drop after twice this.
+    #[arg(long, default_value_t = 20)]
+    pub heartbeat_s: u64,
+    /// How long a session outlives its socket, waiting for a resume, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub resume_ttl_s: u64,
+    /// How long an invite rings before `timeout`, seconds.
+    #[arg(long, default_value_t = 45)]
+    pub ring_timeout_s: u64,
+    /// Largest message, bytes; larger ones get `too_large` and close 1009.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Sustained messages per second per connection.
+    #[arg(long, default_value_t = 50)]
+    pub rate_per_s: u32,
+    /// Burst of messages per connection.
+    #[arg(long, default_value_t = 200)]
+    pub rate_burst: u32,
+    /// Calls a session may take part in at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_calls_per_session: usize,
+    /// Messages queued for a connected client before it is dropped as too slow.
+    #[arg(long, default_value_t = 256)]
+    pub send_queue: usize,
+    /// Messages kept for a disconnected session (and for replay) before it ends.
+    #[arg(long, default_value_t = 1024)]
+    pub resume_queue: usize,
+    /// Open WebSocket connections at most; more get HTTP 503.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// UDP and TCP address of the embedded STUN/TURN relay.
+    #[arg(long, default_value = "127.0.0.1:3478")]
+    pub turn_listen: SocketAddr,
     /// Do not run the embedded relay (use ice_urls for an external one).
     #[arg(
         long,
-        env = "SIGNALING_NO_TURN",
-        num_args = 0,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
         default_missing_value = "true"
     )]
-    pub no_turn: Option<bool>,
+    pub no_turn: bool,
     /// Peer ranges the embedded relay may relay to although private or loopback,
     /// comma-separated (e.g. 10.0.0.0/8 for a LAN-only deployment).
-    #[arg(long, env = "SIGNALING_TURN_ALLOW_PEERS", value_delimiter = ',')]
-    pub turn_allow_peers: Option<Vec<ipnet::IpNet>>,
+    #[arg(long, value_delimiter = ',')]
+    pub turn_allow_peers: Vec<ipnet::IpNet>,
     /// Public IPv4 address of the embedded relay behind a 1:1 NAT.
-    #[arg(long, env = "SIGNALING_TURN_EXTERNAL_IP")]
+    #[arg(long)]
     pub turn_external_ip: Option<std::net::Ipv4Addr>,
-    /// Relay port range of the embedded relay, `low-high` [default: 49152-65535].
-    #[arg(long, env = "SIGNALING_TURN_RELAY_PORTS")]
-    pub turn_relay_ports: Option<String>,
+    /// Relay port range of the embedded relay, `low-high`.
+    #[arg(long, default_value_t = turn_relay::config::default_port_range())]
+    pub turn_relay_ports: String,
     /// TLS (turns:) address of the embedded relay, for networks that block UDP and let
     /// only TLS out (e.g. 0.0.0.0:443); needs turn_tls_cert and turn_tls_key.
-    #[arg(long, env = "SIGNALING_TURN_TLS_LISTEN")]
+    #[arg(long)]
     pub turn_tls_listen: Option<SocketAddr>,
     /// PEM certificate chain of the relay's TLS listener.
-    #[arg(long, env = "SIGNALING_TURN_TLS_CERT")]
+    #[arg(long)]
     pub turn_tls_cert: Option<PathBuf>,
     /// PEM private key of the relay's TLS listener.
-    #[arg(long, env = "SIGNALING_TURN_TLS_KEY")]
+    #[arg(long)]
     pub turn_tls_key: Option<PathBuf>,
-    /// Host name in the turns: URL handed to clients, which must match the certificate
-    /// [default: the relay's address].
-    #[arg(long, env = "SIGNALING_TURN_TLS_HOST")]
+    /// Host name in the turns: URL handed to clients, which must match the certificate;
+    /// unset: the relay's address.
+    #[arg(long)]
     pub turn_tls_host: Option<String>,
 }
 
-macro_rules! overlay {
-    ($low:ident, $high:ident, $($field:ident),*) => {
-        Settings { $($field: $high.$field.or($low.$field)),* }
-    };
+impl Default for Settings {
+    /// The defaults of the declarations above.
+    fn default() -> Self {
+        server_kit::config_file::defaults().expect("the declared defaults parse")
+    }
 }
 
 impl Settings {
-    /// `self` with every setting of `high` that is set taking precedence.
-    pub fn overlay(self, high: Settings) -> Settings {
-        let low = self;
-        overlay!(
-            low,
-            high,
-            listen,
-            jwt_secret,
-            jwt_public_key,
-            jwt_algorithm,
-            allowed_origins,
-            ice_urls,
-            turn_secret,
-            turn_credential_ttl_s,
-            heartbeat_s,
-            resume_ttl_s,
-            ring_timeout_s,
-            max_message_bytes,
-            rate_per_s,
-            rate_burst,
-            max_calls_per_session,
-            send_queue,
-            resume_queue,
-            max_connections,
-            turn_listen,
-            no_turn,
-            turn_allow_peers,
-            turn_external_ip,
-            turn_relay_ports,
-            turn_tls_listen,
-            turn_tls_cert,
-            turn_tls_key,
-            turn_tls_host
-        )
-    }
-
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
         server_kit::read_toml(path)
     }
 
-    /// Applies defaults and checks every value.
+    /// Checks every value and builds the server's configuration.
     pub fn resolve(self) -> Result<Config, ConfigError> {
-        let d = Config::default();
-        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
         let turn = self.turn()?;
         let config = Config {
-            listen: self.listen.unwrap_or(d.listen),
+            listen: self.listen,
             auth: self.auth()?,
-            allowed_origins: self.allowed_origins.unwrap_or_default(),
-            ice_urls: self.ice_urls.unwrap_or_default(),
+            allowed_origins: self.allowed_origins,
+            ice_urls: self.ice_urls,
             turn_secret: self.turn_secret,
-            turn_credential_ttl: secs(self.turn_credential_ttl_s, d.turn_credential_ttl),
-            heartbeat: secs(self.heartbeat_s, d.heartbeat),
-            resume_ttl: secs(self.resume_ttl_s, d.resume_ttl),
-            ring_timeout: secs(self.ring_timeout_s, d.ring_timeout),
-            max_message_bytes: self.max_message_bytes.unwrap_or(d.max_message_bytes),
-            rate_per_s: self.rate_per_s.unwrap_or(d.rate_per_s),
-            rate_burst: self.rate_burst.unwrap_or(d.rate_burst),
-            max_calls_per_session: self
-                .max_calls_per_session
-                .unwrap_or(d.max_calls_per_session),
-            send_queue: self.send_queue.unwrap_or(d.send_queue),
-            resume_queue: self.resume_queue.unwrap_or(d.resume_queue),
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            turn_credential_ttl: Duration::from_secs(self.turn_credential_ttl_s),
+            heartbeat: Duration::from_secs(self.heartbeat_s),
+            resume_ttl: Duration::from_secs(self.resume_ttl_s),
+            ring_timeout: Duration::from_secs(self.ring_timeout_s),
+            max_message_bytes: self.max_message_bytes,
+            rate_per_s: self.rate_per_s,
+            rate_burst: self.rate_burst,
+            max_calls_per_session: self.max_calls_per_session,
+            send_queue: self.send_queue,
+            resume_queue: self.resume_queue,
+            max_connections: self.max_connections,
             turn,
         };
         validate(&config)?;
@@ -284,7 +245,7 @@ impl Settings {
 
     /// The embedded relay: on unless `no_turn`.
     fn turn(&self) -> Result<Option<EmbeddedTurn>, ConfigError> {
-        if self.no_turn == Some(true) {
+        if self.no_turn {
             if self.turn_tls_listen.is_some()
                 || self.turn_tls_cert.is_some()
                 || self.turn_tls_key.is_some()
@@ -297,20 +258,17 @@ impl Settings {
             }
             return Ok(None);
         }
-        let listen = self
-            .turn_listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3478)));
+        let listen = self.turn_listen;
         let mut turn = EmbeddedTurn::new(listen);
-        turn.allow_peers = self.turn_allow_peers.clone().unwrap_or_default();
+        turn.allow_peers = self.turn_allow_peers.clone();
         turn.external_ip = self.turn_external_ip;
-        if let Some(ports) = &self.turn_relay_ports {
-            turn.relay_ports = turn_relay::config::parse_port_range(ports).ok_or_else(|| {
-                invalid(
-                    "turn_relay_ports",
-                    format!("{ports:?} is not low-high (1024-65535)"),
-                )
-            })?;
-        }
+        let ports = &self.turn_relay_ports;
+        turn.relay_ports = turn_relay::config::parse_port_range(ports).ok_or_else(|| {
+            invalid(
+                "turn_relay_ports",
+                format!("{ports:?} is not low-high (1024-65535)"),
+            )
+        })?;
         turn.tls = self.turn_tls(listen)?;
         Ok(Some(turn))
     }
@@ -435,13 +393,25 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
 }
 
 impl Cli {
-    /// Defaults < TOML file < environment and flags.
+    /// The command line in layers, each over the one before: defaults, the TOML file
+    /// (`--config`), the `SIGNALING_*` variables of `env`, the flags of `args` (the first is
+    /// the program's name). The binary passes `std::env::args_os()` and
+    /// `std::env::vars_os()`.
+    pub fn load(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
+    ) -> Result<Cli, ConfigError> {
+        server_kit::parse_layered(args, env, |cli: &mut Cli| {
+            if let Some(path) = &cli.config {
+                cli.settings = Settings::from_file(path)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The settings, checked and resolved.
     pub fn resolve(self) -> Result<Config, ConfigError> {
-        let file = match &self.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
-        };
-        file.overlay(self.settings).resolve()
+        self.settings.resolve()
     }
 }
 
@@ -449,67 +419,158 @@ impl Cli {
 mod tests {
     use super::*;
 
-    #[test]
-    fn layers_and_validation() {
-        let file: Settings =
-            toml::from_str("ring_timeout_s = 10\nrate_per_s = 5\nlisten = \"127.0.0.1:9000\"")
-                .unwrap();
-        let cli = Cli::parse_from(["signaling", "--rate-per-s", "7"]);
-        let config = file.overlay(cli.settings).resolve().unwrap();
-        assert_eq!(config.ring_timeout, Duration::from_secs(10));
-        assert_eq!(config.rate_per_s, 7);
-        assert_eq!(config.listen.port(), 9000);
-        assert_eq!(config.max_calls_per_session, 8);
-        assert!(config.auth.is_open());
+    const NO_ENV: [(&str, &str); 0] = [];
 
-        let err = toml::from_str::<Settings>("ring_timout_s = 1").unwrap_err();
-        assert!(err.to_string().contains("ring_timout_s"), "{err}");
-        let bad = Settings {
-            heartbeat_s: Some(0),
-            ..Default::default()
+    fn key_of(result: Result<Config, ConfigError>) -> &'static str {
+        match result {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
         }
-        .resolve();
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Invalid {
-                key: "heartbeat_s",
-                ..
-            })
-        ));
-        let bad = Settings {
-            jwt_secret: Some("short".into()),
-            ..Default::default()
+    }
+
+    /// A TOML file in a fresh directory, removed when the guard drops.
+    struct TomlFile(PathBuf);
+
+    impl TomlFile {
+        fn new(name: &str, text: &str) -> TomlFile {
+            let dir = std::env::temp_dir()
+                .join(format!("signaling-config-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("signaling.toml"), text).unwrap();
+            TomlFile(dir)
         }
-        .resolve();
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Invalid {
-                key: "jwt_secret",
-                ..
-            })
-        ));
-        // The relay's TLS listener needs its certificate and key, and they exist.
-        let cli = Cli::parse_from(["signaling", "--turn-tls-listen", "127.0.0.1:5349"]);
-        let bad = cli.settings.resolve();
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Invalid {
-                key: "turn_tls_listen",
-                ..
-            })
-        ));
-        let cli = Cli::parse_from([
-            "signaling",
+
+        fn path(&self) -> PathBuf {
+            self.0.join("signaling.toml")
+        }
+    }
+
+    impl Drop for TomlFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment_then_flags() {
+        let file = TomlFile::new(
+            "layers",
+            "ring_timeout_s = 10\nrate_per_s = 5\nrate_burst = 6\nlisten = \"127.0.0.1:9000\"\n\
+             allowed_origins = [\"https://a.example\", \"https://b.example\"]\nno_turn = true\n",
+        );
+        let path = file.path();
+        let env = [
+            ("SIGNALING_CONFIG", path.to_str().unwrap()),
+            ("SIGNALING_RATE_PER_S", "7"),
+            ("SIGNALING_RATE_BURST", "8"),
+            ("SIGNALING_ICE_URLS", "stun:a.example,stun:b.example"),
+            ("RATE_BURST", "1"),
+        ];
+        let cli = Cli::load(["signaling", "--rate-burst", "9", "--no-turn=false"], env).unwrap();
+        let config = cli.resolve().unwrap();
+        assert_eq!(config.max_calls_per_session, 8, "default");
+        assert_eq!(config.ring_timeout, Duration::from_secs(10), "file");
+        assert_eq!(config.listen.port(), 9000, "file");
+        assert_eq!(config.rate_per_s, 7, "environment over file");
+        assert_eq!(config.rate_burst, 9, "flag over environment");
+        assert!(config.turn.is_some(), "--no-turn=false over the file");
+        assert_eq!(config.allowed_origins.len(), 2, "a TOML array");
+        assert_eq!(config.ice_urls.len(), 2, "a comma-separated variable");
+        assert!(config.auth.is_open());
+        // `--no-turn` is a bare flag; the variable takes true or false.
+        let cli = Cli::load(["signaling", "--no-turn"], NO_ENV).unwrap();
+        assert!(cli.resolve().unwrap().turn.is_none());
+        let cli = Cli::load(["signaling"], [("SIGNALING_NO_TURN", "true")]).unwrap();
+        assert!(cli.resolve().unwrap().turn.is_none());
+        // Config::default() is the declared defaults without the relay.
+        let d = Config::default();
+        assert_eq!(d.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(d.heartbeat, Duration::from_secs(20));
+        assert!(d.turn.is_none());
+    }
+
+    #[test]
+    fn file_errors_name_the_file_the_key_and_what_was_expected() {
+        let file = TomlFile::new("errors", "listen = 5\n");
+        let err = Settings::from_file(&file.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {}: key `listen`: invalid type: integer `5`, expected socket address (line 1, column 10)",
+                file.path().display()
+            )
+        );
+        let file = TomlFile::new("unknown", "ring_timout_s = 1\n");
+        let err = Settings::from_file(&file.path()).unwrap_err().to_string();
+        assert!(err.contains("key `ring_timout_s`: unknown field"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let with = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s.resolve()
+        };
+        assert_eq!(key_of(with(|s| s.heartbeat_s = 0)), "heartbeat_s");
+        assert_eq!(key_of(with(|s| s.ring_timeout_s = 0)), "ring_timeout_s");
+        assert_eq!(
+            key_of(with(|s| s.max_message_bytes = 10)),
+            "max_message_bytes"
+        );
+        assert_eq!(key_of(with(|s| s.rate_burst = 0)), "rate_per_s");
+        assert_eq!(key_of(with(|s| s.send_queue = 0)), "send_queue");
+        assert_eq!(
+            key_of(with(|s| s.jwt_secret = Some("short".into()))),
+            "jwt_secret"
+        );
+        assert_eq!(
+            key_of(with(|s| s.jwt_algorithm = Some(JwtAlgorithm::EdDsa))),
+            "jwt_algorithm"
+        );
+        assert_eq!(
+            key_of(with(|s| s.ice_urls = vec!["http://x".into()])),
+            "ice_urls"
+        );
+        assert_eq!(
+            key_of(with(|s| s.turn_relay_ports = "10-20".into())),
+            "turn_relay_ports"
+        );
+        // Without the embedded relay, a TURN secret needs a turn: URL to go with it.
+        assert_eq!(
+            key_of(with(|s| {
+                s.turn_secret = Some("s".into());
+                s.no_turn = true;
+            })),
+            "turn_secret"
+        );
+        let embedded = Settings::default().resolve().unwrap().turn.unwrap();
+        assert_eq!(embedded.listen, SocketAddr::from(([127, 0, 0, 1], 3478)));
+        assert_eq!(embedded.relay_ports, 49_152..=65_535);
+    }
+
+    #[test]
+    fn the_relays_tls_settings_go_together() {
+        let load = |flags: &[&str]| {
+            let args = std::iter::once("signaling").chain(flags.iter().copied());
+            Cli::load(args, NO_ENV).unwrap().resolve()
+        };
+        assert_eq!(
+            key_of(load(&["--turn-tls-listen", "127.0.0.1:5349"])),
+            "turn_tls_listen"
+        );
+        // The certificate and key must exist.
+        let err = load(&[
             "--turn-tls-listen",
             "127.0.0.1:5349",
             "--turn-tls-cert",
             "/nonexistent/cert.pem",
             "--turn-tls-key",
             "/nonexistent/key.pem",
-        ]);
-        let Err(err) = cli.settings.resolve() else {
-            panic!("a missing certificate was accepted")
-        };
+        ])
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
         assert!(
             matches!(
@@ -538,7 +599,6 @@ mod tests {
             (&["--no-turn"][..], "turn_tls_listen"),
         ] {
             let mut args = vec![
-                "signaling",
                 "--turn-tls-listen",
                 "127.0.0.1:5349",
                 "--turn-tls-cert",
@@ -547,57 +607,24 @@ mod tests {
                 "k.pem",
             ];
             args.extend_from_slice(flags);
-            let bad = Cli::parse_from(args).settings.resolve();
-            assert!(
-                matches!(&bad, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
-                "{flags:?}: {:?}",
-                bad.err()
-            );
+            assert_eq!(key_of(load(&args)), key, "{flags:?}");
         }
-        // Without the embedded relay, a TURN secret needs a turn: URL to go with it.
-        let bad = Settings {
-            turn_secret: Some("s".into()),
-            no_turn: Some(true),
-            ..Default::default()
+    }
+
+    #[test]
+    fn the_readme_table_is_generated_from_the_declarations() {
+        let keys = server_kit::config_file::arg_ids::<Settings>();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let table = server_kit::config_file::markdown_table(
+            &<Cli as clap::CommandFactory>::command(),
+            &keys,
+        );
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        if let Err(e) =
+            server_kit::config_file::check_generated(&readme, "signaling --help", &table)
+        {
+            panic!("README.md: {e}");
         }
-        .resolve();
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Invalid {
-                key: "turn_secret",
-                ..
-            })
-        ));
-        let bad = Settings {
-            ice_urls: Some(vec!["http://x".into()]),
-            ..Default::default()
-        }
-        .resolve();
-        let bad_ports = Settings {
-            turn_relay_ports: Some("10-20".into()),
-            ..Default::default()
-        }
-        .resolve();
-        assert!(matches!(
-            bad_ports,
-            Err(ConfigError::Invalid {
-                key: "turn_relay_ports",
-                ..
-            })
-        ));
-        let embedded = Settings::default().resolve().unwrap().turn.unwrap();
-        assert_eq!(embedded.listen, SocketAddr::from(([127, 0, 0, 1], 3478)));
-        let off = Settings {
-            no_turn: Some(true),
-            ..Default::default()
-        };
-        assert!(off.resolve().unwrap().turn.is_none());
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Invalid {
-                key: "ice_urls",
-                ..
-            })
-        ));
     }
 }

@@ -3,15 +3,21 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use signaling::Server;
-use signaling::config::Cli;
+use signaling::config::{Cli, ConfigError};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::load(std::env::args_os(), std::env::vars_os()) {
+        Ok(cli) => cli,
+        Err(ConfigError::CommandLine(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("signaling: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -120,13 +120,54 @@ fn bad_configuration_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("signaling-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("typo.toml");
-    std::fs::write(&file, "ring_timout_s = 5\n").unwrap();
-    let out = signaling()
-        .args(["--config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ring_timout_s"));
+    let shown = file.display();
+    // Each layer's error names where the value came from and the setting.
+    for (toml, env, args, wanted) in [
+        (
+            "ring_timout_s = 5\n",
+            None,
+            &[][..],
+            format!("config file {shown}: key `ring_timout_s`: unknown field `ring_timout_s`"),
+        ),
+        (
+            "heartbeat_s = 20\nlisten = 5\n",
+            None,
+            &[],
+            format!(
+                "config file {shown}: key `listen`: invalid type: integer `5`, expected socket address (line 2, column 10)"
+            ),
+        ),
+        (
+            "",
+            Some(("SIGNALING_RING_TIMEOUT_S", "soon")),
+            &[],
+            "environment variable SIGNALING_RING_TIMEOUT_S: invalid value 'soon' for '--ring-timeout-s <RING_TIMEOUT_S>'".into(),
+        ),
+        (
+            "",
+            None,
+            &["--ring-timeout-s", "soon"][..],
+            "invalid value 'soon' for '--ring-timeout-s <RING_TIMEOUT_S>'".into(),
+        ),
+        (
+            "ring_timeout_s = 5\n",
+            Some(("SIGNALING_RING_TIMEOUT_S", "0")),
+            &[],
+            "configuration error: `ring_timeout_s`: must be at least 1".into(),
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let mut cmd = signaling();
+        cmd.arg("--config").arg(&file).args(args);
+        if let Some((var, value)) = env {
+            cmd.env(var, value);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&wanted), "{wanted:?} not in {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -158,4 +199,19 @@ fn help_documents_every_setting() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    // Defaults and variables come from the declarations; secrets are not shown.
+    assert!(
+        help.contains("[env: SIGNALING_RING_TIMEOUT_S=") && help.contains("[default: 45]"),
+        "{help}"
+    );
+    let out = signaling()
+        .arg("--help")
+        .env("SIGNALING_JWT_SECRET", "hunter2-hunter2-hunter2")
+        .env("SIGNALING_TURN_SECRET", "hunter3")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[env: SIGNALING_JWT_SECRET]"), "{help}");
+    assert!(!help.contains("hunter"), "{help}");
 }

@@ -3,6 +3,7 @@
 //! `--max-allocations-per-user`, `max_allocations_per_user`, `TURN_MAX_ALLOCATIONS_PER_USER`.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 use serde::Deserialize;
+use server_kit::config_file::env_from_ids;
 use server_kit::rustls;
 
 use crate::Listeners;
@@ -18,112 +20,135 @@ use turn_proto::{RelaySettings, Users};
 
 pub use server_kit::{ConfigError, invalid, read_toml};
 
-/// Command line of the `turn-relay` binary.
+/// Command line of the `turn-relay` binary. Each argument's environment variable is `TURN_`
+/// and its name in upper case.
 #[derive(Debug, Parser)]
 #[command(
     name = "turn-relay",
     version,
-    about = "STUN/TURN relay (RFC 8489/8656) over UDP, TCP and TLS"
+    about = "STUN/TURN relay (RFC 8489/8656) over UDP, TCP and TLS",
+    mut_args = env_from_ids("TURN_")
 )]
 pub struct Cli {
     /// TOML file with any of the settings below (same names, snake_case).
-    #[arg(long, env = "TURN_CONFIG")]
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `turn_relay=debug` (RUST_LOG works too).
-    #[arg(long, env = "TURN_LOG", default_value = "info")]
+    #[arg(long, default_value = "info")]
     pub log: String,
     #[command(flatten)]
     pub settings: Settings,
 }
 
 impl Cli {
-    /// File settings under environment and flags, resolved.
+    /// The command line in layers, each over the one before: defaults, the TOML file
+    /// (`--config`), the `TURN_*` variables of `env`, the flags of `args` (the first is the
+    /// program's name). The binary passes `std::env::args_os()` and `std::env::vars_os()`.
+    pub fn load(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
+    ) -> Result<Cli, ConfigError> {
+        server_kit::parse_layered(args, env, |cli: &mut Cli| {
+            if let Some(path) = &cli.config {
+                cli.settings = Settings::from_file(path)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The settings, checked and resolved.
     pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
-        let file = match &self.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
-        };
-        file.overlay(self.settings.clone()).resolve()
+        self.settings.clone().resolve()
     }
 }
 
-/// Every setting, optional at each layer.
-#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every setting, declared once: the field name is the flag, the TOML key and (after
+/// `TURN_`) the environment variable; `default_value` is the default everywhere, also in
+/// `--help` and in docs/turn.md's table.
+#[derive(Debug, Clone, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// UDP and TCP listen addresses, comma-separated [default: 0.0.0.0:3478].
-    #[arg(long, env = "TURN_LISTEN", value_delimiter = ',')]
-    pub listen: Option<Vec<SocketAddr>>,
+    /// UDP and TCP listen addresses, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.0.0.0:3478")]
+    pub listen: Vec<SocketAddr>,
     /// TLS (turns:) listen addresses, comma-separated; needs tls_cert and tls_key.
-    #[arg(long, env = "TURN_TLS_LISTEN", value_delimiter = ',')]
-    pub tls_listen: Option<Vec<SocketAddr>>,
+    #[arg(long, value_delimiter = ',')]
+    pub tls_listen: Vec<SocketAddr>,
     /// PEM certificate chain for TLS.
-    #[arg(long, env = "TURN_TLS_CERT")]
+    #[arg(long)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS.
-    #[arg(long, env = "TURN_TLS_KEY")]
+    #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// Realm of the long-term credentials [default: turn-relay].
-    #[arg(long, env = "TURN_REALM")]
-    pub realm: Option<String>,
-    /// Fixed users as name:password, comma-separated.
-    #[arg(
-        long,
-        env = "TURN_USERS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub users: Option<Vec<String>>,
-    /// TURN REST shared secret: usernames `<unix expiry>:<user>`, password
-    /// base64(HMAC-SHA1(secret, username)).
-    #[arg(long, env = "TURN_REST_SECRET", hide_env_values = true)]
+    /// Realm of the long-term credentials.
+    #[arg(long, default_value = "turn-relay")]
+    pub realm: String,
+    /// Fixed users as name:password, comma-separated (a TOML array in the file).
+    #[arg(long, value_delimiter = ',', hide_env_values = true)]
+    pub users: Vec<String>,
+    /// TURN REST shared secret (the signaling server's turn_secret): usernames
+    /// `<unix expiry>:<user>`, password base64(HMAC-SHA1(secret, username)).
+    #[arg(long, hide_env_values = true)]
     pub rest_secret: Option<String>,
-    /// IPv4 address relay sockets bind to [default: the listen address, or the
-    /// address of the default route when listening on 0.0.0.0].
-    #[arg(long, env = "TURN_RELAY_IP")]
+    /// IPv4 address relay sockets bind to; unset: the listen address, or the address of
+    /// the default route when listening on 0.0.0.0.
+    #[arg(long)]
     pub relay_ip: Option<Ipv4Addr>,
     /// IPv6 address relay sockets bind to; without it IPv6 allocations get 440.
-    #[arg(long, env = "TURN_RELAY_IPV6")]
+    #[arg(long)]
     pub relay_ipv6: Option<std::net::Ipv6Addr>,
     /// Public IPv4 address advertised in XOR-RELAYED-ADDRESS (1:1 NAT, e.g. cloud VMs).
-    #[arg(long, env = "TURN_EXTERNAL_IP")]
+    #[arg(long)]
     pub external_ip: Option<Ipv4Addr>,
-    /// Relay port range, `low-high` [default: 49152-65535].
-    #[arg(long, env = "TURN_RELAY_PORTS")]
-    pub relay_ports: Option<String>,
+    /// Relay port range, `low-high`.
+    #[arg(long, default_value_t = default_port_range())]
+    pub relay_ports: String,
     /// Peer ranges to allow although special-purpose (e.g. 10.0.0.0/8), comma-separated.
-    #[arg(long, env = "TURN_ALLOW_PEERS", value_delimiter = ',')]
-    pub allow_peers: Option<Vec<IpNet>>,
+    #[arg(long, value_delimiter = ',')]
+    pub allow_peers: Vec<IpNet>,
     /// Peer ranges to refuse in addition to the built-in ones, comma-separated.
-    #[arg(long, env = "TURN_DENY_PEERS", value_delimiter = ',')]
-    pub deny_peers: Option<Vec<IpNet>>,
-    /// Allocations per username [default: 10].
-    #[arg(long, env = "TURN_MAX_ALLOCATIONS_PER_USER")]
-    pub max_allocations_per_user: Option<usize>,
-    /// Allocations in total [default: 10000].
-    #[arg(long, env = "TURN_MAX_ALLOCATIONS")]
-    pub max_allocations: Option<usize>,
-    /// Permissions per allocation [default: 100].
-    #[arg(long, env = "TURN_MAX_PERMISSIONS")]
-    pub max_permissions: Option<usize>,
-    /// Channel bindings per allocation [default: 100].
-    #[arg(long, env = "TURN_MAX_CHANNELS")]
-    pub max_channels: Option<usize>,
-    /// Bytes a second per allocation, both directions; 0 for no cap [default: 0].
-    #[arg(long, env = "TURN_BANDWIDTH_PER_ALLOCATION")]
-    pub bandwidth_per_allocation: Option<u64>,
-    /// Longest allocation lifetime granted, seconds [default: 3600].
-    #[arg(long, env = "TURN_MAX_LIFETIME_S")]
-    pub max_lifetime_s: Option<u64>,
-    /// Address of the Prometheus /metrics endpoint; keep it private [default: off].
-    #[arg(long, env = "TURN_METRICS_LISTEN")]
+    #[arg(long, value_delimiter = ',')]
+    pub deny_peers: Vec<IpNet>,
+    /// Allocations per username; more get 486.
+    #[arg(long, default_value_t = relay_defaults().max_allocations_per_user)]
+    pub max_allocations_per_user: usize,
+    /// Allocations in total; more get 508.
+    #[arg(long, default_value_t = relay_defaults().max_allocations)]
+    pub max_allocations: usize,
+    /// Permissions per allocation; more get 508.
+    #[arg(long, default_value_t = relay_defaults().max_permissions)]
+    pub max_permissions: usize,
+    /// Channel bindings per allocation; more get 508.
+    #[arg(long, default_value_t = relay_defaults().max_channels)]
+    pub max_channels: usize,
+    /// Bytes a second per allocation, both directions; 0 for no cap.
+    #[arg(long, default_value_t = 0)]
+    pub bandwidth_per_allocation: u64,
+    /// Longest allocation lifetime granted, seconds (at least 600).
+    #[arg(long, default_value_t = relay_defaults().max_lifetime.as_secs())]
+    pub max_lifetime_s: u64,
+    /// Address of the Prometheus /metrics endpoint (its URL is printed at start); keep it
+    /// private. Unset: no endpoint.
+    #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
 }
 
-macro_rules! overlay {
-    ($low:ident, $high:ident, $($field:ident),*) => {
-        Settings { $($field: $high.$field.or($low.$field)),* }
-    };
+impl Default for Settings {
+    /// The defaults of the declarations above.
+    fn default() -> Self {
+        server_kit::config_file::defaults().expect("the declared defaults parse")
+    }
+}
+
+/// The relay core's defaults, which the limits above show and start from.
+fn relay_defaults() -> RelaySettings {
+    RelaySettings::new("", Users::default())
+}
+
+/// The relay core's default port range, as `low-high`.
+pub fn default_port_range() -> String {
+    let ports = relay_defaults().ports;
+    format!("{}-{}", ports.start(), ports.end())
 }
 
 /// Everything needed to start a relay.
@@ -134,50 +159,18 @@ pub struct ResolvedConfig {
 }
 
 impl Settings {
-    /// `self` with every setting of `high` that is set taking precedence.
-    pub fn overlay(self, high: Settings) -> Settings {
-        let low = self;
-        overlay!(
-            low,
-            high,
-            listen,
-            tls_listen,
-            tls_cert,
-            tls_key,
-            realm,
-            users,
-            rest_secret,
-            relay_ip,
-            relay_ipv6,
-            external_ip,
-            relay_ports,
-            allow_peers,
-            deny_peers,
-            max_allocations_per_user,
-            max_allocations,
-            max_permissions,
-            max_channels,
-            bandwidth_per_allocation,
-            max_lifetime_s,
-            metrics_listen
-        )
-    }
-
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
         read_toml(path)
     }
 
-    /// Applies defaults and checks every value.
+    /// Checks every value and builds the relay's settings.
     pub fn resolve(self) -> Result<ResolvedConfig, ConfigError> {
-        let listen = self
-            .listen
-            .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 3478))]);
-        let tls_listen = self.tls_listen.unwrap_or_default();
+        let (listen, tls_listen) = (self.listen, self.tls_listen);
         if listen.is_empty() && tls_listen.is_empty() {
             return Err(invalid("listen", "no listen address"));
         }
-        let users = parse_users(self.users.unwrap_or_default())?;
+        let users = parse_users(self.users)?;
         if users.fixed.is_empty() && self.rest_secret.is_none() {
             // Secure by default: an open relay is an open proxy.
             return Err(invalid(
@@ -189,7 +182,7 @@ impl Settings {
             rest_secret: self.rest_secret,
             ..users
         };
-        let mut s = RelaySettings::new(self.realm.as_deref().unwrap_or("turn-relay"), users);
+        let mut s = RelaySettings::new(&self.realm, users);
         if s.realm.is_empty() {
             return Err(invalid("realm", "must not be empty"));
         }
@@ -206,32 +199,24 @@ impl Settings {
         });
         s.relay_ipv6 = self.relay_ipv6;
         s.external_ipv4 = self.external_ip;
-        if let Some(ports) = &self.relay_ports {
-            s.ports = parse_ports(ports)?;
-        }
-        s.policy.allow = self.allow_peers.unwrap_or_default();
-        s.policy.deny = self.deny_peers.unwrap_or_default();
+        s.ports = parse_ports(&self.relay_ports)?;
+        s.policy.allow = self.allow_peers;
+        s.policy.deny = self.deny_peers;
         s.policy.own = own_addresses(&s, &listen, &tls_listen);
-        let positive = |key: &'static str, v: Option<usize>, d: usize| match v {
-            Some(0) => Err(invalid(key, "must be at least 1")),
-            Some(n) => Ok(n),
-            None => Ok(d),
+        let positive = |key: &'static str, v: usize| match v {
+            0 => Err(invalid(key, "must be at least 1")),
+            n => Ok(n),
         };
-        s.max_allocations_per_user = positive(
-            "max_allocations_per_user",
-            self.max_allocations_per_user,
-            s.max_allocations_per_user,
-        )?;
-        s.max_allocations = positive("max_allocations", self.max_allocations, s.max_allocations)?;
-        s.max_permissions = positive("max_permissions", self.max_permissions, s.max_permissions)?;
-        s.max_channels = positive("max_channels", self.max_channels, s.max_channels)?;
-        s.bandwidth_per_allocation = self.bandwidth_per_allocation.filter(|b| *b > 0);
-        if let Some(max) = self.max_lifetime_s {
-            if max < s.default_lifetime.as_secs() {
-                return Err(invalid("max_lifetime_s", "must be at least 600"));
-            }
-            s.max_lifetime = Duration::from_secs(max);
+        s.max_allocations_per_user =
+            positive("max_allocations_per_user", self.max_allocations_per_user)?;
+        s.max_allocations = positive("max_allocations", self.max_allocations)?;
+        s.max_permissions = positive("max_permissions", self.max_permissions)?;
+        s.max_channels = positive("max_channels", self.max_channels)?;
+        s.bandwidth_per_allocation = Some(self.bandwidth_per_allocation).filter(|b| *b > 0);
+        if self.max_lifetime_s < s.default_lifetime.as_secs() {
+            return Err(invalid("max_lifetime_s", "must be at least 600"));
         }
+        s.max_lifetime = Duration::from_secs(self.max_lifetime_s);
         let tls_config = match (&self.tls_cert, &self.tls_key, tls_listen.is_empty()) {
             (_, _, true) => None,
             (Some(cert), Some(key), false) => Some(load_tls(cert, key)?),
@@ -318,8 +303,8 @@ mod tests {
 
     fn base() -> Settings {
         Settings {
-            listen: Some(vec!["127.0.0.1:0".parse().unwrap()]),
-            users: Some(vec!["alice:pw".into()]),
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            users: vec!["alice:pw".into()],
             ..Settings::default()
         }
     }
@@ -337,6 +322,7 @@ mod tests {
         assert_eq!(c.settings.relay_ipv4, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(c.settings.realm, "turn-relay");
         assert_eq!(c.settings.max_allocations_per_user, 10);
+        assert_eq!(c.settings.ports, relay_defaults().ports);
         assert!(
             c.settings
                 .policy
@@ -348,7 +334,7 @@ mod tests {
             vec![IpAddr::from(Ipv4Addr::LOCALHOST)]
         );
         let no_users = Settings {
-            users: None,
+            users: Vec::new(),
             ..base()
         };
         assert_eq!(key_of(no_users.resolve().err().unwrap()), "users");
@@ -359,49 +345,49 @@ mod tests {
         let cases: Vec<(Settings, &str)> = vec![
             (
                 Settings {
-                    users: Some(vec!["nopassword".into()]),
+                    users: vec!["nopassword".into()],
                     ..base()
                 },
                 "users",
             ),
             (
                 Settings {
-                    relay_ports: Some("80-90".into()),
+                    relay_ports: "80-90".into(),
                     ..base()
                 },
                 "relay_ports",
             ),
             (
                 Settings {
-                    relay_ports: Some("5000".into()),
+                    relay_ports: "5000".into(),
                     ..base()
                 },
                 "relay_ports",
             ),
             (
                 Settings {
-                    max_channels: Some(0),
+                    max_channels: 0,
                     ..base()
                 },
                 "max_channels",
             ),
             (
                 Settings {
-                    max_lifetime_s: Some(60),
+                    max_lifetime_s: 60,
                     ..base()
                 },
                 "max_lifetime_s",
             ),
             (
                 Settings {
-                    tls_listen: Some(vec!["127.0.0.1:0".parse().unwrap()]),
+                    tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
                     ..base()
                 },
                 "tls_cert",
             ),
             (
                 Settings {
-                    realm: Some(String::new()),
+                    realm: String::new(),
                     ..base()
                 },
                 "realm",
@@ -412,33 +398,92 @@ mod tests {
         }
     }
 
-    #[test]
-    fn file_then_flags() {
-        let dir = std::env::temp_dir().join(format!("turn-config-{}", std::process::id()));
+    /// A TOML file in a fresh directory; removed with the returned guard's directory.
+    fn toml_file(name: &str, text: &str) -> (PathBuf, TempDir) {
+        let dir = std::env::temp_dir().join(format!("turn-config-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("turn.toml");
-        std::fs::write(
-            &path,
-            "listen = [\"127.0.0.1:3478\"]\nrest_secret = \"s\"\nrelay_ports = \"50000-50100\"\nallow_peers = [\"127.0.0.0/8\"]\n",
-        )
-        .unwrap();
-        let file = Settings::from_file(&path).unwrap();
-        let flags = Settings {
-            relay_ports: Some("51000-51010".into()),
-            ..Settings::default()
-        };
-        let c = file.overlay(flags).resolve().unwrap();
-        assert_eq!(c.settings.ports, 51_000..=51_010);
+        std::fs::write(&path, text).unwrap();
+        (path, TempDir(dir))
+    }
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment_then_flags() {
+        let (path, _dir) = toml_file(
+            "layers",
+            "listen = [\"127.0.0.1:3478\"]\nrest_secret = \"s\"\nrelay_ports = \"50000-50100\"\n\
+             allow_peers = [\"127.0.0.0/8\"]\nmax_channels = 7\nmax_permissions = 8\n",
+        );
+        let env = [
+            ("TURN_CONFIG", path.to_str().unwrap()),
+            ("TURN_MAX_CHANNELS", "9"),
+            ("TURN_MAX_PERMISSIONS", "10"),
+            ("OTHER", "x"),
+        ];
+        let args = [
+            "turn-relay",
+            "--relay-ports",
+            "51000-51010",
+            "--max-permissions",
+            "11",
+        ];
+        let c = Cli::load(args, env).unwrap().resolve().unwrap();
+        assert_eq!(c.settings.ports, 51_000..=51_010, "flag over file");
+        assert_eq!(c.settings.max_channels, 9, "environment over file");
+        assert_eq!(c.settings.max_permissions, 11, "flag over environment");
+        assert_eq!(c.settings.max_allocations, 10_000, "default");
+        assert_eq!(c.listeners.udp, ["127.0.0.1:3478".parse().unwrap()]);
         assert_eq!(
             c.settings.policy.check("127.0.0.2".parse().unwrap()),
             Ok(())
         );
         assert!(c.settings.users.rest_secret.is_some());
-        std::fs::write(&path, "unknown_key = 1\n").unwrap();
-        assert!(matches!(
-            Settings::from_file(&path),
-            Err(ConfigError::Parse { .. })
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
+        // A comma-separated variable is a list, like a TOML array.
+        let env = [("TURN_USERS", "a:1,b:2"), ("TURN_LISTEN", "127.0.0.1:0")];
+        let c = Cli::load(["turn-relay"], env).unwrap().resolve().unwrap();
+        assert_eq!(c.settings.users.fixed.len(), 2);
+    }
+
+    #[test]
+    fn file_errors_name_the_file_the_key_and_the_position() {
+        let (path, _dir) = toml_file("unknown", "realm = \"r\"\nunknown_key = 1\n");
+        let err = Settings::from_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Parse { key: Some(k), position: Some((2, 1)), .. } if k == "unknown_key"),
+            "{err}"
+        );
+        let (path, _dir) = toml_file("type", "max_channels = \"many\"\n");
+        let err = Settings::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "config file {}: key `max_channels`: invalid type",
+                path.display()
+            )) && err.ends_with("(line 1, column 16)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_table_in_docs_turn_md_is_generated_from_the_declarations() {
+        let keys = server_kit::config_file::arg_ids::<Settings>();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let table = server_kit::config_file::markdown_table(
+            &<Cli as clap::CommandFactory>::command(),
+            &keys,
+        );
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/turn.md"))
+            .unwrap();
+        if let Err(e) = server_kit::config_file::check_generated(&doc, "turn-relay --help", &table)
+        {
+            panic!("docs/turn.md: {e}");
+        }
     }
 }

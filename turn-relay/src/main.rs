@@ -3,15 +3,21 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 use turn_relay::TurnServer;
-use turn_relay::config::Cli;
+use turn_relay::config::{Cli, ConfigError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::load(std::env::args_os(), std::env::vars_os()) {
+        Ok(cli) => cli,
+        Err(ConfigError::CommandLine(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("turn-relay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

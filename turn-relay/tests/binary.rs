@@ -118,6 +118,71 @@ fn configuration_errors_name_the_setting_and_exit_2() {
     }
 }
 
+/// Runs the relay to its exit; returns its exit code and standard error.
+fn run(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn each_layer_names_the_bad_setting() {
+    let dir = std::env::temp_dir().join(format!("turn-relay-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("turn.toml");
+    // A value of the wrong type in the file: the file, the key, what was expected, where.
+    std::fs::write(&file, "rest_secret = \"s\"\nlisten = 5\n").unwrap();
+    let (code, stderr) = run(relay().arg("--config").arg(&file));
+    assert_eq!(code, Some(2), "{stderr}");
+    let wanted = format!(
+        "turn-relay: configuration error: config file {}: key `listen`: invalid type: integer `5`, expected a sequence (line 2, column 10)",
+        file.display()
+    );
+    assert!(stderr.contains(&wanted), "{stderr}");
+    // An unknown key in the file.
+    std::fs::write(&file, "rest_secret = \"s\"\nmax_chanels = 5\n").unwrap();
+    let (code, stderr) = run(relay().env("TURN_CONFIG", &file));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "config file {}: key `max_chanels`: unknown field",
+            file.display()
+        )) && stderr.contains("(line 2, column 1)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A bad value in the environment names the variable and the flag.
+    let (code, stderr) = run(relay().env("TURN_MAX_CHANNELS", "many"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("configuration error: environment variable TURN_MAX_CHANNELS: invalid value 'many' for '--max-channels <MAX_CHANNELS>'"),
+        "{stderr}"
+    );
+    // A bad value of a flag: clap's error, which names the flag.
+    let (code, stderr) = run(relay().args(["--max-channels", "many"]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'--max-channels <MAX_CHANNELS>'"),
+        "{stderr}"
+    );
+    // A flag beats the variable, which is not read then.
+    let (code, stderr) = run(relay().env("TURN_MAX_CHANNELS", "many").args([
+        "--max-channels",
+        "0",
+        "--users",
+        "a:b",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`max_channels`: must be at least 1"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn help_documents_the_security_settings() {
     let out = relay().arg("--help").output().unwrap();
@@ -132,4 +197,19 @@ fn help_documents_the_security_settings() {
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
+    // Defaults and variables come from the declarations; secrets are not shown.
+    assert!(
+        help.contains("[env: TURN_MAX_CHANNELS=") && help.contains("[default: 100]"),
+        "{help}"
+    );
+    let out = relay()
+        .arg("--help")
+        .env("TURN_REST_SECRET", "hunter2")
+        .env("TURN_USERS", "a:hunter3")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(help.contains("[env: TURN_REST_SECRET]"), "{help}");
+    assert!(!help.contains("hunter"), "{help}");
 }
