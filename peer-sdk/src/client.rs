@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use signaling_protocol::{CallId, ClientMessage, Invite, MAX_META_BYTES, UserName};
+use signaling_protocol::{ClientMessage, Invite, MAX_META_BYTES, UserName};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::call::{Call, Role, open_channel};
 use crate::call_driver::{self, CallSetup};
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::{Argument, Error, Result};
 use crate::incoming::IncomingCall;
 use crate::media::LocalTrack;
 use crate::options::{CallOptions, ClientOptions};
@@ -74,7 +74,7 @@ impl Client {
         token: Option<&str>,
         options: ClientOptions,
     ) -> Result<Client> {
-        let user = UserName::new(user).map_err(|e| Error::Invalid(e.to_string()))?;
+        let user = UserName::new(user).map_err(|e| Error::invalid(Argument::User, e))?;
         let (signal, notices, close, task) =
             signaling::start(url.to_owned(), user, token.map(str::to_owned), &options).await?;
         Ok(Client {
@@ -121,10 +121,11 @@ impl Client {
     /// Invites `to` and returns at once with a call in [`CallState::Dialing`]: wait with
     /// [`Call::answered`], cancel with [`Call::hangup`].
     pub async fn dial(&self, to: &str, options: CallOptions) -> Result<Call> {
-        let to = UserName::new(to).map_err(|e| Error::Invalid(e.to_string()))?;
+        let to = UserName::new(to).map_err(|e| Error::invalid(Argument::Callee, e))?;
         if options.tracks.is_empty() && options.channels.is_empty() {
-            return Err(Error::Invalid(
-                "a call needs at least one track or data channel".into(),
+            return Err(Error::invalid(
+                Argument::CallOptions,
+                "a call needs at least one track or data channel",
             ));
         }
         if let Some(meta) = &options.meta {
@@ -132,12 +133,13 @@ impl Client {
                 .map(|s| s.len())
                 .unwrap_or(usize::MAX);
             if size > MAX_META_BYTES {
-                return Err(Error::Invalid(format!(
-                    "meta is {size} bytes, at most {MAX_META_BYTES}"
-                )));
+                return Err(Error::invalid(
+                    Argument::Meta,
+                    format!("it is {size} bytes, at most {MAX_META_BYTES}"),
+                ));
             }
         }
-        let call_id = CallId::new(clock::call_id()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let call_id = clock::call_id();
         let peer_options = options
             .peer
             .clone()
