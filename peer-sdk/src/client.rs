@@ -22,9 +22,18 @@ pub enum ClientEvent {
     /// Someone calls.
     Incoming(Box<IncomingCall>),
     /// The signaling socket dropped; the SDK is reconnecting (calls go on meanwhile).
-    Reconnecting { attempt: u32, error: Error },
-    /// Back online. `resumed: false` means the session had expired: its calls ended.
-    Reconnected { resumed: bool },
+    Reconnecting {
+        /// 1 for the first attempt after the drop, then 2, 3, … until it succeeds.
+        attempt: u32,
+        /// Why the socket dropped, or why the previous attempt failed.
+        error: Error,
+    },
+    /// Back online.
+    Reconnected {
+        /// `true`: the server re-attached the session and nothing was lost. `false`: the
+        /// session had expired and its calls ended (with `peer_lost`).
+        resumed: bool,
+    },
     /// The server reported an error that concerns no call.
     Error(Error),
     /// The session is over (closed by the app, or refused by the server on reconnect).
@@ -118,7 +127,7 @@ impl Client {
         Ok(call)
     }
 
-    /// Invites `to` and returns at once with a call in [`CallState::Dialing`]: wait with
+    /// Invites `to` and returns at once with a call in [`CallState::Dialing`](crate::CallState::Dialing): wait with
     /// [`Call::answered`], cancel with [`Call::hangup`].
     pub async fn dial(&self, to: &str, options: CallOptions) -> Result<Call> {
         let to = UserName::new(to).map_err(|e| Error::invalid(Argument::Callee, e))?;

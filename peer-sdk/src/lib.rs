@@ -108,6 +108,8 @@
 //! assert_eq!(text, r#"{"type":"hello","version":1,"user":"alice","received":0}"#);
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod backoff;
 mod call;
 mod call_driver;

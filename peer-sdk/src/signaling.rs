@@ -95,26 +95,26 @@ pub(crate) struct Signal {
 
 impl Signal {
     /// Queues a message for the server; it is sent as soon as a socket is up.
-    pub fn send(&self, msg: ClientMessage) -> Result<()> {
+    pub(crate) fn send(&self, msg: ClientMessage) -> Result<()> {
         self.out.send(msg).map_err(|_| Error::Closed)
     }
 
     /// Receives the server's messages about `call_id` from now on.
-    pub fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
+    pub(crate) fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
         self.routes.open(call_id)
     }
 
     /// Stops routing `call_id`.
-    pub fn unroute(&self, call_id: &CallId) {
+    pub(crate) fn unroute(&self, call_id: &CallId) {
         self.routes.close(call_id);
     }
 
     /// The ICE servers of the latest `welcome`.
-    pub fn ice_servers(&self) -> Vec<IceServer> {
+    pub(crate) fn ice_servers(&self) -> Vec<IceServer> {
         self.ice_servers.borrow().clone()
     }
 
-    pub fn user(&self) -> &UserName {
+    pub(crate) fn user(&self) -> &UserName {
         &self.user
     }
 }
