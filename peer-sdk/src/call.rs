@@ -54,8 +54,10 @@ pub enum ConnectionState {
     Closed,
 }
 
-impl From<RTCPeerConnectionState> for ConnectionState {
-    fn from(s: RTCPeerConnectionState) -> Self {
+impl ConnectionState {
+    /// webrtc-rs's state, as the SDK shows it (a private conversion: a `From` impl would
+    /// put a webrtc-rs type in the SDK's API).
+    pub(crate) fn from_rtc(s: RTCPeerConnectionState) -> Self {
         match s {
             RTCPeerConnectionState::Connecting => Self::Connecting,
             RTCPeerConnectionState::Connected => Self::Connected,

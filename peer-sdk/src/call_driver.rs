@@ -408,7 +408,7 @@ impl CallDriver {
                 self.on_ice(state);
             }
             PeerEvent::State(state) => {
-                let state = ConnectionState::from(state);
+                let state = ConnectionState::from_rtc(state);
                 let _ = self.connection.send(state);
                 let _ = self.events.send(CallEvent::Connection(state));
             }

@@ -215,6 +215,9 @@ impl StdError for WebRtcError {
     }
 }
 
+/// For the SDK's own `?` on webrtc-rs calls; hidden, as it is no part of the API (an
+/// upgrade of webrtc-rs changes its type).
+#[doc(hidden)]
 impl From<webrtc::error::Error> for Error {
     fn from(e: webrtc::error::Error) -> Self {
         Error::WebRtc(WebRtcError {
