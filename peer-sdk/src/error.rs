@@ -228,3 +228,45 @@ impl From<webrtc::error::Error> for Error {
 
 /// The SDK's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_threads_and_tasks() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn a_webrtc_error_is_the_source_and_survives_a_clone() {
+        let e = Error::from(webrtc::error::Error::ErrTimeout);
+        let copy = e.clone();
+        let source = StdError::source(&copy).expect("a source");
+        assert_eq!(
+            source.downcast_ref::<webrtc::error::Error>(),
+            Some(&webrtc::error::Error::ErrTimeout)
+        );
+        assert!(matches!(copy, Error::WebRtc(_)));
+        assert_eq!(e.to_string(), "the peer connection failed");
+    }
+
+    #[test]
+    fn io_kind_finds_the_io_error_below_another_error() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapper")]
+        struct Wrapper(#[source] io::Error);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let e = ConnectError::new(
+            ConnectErrorKind::Handshake { status: None },
+            "m",
+            Some(Arc::new(Wrapper(refused))),
+        );
+        assert_eq!(e.io_kind(), Some(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            ConnectError::new(ConnectErrorKind::Lost, "m", None).io_kind(),
+            None
+        );
+    }
+}
