@@ -164,5 +164,10 @@ mod tests {
     async fn an_ip_address_is_not_looked_up() {
         let addrs = resolve("::1", 80).await.unwrap();
         assert_eq!(addrs, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        // The brackets of an IPv6 URL are not part of the address.
+        let Err(Error::Connect(e)) = open("ws://[::1]:1/ws").await else {
+            panic!("nothing listens on port 1");
+        };
+        assert_eq!(e.kind(), ConnectErrorKind::Tcp, "{e:?}");
     }
 }
