@@ -40,14 +40,14 @@ async fn main() {
                     .await;
                 match accepted {
                     Ok(call) => common::run(call).await,
-                    Err(e) => eprintln!("could not answer: {e}"),
+                    Err(e) => eprintln!("could not answer: {}", common::report(&e)),
                 }
                 if args.once {
                     break;
                 }
             }
             ClientEvent::Closed(e) => {
-                eprintln!("session closed: {e}");
+                eprintln!("session closed: {}", common::report(&e));
                 break;
             }
             other => println!("{other:?}"),

@@ -42,7 +42,7 @@ async fn main() {
             common::run(call).await;
         }
         Err(e) => {
-            eprintln!("call failed: {e}");
+            eprintln!("call failed: {}", common::report(&e));
             std::process::exit(1);
         }
     }

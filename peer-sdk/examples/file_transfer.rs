@@ -90,7 +90,7 @@ async fn send(client: &Client, to: &str, path: &Path) -> Result<(), String> {
             },
         )
         .await
-        .map_err(|e| format!("call failed: {e}"))?;
+        .map_err(|e| format!("call failed: {}", common::report(&e)))?;
     let channel = call.data_channel("file").ok_or("no channel")?;
     channel.opened().await.map_err(|e| e.to_string())?;
     let header = serde_json::json!({ "name": name, "size": size }).to_string();

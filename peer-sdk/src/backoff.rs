@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Exponential backoff with "equal jitter": each delay is between half and all of
 /// `min(max, base * 2^attempt)`.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
     attempt: u32,
@@ -14,7 +14,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `base`, never waits longer than `max`.
-    pub fn new(base: Duration, max: Duration) -> Self {
+    pub(crate) fn new(base: Duration, max: Duration) -> Self {
         Self {
             base,
             max,
@@ -23,7 +23,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; `jitter` is a number in `[0, 1)`.
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+    pub(crate) fn next_delay(&mut self, jitter: f64) -> Duration {
         let factor = 2u32.saturating_pow(self.attempt.min(16));
         let cap = self.base.saturating_mul(factor).min(self.max);
         self.attempt = self.attempt.saturating_add(1);

@@ -17,7 +17,10 @@ use crate::stats::CallStats;
 /// Which side of the call this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// This side called ([`Client::call`](crate::Client::call) or
+    /// [`dial`](crate::Client::dial)): it sent the offer, and it restarts ICE.
     Caller,
+    /// This side answered ([`IncomingCall::accept`](crate::IncomingCall::accept)).
     Callee,
 }
 
@@ -37,17 +40,24 @@ pub enum CallState {
 /// The state of the peer-to-peer connection (ICE + DTLS) of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
+    /// Not started yet: ICE has no candidates to check.
     New,
+    /// ICE is checking candidate pairs, or DTLS is shaking hands.
     Connecting,
+    /// A path works and DTLS is done: media and data flow.
     Connected,
     /// The path broke; the SDK restarts ICE if it does not come back.
     Disconnected,
+    /// No path works (the caller's SDK restarts ICE at once).
     Failed,
+    /// The call's peer connection is closed: the call ended.
     Closed,
 }
 
-impl From<RTCPeerConnectionState> for ConnectionState {
-    fn from(s: RTCPeerConnectionState) -> Self {
+impl ConnectionState {
+    /// webrtc-rs's state, as the SDK shows it (a private conversion: a `From` impl would
+    /// put a webrtc-rs type in the SDK's API).
+    pub(crate) fn from_rtc(s: RTCPeerConnectionState) -> Self {
         match s {
             RTCPeerConnectionState::Connecting => Self::Connecting,
             RTCPeerConnectionState::Connected => Self::Connected,

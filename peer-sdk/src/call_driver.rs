@@ -176,7 +176,7 @@ impl CallDriver {
     }
 
     fn fail(&mut self, error: Error) -> Step {
-        warn!(%error, "call failed");
+        warn!(error = &error as &dyn std::error::Error, "call failed");
         let _ = self.events.send(CallEvent::Error(error.clone()));
         let _ = self.state.send(CallState::Failed(error));
         Step::End(EndReason::Hangup)
@@ -408,7 +408,7 @@ impl CallDriver {
                 self.on_ice(state);
             }
             PeerEvent::State(state) => {
-                let state = ConnectionState::from(state);
+                let state = ConnectionState::from_rtc(state);
                 let _ = self.connection.send(state);
                 let _ = self.events.send(CallEvent::Connection(state));
             }

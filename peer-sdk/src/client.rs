@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use signaling_protocol::{CallId, ClientMessage, Invite, MAX_META_BYTES, UserName};
+use signaling_protocol::{ClientMessage, Invite, MAX_META_BYTES, UserName};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::call::{Call, Role, open_channel};
 use crate::call_driver::{self, CallSetup};
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::{Argument, Error, Result};
 use crate::incoming::IncomingCall;
 use crate::media::LocalTrack;
 use crate::options::{CallOptions, ClientOptions};
@@ -22,9 +22,18 @@ pub enum ClientEvent {
     /// Someone calls.
     Incoming(Box<IncomingCall>),
     /// The signaling socket dropped; the SDK is reconnecting (calls go on meanwhile).
-    Reconnecting { attempt: u32, error: Error },
-    /// Back online. `resumed: false` means the session had expired: its calls ended.
-    Reconnected { resumed: bool },
+    Reconnecting {
+        /// 1 for the first attempt after the drop, then 2, 3, … until it succeeds.
+        attempt: u32,
+        /// Why the socket dropped, or why the previous attempt failed.
+        error: Error,
+    },
+    /// Back online.
+    Reconnected {
+        /// `true`: the server re-attached the session and nothing was lost. `false`: the
+        /// session had expired and its calls ended (with `peer_lost`).
+        resumed: bool,
+    },
     /// The server reported an error that concerns no call.
     Error(Error),
     /// The session is over (closed by the app, or refused by the server on reconnect).
@@ -74,7 +83,7 @@ impl Client {
         token: Option<&str>,
         options: ClientOptions,
     ) -> Result<Client> {
-        let user = UserName::new(user).map_err(|e| Error::Invalid(e.to_string()))?;
+        let user = UserName::new(user).map_err(|e| Error::invalid(Argument::User, e))?;
         let (signal, notices, close, task) =
             signaling::start(url.to_owned(), user, token.map(str::to_owned), &options).await?;
         Ok(Client {
@@ -118,13 +127,14 @@ impl Client {
         Ok(call)
     }
 
-    /// Invites `to` and returns at once with a call in [`CallState::Dialing`]: wait with
+    /// Invites `to` and returns at once with a call in [`CallState::Dialing`](crate::CallState::Dialing): wait with
     /// [`Call::answered`], cancel with [`Call::hangup`].
     pub async fn dial(&self, to: &str, options: CallOptions) -> Result<Call> {
-        let to = UserName::new(to).map_err(|e| Error::Invalid(e.to_string()))?;
+        let to = UserName::new(to).map_err(|e| Error::invalid(Argument::Callee, e))?;
         if options.tracks.is_empty() && options.channels.is_empty() {
-            return Err(Error::Invalid(
-                "a call needs at least one track or data channel".into(),
+            return Err(Error::invalid(
+                Argument::CallOptions,
+                "a call needs at least one track or data channel",
             ));
         }
         if let Some(meta) = &options.meta {
@@ -132,12 +142,13 @@ impl Client {
                 .map(|s| s.len())
                 .unwrap_or(usize::MAX);
             if size > MAX_META_BYTES {
-                return Err(Error::Invalid(format!(
-                    "meta is {size} bytes, at most {MAX_META_BYTES}"
-                )));
+                return Err(Error::invalid(
+                    Argument::Meta,
+                    format!("it is {size} bytes, at most {MAX_META_BYTES}"),
+                ));
             }
         }
-        let call_id = CallId::new(clock::call_id()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let call_id = clock::call_id();
         let peer_options = options
             .peer
             .clone()

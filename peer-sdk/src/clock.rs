@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use signaling_protocol::CallId;
+
 /// Monotonic now, for webrtc-rs (samples, stats) and the reconnect loop.
 pub(crate) fn now() -> Instant {
     Instant::now()
@@ -20,9 +22,10 @@ pub(crate) fn jitter() -> f64 {
 }
 
 /// A fresh `call_id`: 32 hex digits, so two callers practically never pick the same.
-pub(crate) fn call_id() -> String {
+pub(crate) fn call_id() -> CallId {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    CallId::new(hex).expect("32 hex digits are a valid call id")
 }
 
 /// A random SSRC for a local track.

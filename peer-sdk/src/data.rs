@@ -17,6 +17,7 @@ const RECV_QUEUE: usize = 256;
 pub struct DataMessage {
     /// Sent with `send_text` (a string) rather than `send` (bytes).
     pub is_text: bool,
+    /// The message as sent: UTF-8 if `is_text` (see [`text`](Self::text)).
     pub data: Bytes,
 }
 
@@ -30,8 +31,11 @@ impl DataMessage {
 /// Where a channel is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelState {
+    /// Created; SCTP is not up yet or the other side has not acknowledged the channel.
     Connecting,
+    /// Messages can be sent and received.
     Open,
+    /// Closed by either side, or the call ended.
     Closed,
 }
 

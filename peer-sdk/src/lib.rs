@@ -48,6 +48,51 @@
 //! # }
 //! ```
 //!
+//! # Errors
+//!
+//! Every fallible call returns the one [`Error`]. Match on what the app can act on: a call
+//! that ended ([`Error::CallEnded`] with its reason), a refused session
+//! ([`Error::Refused`] with the wire's [`ErrorCode`]), an invalid argument
+//! ([`Error::Invalid`] names it), a failed connection ([`Error::Connect`], whose
+//! [`ConnectErrorKind`] says at which step: DNS, TCP, TLS, the WebSocket handshake with its
+//! HTTP status, the protocol). The error underneath (an [`std::io::Error`], the WebSocket
+//! library's, webrtc-rs's) is the [`source`](std::error::Error::source); the SDK's own
+//! message does not repeat it, so print the whole chain:
+//!
+//! ```
+//! use std::error::Error as _;
+//! use peer_sdk::{Client, ConnectErrorKind, Error};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // Nothing listens on this port any more.
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let url = format!("ws://127.0.0.1:{port}/ws");
+//! let error = Client::connect(&url, "alice", None).await.unwrap_err();
+//! match &error {
+//!     Error::Connect(e) => match e.kind() {
+//!         ConnectErrorKind::Dns => eprintln!("check the host name"),
+//!         ConnectErrorKind::Tcp if e.io_kind() == Some(std::io::ErrorKind::ConnectionRefused) => {
+//!             eprintln!("nothing listens there: is the server running?")
+//!         }
+//!         ConnectErrorKind::Handshake { status: Some(503) } => eprintln!("the server is full"),
+//!         _ => eprintln!("cannot reach the server"),
+//!     },
+//!     Error::Refused { code, .. } => eprintln!("the server refused the session: {code}"),
+//!     Error::Invalid { what, .. } => eprintln!("fix the {what}"),
+//!     _ => {}
+//! }
+//! // The chain, for the log: the SDK's message, then what the OS said.
+//! let mut line = error.to_string();
+//! let mut next = error.source();
+//! while let Some(e) = next {
+//!     line += &format!(": {e}");
+//!     next = e.source();
+//! }
+//! assert!(line.contains("TCP connection"), "{line}");
+//! # }
+//! ```
+//!
 //! The wire types are re-exported as [`protocol`]:
 //!
 //! ```
@@ -63,6 +108,8 @@
 //! assert_eq!(text, r#"{"type":"hello","version":1,"user":"alice","received":0}"#);
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod backoff;
 mod call;
 mod call_driver;
@@ -77,11 +124,12 @@ mod peer;
 mod session;
 mod signaling;
 mod stats;
+mod websocket;
 
 pub use call::{Call, CallEvent, CallState, ConnectionState, Role};
 pub use client::{Client, ClientEvent};
 pub use data::{ChannelState, DataChannel, DataMessage};
-pub use error::{Error, Result};
+pub use error::{Argument, ConnectError, ConnectErrorKind, Error, Result, WebRtcError};
 pub use incoming::IncomingCall;
 pub use media::{LocalTrack, RemoteTrack, RtpPacket};
 pub use options::{

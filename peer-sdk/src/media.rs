@@ -151,10 +151,17 @@ impl LocalTrack {
 /// An RTP packet received on a remote track.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPacket {
+    /// The RTP payload type, as negotiated in the SDP (e.g. 111 for Opus).
     pub payload_type: u8,
+    /// Increments by one per packet (wrapping): gaps are lost packets, and it orders
+    /// packets that arrive out of order.
     pub sequence_number: u16,
+    /// When the payload was sampled, in the codec's clock (48 kHz for Opus, 90 kHz for
+    /// VP8); every packet of one video frame has the same.
     pub timestamp: u32,
+    /// The synchronization source: which stream of the sender this packet belongs to.
     pub ssrc: u32,
+    /// For video, set on the last packet of a frame.
     pub marker: bool,
     /// The codec payload (an Opus packet, a VP8 payload fragment).
     pub payload: Bytes,

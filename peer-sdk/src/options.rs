@@ -88,7 +88,11 @@ pub enum Delivery {
 /// A data channel to open with the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelSpec {
+    /// The channel's name on both sides ([`DataChannel::label`](crate::DataChannel::label),
+    /// [`Call::data_channel`](crate::Call::data_channel)); a browser sees it as
+    /// `RTCDataChannel.label`.
     pub label: String,
+    /// Reliable and ordered, or neither.
     pub delivery: Delivery,
 }
 

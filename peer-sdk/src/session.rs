@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// What a `welcome` on a new socket means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Continuity {
+pub(crate) enum Continuity {
     /// The first session of this client.
     New,
     /// The server re-attached the old session; calls go on and nothing was lost.
@@ -18,7 +18,7 @@ pub enum Continuity {
 
 /// The signaling session's state, fed with what the socket delivers.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     user: String,
     token: Option<String>,
     resume: Option<String>,
@@ -28,7 +28,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(user: String, token: Option<String>) -> Self {
+    pub(crate) fn new(user: String, token: Option<String>) -> Self {
         Self {
             user,
             token,
@@ -41,7 +41,7 @@ impl Session {
 
     /// The `hello` for the next socket: it resumes the session if there is one, and opts
     /// in to acknowledged delivery.
-    pub fn hello(&self) -> Hello {
+    pub(crate) fn hello(&self) -> Hello {
         Hello {
             version: PROTOCOL_VERSION,
             user: self.user.clone(),
@@ -53,7 +53,7 @@ impl Session {
     }
 
     /// Takes a `welcome`.
-    pub fn welcome(&mut self, welcome: &Welcome) -> Continuity {
+    pub(crate) fn welcome(&mut self, welcome: &Welcome) -> Continuity {
         let continuity = match (&self.resume, welcome.resumed) {
             (None, _) => Continuity::New,
             (Some(_), true) => Continuity::Resumed,
@@ -69,30 +69,30 @@ impl Session {
     }
 
     /// Counts a message received after `welcome`.
-    pub fn received(&mut self) {
+    pub(crate) fn received(&mut self) {
         self.received += 1;
     }
 
     /// The heartbeat, acknowledging what arrived so far.
-    pub fn ping(&self) -> Ping {
+    pub(crate) fn ping(&self) -> Ping {
         Ping {
             received: Some(self.received),
         }
     }
 
     /// How often to send `ping`: half the server's heartbeat, so one lost ping is no harm.
-    pub fn ping_every(&self) -> Duration {
+    pub(crate) fn ping_every(&self) -> Duration {
         self.heartbeat / 2
     }
 
     /// How long a silent socket is trusted: the server answers every `ping`, so silence for
     /// twice the heartbeat means the socket is dead even if TCP has not noticed.
-    pub fn silence_limit(&self) -> Duration {
+    pub(crate) fn silence_limit(&self) -> Duration {
         self.heartbeat * 2
     }
 
     /// The ICE servers of the latest `welcome` (fresh TURN credentials on each).
-    pub fn ice_servers(&self) -> &[IceServer] {
+    pub(crate) fn ice_servers(&self) -> &[IceServer] {
         &self.ice_servers
     }
 }

@@ -11,22 +11,19 @@ use signaling_protocol::{
     CallId, ClientMessage, EndReason, ErrorCode, IceServer, ServerMessage, UserName,
     parse_server_message,
 };
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::{ConnectError, ConnectErrorKind, Error, Result};
 use crate::lock;
 use crate::options::ClientOptions;
 use crate::session::{Continuity, Session};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::websocket::{self, Ws, lost};
 
 /// What the signaling task tells the client (turned into [`crate::ClientEvent`]s).
 #[derive(Debug)]
@@ -98,26 +95,26 @@ pub(crate) struct Signal {
 
 impl Signal {
     /// Queues a message for the server; it is sent as soon as a socket is up.
-    pub fn send(&self, msg: ClientMessage) -> Result<()> {
+    pub(crate) fn send(&self, msg: ClientMessage) -> Result<()> {
         self.out.send(msg).map_err(|_| Error::Closed)
     }
 
     /// Receives the server's messages about `call_id` from now on.
-    pub fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
+    pub(crate) fn route(&self, call_id: CallId) -> mpsc::UnboundedReceiver<ServerMessage> {
         self.routes.open(call_id)
     }
 
     /// Stops routing `call_id`.
-    pub fn unroute(&self, call_id: &CallId) {
+    pub(crate) fn unroute(&self, call_id: &CallId) {
         self.routes.close(call_id);
     }
 
     /// The ICE servers of the latest `welcome`.
-    pub fn ice_servers(&self) -> Vec<IceServer> {
+    pub(crate) fn ice_servers(&self) -> Vec<IceServer> {
         self.ice_servers.borrow().clone()
     }
 
-    pub fn user(&self) -> &UserName {
+    pub(crate) fn user(&self) -> &UserName {
         &self.user
     }
 }
@@ -172,20 +169,20 @@ pub(crate) async fn start(
 /// Opens a socket and says `hello`; returns it with what the `welcome` meant.
 async fn open(url: &str, session: &mut Session, limit: Duration) -> Result<(Ws, Continuity)> {
     let attempt = async {
-        // No Nagle: signaling messages are small and latency is call setup time.
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-            .await
-            .map_err(|e| Error::Connect(e.to_string()))?;
+        let mut ws = websocket::open(url).await?;
         let hello = ClientMessage::Hello(session.hello());
         send(&mut ws, &hello)
             .await
-            .map_err(|e| Error::Connect(e.to_string()))?;
+            .map_err(|e| lost("sending hello", e))?;
         loop {
             let frame = ws
                 .next()
                 .await
-                .ok_or_else(|| Error::Connect("closed before welcome".into()))?
-                .map_err(|e| Error::Connect(e.to_string()))?;
+                .ok_or_else(|| {
+                    let message = "the signaling server closed the connection before welcome";
+                    ConnectError::new(ConnectErrorKind::Lost, message, None)
+                })?
+                .map_err(|e| lost("waiting for welcome", e))?;
             let Message::Text(text) = frame else { continue };
             match parse_server_message(&text) {
                 Ok(ServerMessage::Welcome(w)) => {
@@ -199,7 +196,12 @@ async fn open(url: &str, session: &mut Session, limit: Duration) -> Result<(Ws, 
                     });
                 }
                 Ok(other) => debug!(kind = other.kind(), "before welcome, ignored"),
-                Err(e) => return Err(Error::Connect(format!("bad message from server: {e}"))),
+                Err(e) => {
+                    let message = "the signaling server sent a message the SDK cannot read";
+                    let e =
+                        ConnectError::new(ConnectErrorKind::Protocol, message, Some(Arc::new(e)));
+                    return Err(e.into());
+                }
             }
         }
     };
@@ -267,7 +269,10 @@ impl Connection {
                     return;
                 }
                 Exit::Lost(error) => {
-                    info!(%error, "signaling socket lost; reconnecting");
+                    info!(
+                        error = &error as &dyn std::error::Error,
+                        "signaling socket lost; reconnecting"
+                    );
                     match self.reconnect(error).await {
                         Some(next) => ws = next,
                         None => return,
@@ -282,7 +287,7 @@ impl Connection {
         while let Some(msg) = self.unsent.pop_front() {
             if let Err(e) = send(ws, &msg).await {
                 self.unsent.push_front(msg);
-                return Exit::Lost(Error::Connect(e.to_string()));
+                return Exit::Lost(lost("sending", e));
             }
         }
         let mut ping = tokio::time::interval(self.session.ping_every());
@@ -297,20 +302,22 @@ impl Connection {
                         self.dispatch(&text);
                     }
                     Some(Ok(Message::Close(_))) | None => {
-                        return Exit::Lost(Error::Connect("socket closed".into()));
+                        let message = "the signaling server closed the connection";
+                        let e = ConnectError::new(ConnectErrorKind::Lost, message, None);
+                        return Exit::Lost(e.into());
                     }
                     Some(Ok(_)) => {
                         // WebSocket ping/pong: tungstenite queues the pong; flush it.
                         last_heard = clock::now();
                         let _ = ws.flush().await;
                     }
-                    Some(Err(e)) => return Exit::Lost(Error::Connect(e.to_string())),
+                    Some(Err(e)) => return Exit::Lost(lost("receiving", e)),
                 },
                 msg = self.out_rx.recv() => match msg {
                     Some(msg) => {
                         if let Err(e) = send(ws, &msg).await {
                             self.unsent.push_back(msg);
-                            return Exit::Lost(Error::Connect(e.to_string()));
+                            return Exit::Lost(lost("sending", e));
                         }
                     }
                     None => return Exit::Closed,
@@ -321,7 +328,7 @@ impl Connection {
                     }
                     let ping = ClientMessage::Ping(self.session.ping());
                     if let Err(e) = send(ws, &ping).await {
-                        return Exit::Lost(Error::Connect(e.to_string()));
+                        return Exit::Lost(lost("sending a ping", e));
                     }
                 }
                 _ = self.close.changed() => return Exit::Closed,
@@ -359,7 +366,10 @@ impl Connection {
                     return Some(ws);
                 }
                 Err(e @ Error::Refused { .. }) => {
-                    warn!(error = %e, "the server refused the session; giving up");
+                    warn!(
+                        error = &e as &dyn std::error::Error,
+                        "the server refused the session; giving up"
+                    );
                     self.end_all_calls();
                     let _ = self.notices.send(Notice::Closed(e));
                     return None;

@@ -41,8 +41,9 @@ pub struct CallStats {
     pub pair: Option<(CandidateType, CandidateType)>,
     /// The latest round-trip time measured by ICE on the selected pair.
     pub rtt: Option<Duration>,
-    /// Bytes sent and received on the selected pair (all media and data, with headers).
+    /// Bytes sent on the selected pair (all media and data, with headers).
     pub bytes_sent: u64,
+    /// Bytes received on the selected pair (all media and data, with headers).
     pub bytes_received: u64,
 }
 

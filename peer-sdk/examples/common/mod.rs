@@ -195,9 +195,45 @@ impl Connect {
         match peer_sdk::Client::connect_with(&self.server, &self.user, token, options).await {
             Ok(client) => client,
             Err(e) => {
-                eprintln!("cannot connect: {e}");
+                eprintln!("cannot connect: {}", report(&e));
+                if let Some(hint) = hint(&e) {
+                    eprintln!("{hint}");
+                }
                 std::process::exit(1);
             }
         }
+    }
+}
+
+/// An error and its sources, on one line: the SDK's message says what failed, the
+/// sources say why (e.g. `Connection refused (os error 111)`).
+pub fn report(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        line.push_str(": ");
+        line.push_str(&source.to_string());
+        next = source.source();
+    }
+    line
+}
+
+/// What the user can do about a failed connect, for the failures that have a remedy.
+fn hint(e: &peer_sdk::Error) -> Option<&'static str> {
+    use peer_sdk::ConnectErrorKind as Kind;
+    let peer_sdk::Error::Connect(e) = e else {
+        return None;
+    };
+    match e.kind() {
+        Kind::Dns => Some("check the host name in --server"),
+        Kind::Tcp if e.io_kind() == Some(std::io::ErrorKind::ConnectionRefused) => {
+            Some("nothing listens there: is the signaling server running?")
+        }
+        Kind::Handshake { status: Some(404) } => Some("check the path in --server (usually /ws)"),
+        Kind::Handshake {
+            status: Some(401 | 403),
+        } => Some("the server, or a proxy in front of it, refused the request"),
+        Kind::Handshake { status: Some(503) } => Some("the server is full: try again later"),
+        _ => None,
     }
 }
