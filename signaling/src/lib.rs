@@ -25,4 +25,3 @@ pub use auth::{Auth, JwtAlgorithm, JwtAuth};
 pub use config::{Config, ConfigError};
 pub use server::{Server, StartError};
 
-pub use switchboard::metrics;
