@@ -4,8 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use signaling::Server;
-use signaling::config::Cli;
+use signaling::{Cli, Server};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 

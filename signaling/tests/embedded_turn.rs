@@ -7,7 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use signaling::turn::EmbeddedTurn;
+use signaling::EmbeddedTurn;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn welcome_credentials_work_on_the_embedded_relay() {
@@ -131,7 +131,7 @@ async fn with_a_tls_listener_the_welcome_names_turns_and_coturn_relays_over_it()
         ),
     )
     .unwrap();
-    let config = signaling::config::Settings::from_file(&toml)
+    let config = signaling::Settings::from_file(&toml)
         .unwrap()
         .resolve()
         .unwrap();
