@@ -17,7 +17,7 @@ use peer_sdk::{
     AcceptOptions, Call, CallEvent, CallOptions, ChannelSpec, Client, ClientEvent, ClientOptions,
     DataChannel, IcePolicy, PeerOptions,
 };
-use signaling::turn::EmbeddedTurn;
+use signaling::EmbeddedTurn;
 use signaling::{Config, Server};
 
 #[derive(Parser)]

@@ -14,6 +14,8 @@ pub enum Auth {
     /// Any user name is accepted (demos, tests). The server warns at start.
     #[default]
     Open,
+    /// `hello.token` must be a JWT, signed with this key, whose `sub` is the user name and
+    /// whose `exp` is in the future.
     Jwt(JwtAuth),
 }
 
@@ -21,7 +23,9 @@ pub enum Auth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum JwtAlgorithm {
+    /// RSA with SHA-256.
     Rs256,
+    /// Ed25519.
     #[value(name = "eddsa")]
     EdDsa,
 }
@@ -43,7 +47,7 @@ pub struct KeyError {
 
 /// Why a `hello` was refused with `unauthorized`.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("a token is required")]
     Missing,
     #[error("invalid token: {0}")]
@@ -100,7 +104,7 @@ impl JwtAuth {
 
 impl Auth {
     /// Checks `hello.token` for `user` at wall-clock time `now_unix`.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         token: Option<&str>,
         user: &UserName,
@@ -112,6 +116,7 @@ impl Auth {
         }
     }
 
+    /// Whether any user name is accepted.
     pub fn is_open(&self) -> bool {
         matches!(self, Auth::Open)
     }

@@ -25,22 +25,37 @@ use server_kit::invalid;
 /// The resolved configuration of one server.
 #[derive(Clone)]
 pub struct Config {
+    /// Address of the HTTP and WebSocket listener.
     pub listen: SocketAddr,
+    /// How `hello` is authenticated.
     pub auth: Auth,
     /// Origins allowed to open a WebSocket; empty: any.
     pub allowed_origins: Vec<String>,
+    /// STUN/TURN URLs handed out in `welcome.ice_servers`.
     pub ice_urls: Vec<String>,
+    /// TURN REST secret for the credentials in `welcome.ice_servers`.
     pub turn_secret: Option<String>,
+    /// How long those credentials are valid.
     pub turn_credential_ttl: Duration,
+    /// WebSocket ping interval; a connection silent for twice this long is closed.
     pub heartbeat: Duration,
+    /// How long a dropped session waits for a resume.
     pub resume_ttl: Duration,
+    /// How long an invite rings.
     pub ring_timeout: Duration,
+    /// Largest message accepted.
     pub max_message_bytes: usize,
+    /// Messages per second per connection, sustained.
     pub rate_per_s: u32,
+    /// Messages per connection in a burst.
     pub rate_burst: u32,
+    /// Calls a session may take part in at once.
     pub max_calls_per_session: usize,
+    /// Queued messages past which a connected reader is dropped as too slow.
     pub send_queue: usize,
+    /// Queued messages past which a detached session ends.
     pub resume_queue: usize,
+    /// Open WebSockets past which new ones are refused with 503.
     pub max_connections: usize,
     /// The embedded TURN relay; `None` with `--no-turn` (and in `Config::default()`).
     pub turn: Option<EmbeddedTurn>,
@@ -60,7 +75,7 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn ice(&self) -> IceConfig {
+    pub(crate) fn ice(&self) -> IceConfig {
         IceConfig {
             urls: self.ice_urls.clone(),
             turn_secret: self.turn_secret.clone(),
@@ -68,7 +83,7 @@ impl Config {
         }
     }
 
-    pub fn switchboard(&self) -> switchboard::Settings {
+    pub(crate) fn switchboard(&self) -> switchboard::Settings {
         switchboard::Settings {
             heartbeat: self.heartbeat,
             resume_ttl: self.resume_ttl,
@@ -96,6 +111,7 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `signaling=debug` (RUST_LOG works too).
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// The settings given as flags and environment variables.
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -119,7 +135,7 @@ pub struct Settings {
     /// Algorithm of --jwt-public-key; unset: rs256.
     #[arg(long)]
     pub jwt_algorithm: Option<JwtAlgorithm>,
-    /// Origins allowed to open a WebSocket, comma-separated (e.g. https://app.example.com).
+    /// Origins allowed to open a WebSocket, comma-separated (e.g. `https://app.example.com`).
     /// Empty: any. Requests without an Origin header (native apps) always pass.
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,

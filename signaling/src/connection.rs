@@ -1,9 +1,11 @@
 //! One WebSocket connection: moves frames between the socket and the switchboard.
 //!
 //! A single task per connection (idle connections are the common case, so they must be
-//! cheap): it reads frames, writes what the switchboard queued when woken, pings, and
-//! drops the connection when it falls silent.
+//! cheap): it reads frames, writes what the switchboard queued when woken, and sleeps until
+//! the deadline of its [`ConnectionPolicy`], which decides when to ping, when a silent
+//! connection is dropped and which messages are over the rate limit.
 
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,7 @@ use signaling_protocol::{
     CallId, ClientMessage, ErrorCode, Hello, ServerMessage, UserName, parse_client_message,
 };
 use tokio::io::AsyncReadExt;
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -20,16 +23,15 @@ use tracing::{Instrument, Span, debug, field, info_span};
 use crate::clock;
 use crate::server::{ConnSignal, Shared};
 use crate::upgrade::Socket;
-use server_kit::TokenBucket;
-use switchboard::CLOSE_POLICY;
-use switchboard::session::{ConnId, Outgoing};
+use switchboard::{
+    Action, Admission, CLOSE_GOING_AWAY, CLOSE_POLICY, ConnId, ConnectionLimits, ConnectionPolicy,
+    Disconnect, Outgoing,
+};
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
-pub const READ_BUFFER: usize = 1024;
+pub(crate) const READ_BUFFER: usize = 1024;
 /// Close code for a message over the size limit.
 const CLOSE_TOO_LARGE: u16 = 1009;
-/// Close code for "going away": idle drop, server shutdown.
-const CLOSE_GOING_AWAY: u16 = 1001;
 /// How long closing may take (our close frame, then the client's reply), and a ping write.
 const CLOSE_WRITE: Duration = Duration::from_secs(1);
 
@@ -43,14 +45,13 @@ pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     );
     let signal = shared.register(conn);
     shared.metrics.connections().inc();
-    let now = clock::now();
+    let limits = ConnectionLimits {
+        heartbeat: shared.config.heartbeat,
+        rate_per_s: shared.config.rate_per_s,
+        rate_burst: shared.config.rate_burst,
+    };
     let connection = Connection {
-        bucket: TokenBucket::new(
-            shared.config.rate_per_s.into(),
-            shared.config.rate_burst.into(),
-            now,
-        ),
-        last_seen: now,
+        policy: ConnectionPolicy::new(limits, clock::now()),
         hello_done: false,
         socket,
         signal,
@@ -67,17 +68,16 @@ enum Event {
     Frame(Option<Result<Message, WsError>>),
     Wake,
     Close,
-    Tick,
+    /// The policy's deadline passed.
+    Timeout,
     Shutdown,
 }
 
 /// What the connection loop does next.
 enum Flow {
     Continue,
-    /// The socket is done; `clean` if the client signed off with close code 1000.
-    Ended {
-        clean: bool,
-    },
+    /// The socket is done.
+    Ended(Disconnect),
 }
 
 struct Connection {
@@ -85,63 +85,78 @@ struct Connection {
     shared: Arc<Shared>,
     signal: Arc<ConnSignal>,
     conn: ConnId,
-    bucket: TokenBucket,
-    last_seen: Instant,
+    policy: ConnectionPolicy,
     hello_done: bool,
 }
 
 impl Connection {
     async fn run(mut self) {
-        let heartbeat = self.shared.config.heartbeat;
-        let mut ping = tokio::time::interval_at((clock::now() + heartbeat).into(), heartbeat);
         let shutdown = self.shared.shutdown.clone();
         let signal = self.signal.clone();
-        let (clean, unwritten) = loop {
+        let mut armed = self.policy.poll_timeout();
+        // Boxed, as tokio's own interval does: the timer lives on the heap, not in every
+        // idle connection's future.
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(armed.into()));
+        let (how, unwritten) = loop {
             let event = tokio::select! {
                 frame = self.socket.next() => Event::Frame(frame),
                 () = signal.wake.notified() => Event::Wake,
                 () = signal.close.notified() => Event::Close,
-                _ = ping.tick() => Event::Tick,
+                () = timer.as_mut() => Event::Timeout,
                 () = shutdown.cancelled() => Event::Shutdown,
             };
+            // A timer that fired must be re-armed even for the same deadline, or it would
+            // fire again at once.
+            let fired = matches!(event, Event::Timeout);
             // Boxed: inlined, the handlers' futures would make every idle connection's
             // task several KiB larger; this way they take memory only while they run.
             if let Some(end) = Box::pin(self.handle(event)).await {
                 break end;
             }
+            let next = self.policy.poll_timeout();
+            if fired || next != armed {
+                armed = next;
+                timer.as_mut().reset(armed.into());
+            }
         };
-        Box::pin(self.finish(clean, unwritten)).await;
+        Box::pin(self.finish(how, unwritten)).await;
     }
 
-    /// Handles one event; `Some((clean, unwritten))` when the connection is over.
-    async fn handle(&mut self, event: Event) -> Option<(bool, Vec<Outgoing>)> {
+    /// Handles one event; `Some((how, unwritten))` when the connection is over.
+    async fn handle(&mut self, event: Event) -> Option<(Disconnect, Vec<Outgoing>)> {
         match event {
             Event::Frame(frame) => match self.on_frame(frame).await {
                 Flow::Continue => None,
-                Flow::Ended { clean } => Some((clean, Vec::new())),
+                Flow::Ended(how) => Some((how, Vec::new())),
             },
-            Event::Wake => self.flush().await.err().map(|rest| (false, rest)),
-            Event::Close => Some((false, Vec::new())),
-            Event::Tick => {
-                let heartbeat = self.shared.config.heartbeat;
-                if clock::now().saturating_duration_since(self.last_seen) > 2 * heartbeat {
-                    debug!("silent for too long: dropping");
-                    self.close(CLOSE_GOING_AWAY, "idle timeout").await;
-                    return Some((false, Vec::new()));
+            Event::Wake => self
+                .flush()
+                .await
+                .err()
+                .map(|rest| (Disconnect::Dropped, rest)),
+            Event::Close => Some((Disconnect::Dropped, Vec::new())),
+            Event::Timeout => match self.policy.handle_timeout(clock::now()) {
+                Some(Action::Ping) => {
+                    let ping = self.socket.send(Message::Ping(Default::default()));
+                    let _ = tokio::time::timeout(CLOSE_WRITE, ping).await;
+                    None
                 }
-                let ping = self.socket.send(Message::Ping(Default::default()));
-                let _ = tokio::time::timeout(CLOSE_WRITE, ping).await;
-                None
-            }
+                Some(Action::Close { code, reason }) => {
+                    debug!(reason, "closing");
+                    self.close(code, reason).await;
+                    Some((Disconnect::Dropped, Vec::new()))
+                }
+                None => None,
+            },
             Event::Shutdown => {
                 self.close(CLOSE_GOING_AWAY, "server shutting down").await;
-                Some((false, Vec::new()))
+                Some((Disconnect::Dropped, Vec::new()))
             }
         }
     }
 
     /// Sends the close frame the switchboard asked for, if any, and reports the loss.
-    async fn finish(&mut self, clean: bool, unwritten: Vec<Outgoing>) {
+    async fn finish(&mut self, how: Disconnect, unwritten: Vec<Outgoing>) {
         let requested = self
             .signal
             .close_frame
@@ -153,12 +168,12 @@ impl Connection {
         }
         let conn = self.conn;
         self.shared
-            .with_board(|b| b.disconnected(conn, clean, &unwritten, clock::now()));
+            .with_board(|b| b.disconnected(conn, how, &unwritten, clock::now()));
     }
 
     async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Flow {
         let msg = match frame {
-            None => return Flow::Ended { clean: false },
+            None => return Flow::Ended(Disconnect::Dropped),
             Some(Err(e)) => {
                 if matches!(e, WsError::Capacity(_)) {
                     let max = self.shared.config.max_message_bytes;
@@ -168,11 +183,11 @@ impl Connection {
                     self.close(CLOSE_TOO_LARGE, "message too large").await;
                     self.drain().await;
                 }
-                return Flow::Ended { clean: false };
+                return Flow::Ended(Disconnect::Dropped);
             }
             Some(Ok(msg)) => msg,
         };
-        self.last_seen = clock::now();
+        self.policy.frame_received(clock::now());
         match msg {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => {
@@ -186,16 +201,19 @@ impl Connection {
                 Flow::Continue
             }
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
-            Message::Close(frame) => Flow::Ended {
-                clean: frame.is_some_and(|f| f.code == CloseCode::Normal),
-            },
+            Message::Close(frame)
+                if frame.as_ref().is_some_and(|f| f.code == CloseCode::Normal) =>
+            {
+                Flow::Ended(Disconnect::SignedOff)
+            }
+            Message::Close(_) => Flow::Ended(Disconnect::Dropped),
             Message::Frame(_) => Flow::Continue,
         }
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
         let now = clock::now();
-        if !self.bucket.allow(now) {
+        if self.policy.admit_message(now) == Admission::RateLimited {
             self.shared.metrics.message_in("rate_limited");
             let msg = "too many messages; slow down";
             self.reply_error(ErrorCode::RateLimited, msg, None).await;
@@ -267,7 +285,7 @@ impl Connection {
         self.send_direct(ServerMessage::error(code, text, None))
             .await;
         self.close(CLOSE_POLICY, code.as_str()).await;
-        Flow::Ended { clean: false }
+        Flow::Ended(Disconnect::Dropped)
     }
 
     /// An error about the last message: through the session's queue once there is one,

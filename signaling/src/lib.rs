@@ -1,5 +1,9 @@
-//! The signaling server: the sans-IO switchboard (the `switchboard` crate) behind a thin
-//! axum WebSocket layer ([`server`], [`connection`]).
+//! The signaling server: the sans-IO [`switchboard`] behind a thin axum WebSocket layer,
+//! with the web demo and an optional embedded TURN relay in the same process.
+//!
+//! The library is what the `signaling` binary runs, and what tests and benchmarks start
+//! in-process: build a [`Config`] (by hand, or from flags, environment and a TOML file with
+//! [`Cli`] and [`Settings`]), then [`Server::start`] it.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,19 +14,19 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
-pub mod auth;
-pub mod clock;
-pub mod config;
-pub mod connection;
-pub mod ice;
-pub mod server;
-pub mod turn;
-pub mod upgrade;
-pub mod web_demo;
+mod auth;
+mod clock;
+mod config;
+mod connection;
+mod ice;
+mod server;
+mod turn;
+mod upgrade;
+mod web_demo;
 
-pub use auth::{Auth, JwtAlgorithm, JwtAuth};
-pub use config::{Config, ConfigError};
+pub use auth::{Auth, JwtAlgorithm, JwtAuth, KeyError};
+pub use config::{Cli, Config, ConfigError, Settings};
 pub use server::{Server, StartError};
-
-pub use switchboard::metrics;
+pub use turn::{EmbeddedTls, EmbeddedTurn};

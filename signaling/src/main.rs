@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use signaling::Server;
-use signaling::config::{Cli, ConfigError};
+use signaling::{Cli, ConfigError, Server};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 

@@ -27,19 +27,20 @@ use crate::ice::IceConfig;
 use crate::turn;
 use crate::upgrade;
 use crate::web_demo;
-use switchboard::metrics::Metrics;
-use switchboard::registry::MemoryRegistry;
-use switchboard::session::ConnId;
-use switchboard::{Output, Switchboard};
+use switchboard::{ConnId, MemoryRegistry, Metrics, Output, Switchboard};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The WebSocket listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The configured address.
         addr: SocketAddr,
+        /// Why binding failed.
         source: std::io::Error,
     },
+    /// The embedded TURN relay could not start.
     #[error("embedded TURN relay: {0}")]
     Turn(#[from] turn_relay::StartError),
 }
@@ -221,6 +222,7 @@ impl Server {
         })
     }
 
+    /// The address the server listens on (with the port chosen for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

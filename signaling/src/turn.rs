@@ -18,6 +18,7 @@ pub struct EmbeddedTurn {
     pub allow_peers: Vec<IpNet>,
     /// The public address to advertise behind a 1:1 NAT.
     pub external_ip: Option<Ipv4Addr>,
+    /// The ports relayed addresses are taken from.
     pub relay_ports: RangeInclusive<u16>,
     /// TURN over TLS (`turns:`), for networks that let only TLS out.
     pub tls: Option<EmbeddedTls>,
@@ -26,7 +27,9 @@ pub struct EmbeddedTurn {
 /// The TLS listener of the embedded relay.
 #[derive(Debug, Clone)]
 pub struct EmbeddedTls {
+    /// TCP address of the TLS listener.
     pub listen: SocketAddr,
+    /// Certificate and key.
     pub config: Arc<turn_relay::rustls::ServerConfig>,
     /// The name in the `turns:` URL, which clients check the certificate against; the
     /// relay's address when `None`.
@@ -34,6 +37,8 @@ pub struct EmbeddedTls {
 }
 
 impl EmbeddedTurn {
+    /// A relay on `listen` (UDP and TCP), relaying from ports 49152-65535, no TLS, and
+    /// no special-purpose peers allowed.
     pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -47,7 +52,7 @@ impl EmbeddedTurn {
 
 /// Starts the relay with `secret` as its only credential scheme (TURN REST); returns it
 /// and the URLs clients should use.
-pub async fn start(
+pub(crate) async fn start(
     turn: &EmbeddedTurn,
     secret: &str,
 ) -> Result<(TurnServer, Vec<String>), StartError> {

@@ -1,13 +1,13 @@
 //! The embedded relay: `welcome.ice_servers` names it, and the credentials in the
 //! welcome allocate and relay on it, checked with coturn's independent client.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // waits for an external peer process to bind
+#![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
 
 mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use signaling::turn::EmbeddedTurn;
+use signaling::EmbeddedTurn;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn welcome_credentials_work_on_the_embedded_relay() {
@@ -54,6 +54,28 @@ fn coturn_installed() -> bool {
     support::require("turnutils_uclient", "coturn") && support::require("turnutils_peer", "coturn")
 }
 
+/// Waits until the echo peer at `peer` answers a datagram: it has bound its port.
+async fn echo_answers(peer: std::net::SocketAddr) {
+    let probe = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let mut buf = [0u8; 16];
+    let answered = async {
+        loop {
+            probe.send_to(b"ready?", peer).await.unwrap();
+            // A datagram sent before the peer bound is lost: ask again until one comes back.
+            let reply = tokio::time::timeout(Duration::from_millis(50), probe.recv_from(&mut buf));
+            if let Ok(Ok((n, from))) = reply.await
+                && from == peer
+                && buf[..n] == *b"ready?"
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(support::WAIT, answered)
+        .await
+        .expect("turnutils_peer did not answer");
+}
+
 /// coturn's `turnutils_uclient` allocates on the relay at 127.0.0.1:`port` with the
 /// credentials (over what `flags` choose: `-t` TCP, `-S` TLS) and relays 100 messages to
 /// a `turnutils_peer` and back, none lost.
@@ -70,7 +92,7 @@ async fn relays_with_coturn(username: &str, password: &str, flags: &[&str], port
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    echo_answers(([127, 0, 0, 2], peer_port).into()).await;
     let run = tokio::process::Command::new("turnutils_uclient")
         .args(flags)
         .args([
@@ -131,7 +153,7 @@ async fn with_a_tls_listener_the_welcome_names_turns_and_coturn_relays_over_it()
         ),
     )
     .unwrap();
-    let config = signaling::config::Settings::from_file(&toml)
+    let config = signaling::Settings::from_file(&toml)
         .unwrap()
         .resolve()
         .unwrap();

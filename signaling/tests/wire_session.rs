@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 // a test that cannot set up must fail loudly
-// Where a real timeout must pass (idle drop, refill, a cut noticed), the test configures
-// it short and waits for it (shared/TESTING.md); protocol timers are never slept on.
+// Where a real timeout must pass (the idle drop), the test configures it short and waits
+// for the event (the ping, the close frame); nothing sleeps (shared/TESTING.md).
 #![allow(clippy::disallowed_methods)]
 
 mod support;
@@ -171,22 +171,28 @@ async fn welcome_carries_turn_rest_credentials() {
 }
 
 #[tokio::test]
-async fn a_silent_connection_is_dropped() {
-    let server = server_with(|c| c.heartbeat = Duration::from_secs(1)).await;
+async fn a_silent_connection_is_pinged_then_dropped_and_a_pong_keeps_it() {
+    // Long enough that the first ping is not overtaken by the close (the policy's unit tests
+    // pin the exact times), short enough for a quick test.
+    const HEARTBEAT: Duration = Duration::from_millis(500);
+    let server = server_with(|c| c.heartbeat = HEARTBEAT).await;
     let addr = server.local_addr();
+    let before_hello = std::time::Instant::now();
     let (mut idle, w) = Client::join_with(addr, hello("idle")).await;
-    assert_eq!(w.heartbeat_s, 1);
-    // Not reading means not answering the server's pings. The server checks once per
-    // heartbeat for more than 2 s of silence, so it closes between 2 s and 3 s; reading
-    // earlier would answer the queued pings and count as activity.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(w.heartbeat_s, 1, "whole seconds, at least 1");
+    // The client still reads, but its pongs never arrive: the server pings, then closes.
+    idle.mute_uplink();
+    idle.expect_ping().await;
     assert_eq!(idle.recv_close().await, Some(1001));
-    // A client that pings stays.
+    assert!(
+        before_hello.elapsed() >= 2 * HEARTBEAT,
+        "not before 2 heartbeats of silence"
+    );
+    // A client that only answers the pings stays: the third ping comes 3 heartbeats after
+    // the socket opened, a heartbeat past the close it would have got without its pongs.
     let mut live = Client::join(addr, "live").await;
     for _ in 0..3 {
-        live.send(&ClientMessage::Ping(Ping::default())).await;
-        assert_eq!(live.recv().await, ServerMessage::Pong);
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        live.expect_ping().await;
     }
     live.send(&ClientMessage::Ping(Ping::default())).await;
     assert_eq!(live.recv().await, ServerMessage::Pong);

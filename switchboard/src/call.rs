@@ -55,17 +55,6 @@ impl Call {
         }
     }
 
-    /// Every session in the call except `session`.
-    pub fn others(&self, session: SessionId) -> Vec<SessionId> {
-        let mut all = vec![self.caller];
-        match &self.state {
-            CallState::Ringing { sessions, .. } => all.extend(sessions),
-            CallState::Connected { callee } => all.push(*callee),
-        }
-        all.retain(|s| *s != session);
-        all
-    }
-
     /// Every callee session in the call (ringing ones, or the one that accepted).
     pub fn callee_sessions(&self) -> Vec<SessionId> {
         match &self.state {

@@ -4,15 +4,26 @@
 //! Output: messages queued per session (the I/O layer drains them when told to
 //! [`Output::Wake`]), connections to close, and the next deadline. Nothing here touches
 //! a socket or reads a clock, so the tests drive it deterministically.
+//!
+//! Per connection, [`ConnectionPolicy`] decides the heartbeat (WebSocket pings, dropping a
+//! silent connection) and the rate limit the same way: time is an input, the next deadline
+//! an output.
+#![warn(missing_docs)]
 
-pub mod call;
+mod call;
 mod calls;
-pub mod deadlines;
-pub mod metrics;
-pub mod registry;
-pub mod session;
+mod connection_policy;
+mod deadlines;
+mod metrics;
+mod registry;
+mod session;
 #[cfg(test)]
 mod tests;
+
+pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
+pub use metrics::Metrics;
+pub use registry::{MemoryRegistry, Registry};
+pub use session::{ConnId, Outgoing, SessionId};
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -29,21 +40,26 @@ use tracing::{debug, info, warn};
 
 use crate::call::{Call, CallKey, CallState, Side};
 use crate::deadlines::Deadlines;
-use crate::metrics::{Metrics, Outcome};
-use crate::registry::{MemoryRegistry, Registry};
-use crate::session::{ConnId, Outgoing, Session, SessionId};
+use crate::metrics::Outcome;
+use crate::session::Session;
 
 /// Close code for a socket whose session was resumed on another socket.
 pub const CLOSE_TAKEN_OVER: u16 = 4000;
 /// Close code for policy reasons (slow reader, bad user, unauthorized).
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code for "going away": a silent connection dropped, the server shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// The switchboard's knobs, taken from the server's configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Sent in `welcome.heartbeat_s` (whole seconds, at least 1).
     pub heartbeat: Duration,
+    /// How long a detached session waits for a resume.
     pub resume_ttl: Duration,
+    /// How long an invite rings before it ends with `timeout`.
     pub ring_timeout: Duration,
+    /// Calls a session may take part in at once, ringing or connected.
     pub max_calls_per_session: usize,
     /// Queued messages past which a connected reader is dropped as too slow.
     pub send_queue: usize,
@@ -58,10 +74,23 @@ pub enum Output {
     Wake(ConnId),
     /// Close this connection with a close frame.
     Close {
+        /// The connection to close.
         conn: ConnId,
+        /// The WebSocket close code.
         code: u16,
+        /// The close frame's reason text.
         reason: &'static str,
     },
+}
+
+/// How a connection ended, as the I/O layer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The client closed with code 1000: it signed off, and its session ends now.
+    SignedOff,
+    /// Anything else (a dropped socket, going away, an error): the session waits
+    /// `resume_ttl` for a resume.
+    Dropped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,6 +99,9 @@ enum Timer {
     Resume(SessionId),
 }
 
+/// Every session and call of the server, driven by inputs (`hello`, messages, a lost
+/// connection, time) and drained of outputs ([`Self::poll_output`], [`Self::take_outbox`],
+/// [`Self::poll_timeout`]).
 pub struct Switchboard<R: Registry = MemoryRegistry> {
     settings: Settings,
     sessions: HashMap<SessionId, Session>,
@@ -245,12 +277,12 @@ impl<R: Registry> Switchboard<R> {
         }
     }
 
-    /// `conn` is gone. `clean` means the client closed with 1000 (sign-off); `unwritten`
-    /// are the last messages taken from the outbox that never reached the socket.
+    /// `conn` is gone, as `how` says; `unwritten` are the last messages taken from the
+    /// outbox that never reached the socket.
     pub fn disconnected(
         &mut self,
         conn: ConnId,
-        clean: bool,
+        how: Disconnect,
         unwritten: &[Outgoing],
         now: Instant,
     ) {
@@ -263,7 +295,7 @@ impl<R: Registry> Switchboard<R> {
         };
         s.untake(unwritten);
         s.conn = None;
-        if clean {
+        if how == Disconnect::SignedOff {
             info!(user = %s.user, session = sid.0, "session signed off");
             self.end_session(sid);
         } else {
@@ -311,10 +343,12 @@ impl<R: Registry> Switchboard<R> {
         self.by_conn.contains_key(&conn)
     }
 
+    /// Live sessions, connected or waiting for a resume.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
 
+    /// Calls ringing or connected.
     pub fn call_count(&self) -> usize {
         self.calls.len()
     }

@@ -13,7 +13,7 @@ type Labels = Vec<(&'static str, &'static str)>;
 
 /// How a call's setup ended, for `signaling_call_outcomes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Accepted,
     Declined,
     Busy,
@@ -39,7 +39,8 @@ impl Outcome {
     }
 }
 
-/// Cheap to clone; every clone updates the same counters.
+/// The signaling server's Prometheus metrics. Cheap to clone; every clone updates the same
+/// counters.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
@@ -61,6 +62,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric at zero.
     pub fn new() -> Self {
         let (connections, sessions, calls) = (Gauge::default(), Gauge::default(), Gauge::default());
         let (messages_in, messages_out) = (Family::default(), Family::default());
@@ -113,18 +115,21 @@ impl Metrics {
         out
     }
 
+    /// `signaling_connections`: the I/O layer counts its open WebSockets.
     pub fn connections(&self) -> &Gauge {
         &self.0.connections
     }
 
-    pub fn sessions(&self) -> &Gauge {
+    pub(crate) fn sessions(&self) -> &Gauge {
         &self.0.sessions
     }
 
-    pub fn calls(&self) -> &Gauge {
+    pub(crate) fn calls(&self) -> &Gauge {
         &self.0.calls
     }
 
+    /// Counts a received message of type `kind` (`invalid`, `rate_limited` for those
+    /// dropped before parsing).
     pub fn message_in(&self, kind: &'static str) {
         self.0
             .messages_in
@@ -132,6 +137,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a written message of type `kind`.
     pub fn message_out(&self, kind: &'static str) {
         self.0
             .messages_out
@@ -139,6 +145,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an `error` sent with `code`.
     pub fn error(&self, code: ErrorCode) {
         self.0
             .errors
@@ -146,7 +153,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn outcome(&self, outcome: Outcome) {
+    pub(crate) fn outcome(&self, outcome: Outcome) {
         self.0
             .outcomes
             .get_or_create(&vec![("outcome", outcome.as_str())])

@@ -1,7 +1,18 @@
-//! Where a user's sessions are: the one piece of state a multi-node deployment shares.
+//! Where a user's sessions are on this node: the index the switchboard looks up to ring
+//! every session of an invite's callee.
 //!
-//! The in-memory registry serves a single node; a Redis-backed one can implement the
-//! same trait for several nodes behind a load balancer.
+//! [`Registry`] is a seam inside one process, not the point where several nodes could
+//! share state: its methods are synchronous and cannot fail, and a [`SessionId`] means
+//! something only to the switchboard that handed it out. A Redis-backed registry cannot
+//! implement it as it stands. Several nodes behind a load balancer would need:
+//! - addresses valid on every node (a node id with the session id), and a way to deliver a
+//!   message to a session on another node (node-to-node links or a channel per node), since
+//!   knowing where the callee is does not reach it;
+//! - lookups as inputs and outputs of the sans-IO core (the switchboard asks where a user's
+//!   sessions are; the shell answers later, with the sessions or an error), since a shared
+//!   store is remote, slow and can fail;
+//! - entries that die with the node that wrote them (leases with a ttl), so that a crashed
+//!   node's sessions do not go on ringing.
 
 use std::collections::HashMap;
 
@@ -9,15 +20,17 @@ use signaling_protocol::UserName;
 
 use crate::session::SessionId;
 
-/// The user → sessions index.
+/// The user → sessions index of one switchboard.
 pub trait Registry: Send {
+    /// `user` has a new session.
     fn insert(&mut self, user: &UserName, session: SessionId);
+    /// `user`'s `session` ended.
     fn remove(&mut self, user: &UserName, session: SessionId);
     /// The user's sessions, oldest first.
     fn sessions(&self, user: &UserName) -> Vec<SessionId>;
 }
 
-/// A registry for one node.
+/// The registry in a `HashMap`.
 #[derive(Debug, Default)]
 pub struct MemoryRegistry {
     users: HashMap<UserName, Vec<SessionId>>,

@@ -381,7 +381,7 @@ fn resume_replays_in_order_and_expiry_is_peer_lost() {
         h.token("alice")
     };
     // alice's socket dies before `accepted` was read: the client saw 1 message (ringing).
-    h.board.disconnected(alice, false, &[], h.now);
+    h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     for n in 0..3 {
         let c = Candidate {
             call_id: id("c1"),
@@ -407,7 +407,7 @@ fn resume_replays_in_order_and_expiry_is_peer_lost() {
     };
     assert!(w.resumed);
     // Now bob vanishes for good.
-    h.board.disconnected(bob, false, &[], h.now);
+    h.board.disconnected(bob, Disconnect::Dropped, &[], h.now);
     h.advance(Duration::from_secs(30));
     assert_eq!(h.take(alice2), vec![ended("c1", EndReason::PeerLost)]);
     assert_eq!(h.board.session_count(), 1);
@@ -430,8 +430,9 @@ fn sign_off_ends_at_once_and_take_over_closes_the_old_socket() {
         code: CLOSE_TAKEN_OVER,
         reason: "session resumed elsewhere"
     }));
-    h.board.disconnected(bob, false, &[], h.now); // the old socket's loss changes nothing
-    h.board.disconnected(bob2, true, &[], h.now);
+    h.board.disconnected(bob, Disconnect::Dropped, &[], h.now); // the old socket's loss changes nothing
+    h.board
+        .disconnected(bob2, Disconnect::SignedOff, &[], h.now);
     assert_eq!(
         h.take(alice).last(),
         Some(&ended("c1", EndReason::PeerLost))
@@ -456,7 +457,7 @@ fn a_slow_reader_is_dropped_without_losing_messages() {
         }),
         "{outs:?}"
     );
-    h.board.disconnected(alice, false, &[], h.now);
+    h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     assert_eq!(h.board.session_count(), 1, "the session waits for a resume");
     let token = h.token("alice");
     let again = ConnId(77);
@@ -472,7 +473,7 @@ fn a_detached_queue_overflow_ends_the_session() {
     h.invite(alice, "c1", "bob");
     h.take(bob);
     h.accept(bob, "c1");
-    h.board.disconnected(alice, false, &[], h.now);
+    h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     for _ in 0..20 {
         h.send(
             bob,

@@ -4,7 +4,7 @@
 //! the way a person does: type a name, click, read what the page says.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use signaling::turn::EmbeddedTurn;
+use signaling::EmbeddedTurn;
 use signaling::{Config, Server};
 
 pub mod browser;

@@ -15,7 +15,7 @@ use peer_sdk::{
     AcceptOptions, Call, CallEvent, CallOptions, ChannelSpec, Client, ClientEvent, ClientOptions,
     DataChannel, IncomingCall, PeerOptions, RemoteTrack,
 };
-use signaling::turn::EmbeddedTurn;
+use signaling::EmbeddedTurn;
 use signaling::{Config, Server};
 
 /// How long a test waits for something that must happen.

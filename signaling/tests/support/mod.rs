@@ -7,7 +7,12 @@ mod require;
 #[allow(unused_imports)]
 pub use require::require;
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,10 +21,11 @@ use signaling_protocol::{
     Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, Hello, IceCandidate,
     Invite, ServerMessage, UserName, Welcome, parse_server_message,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long a test waits for a message that must come.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -64,17 +70,84 @@ pub fn candidate(call: &str, text: &str) -> ClientMessage {
     })
 }
 
+/// The client's TCP stream. Once `muted`, what the client writes vanishes, as over an
+/// uplink that died without a word: the server hears nothing, not even a FIN.
+struct Link {
+    tcp: TcpStream,
+    muted: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Link {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Link {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.muted.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Link>,
+    muted: Arc<AtomicBool>,
 }
 
 impl Client {
     /// A WebSocket to `/ws` that has said nothing yet.
     pub async fn open(addr: SocketAddr) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let muted = Arc::new(AtomicBool::new(false));
+        let link = Link {
+            tcp,
+            muted: muted.clone(),
+        };
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), link)
             .await
             .unwrap();
-        Client { ws }
+        Client { ws, muted }
+    }
+
+    /// From now on nothing this client writes reaches the server, its answers to the
+    /// server's pings included; the client still reads.
+    pub fn mute_uplink(&self) {
+        self.muted.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads until the server's next WebSocket ping (answered unless the uplink is muted);
+    /// a protocol message or a close before it fails the test.
+    pub async fn expect_ping(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("timed out waiting for a ping");
+            match frame {
+                Some(Ok(Message::Ping(_))) => return,
+                Some(Ok(Message::Pong(_))) => continue,
+                other => panic!("expected a ping, got {other:?}"),
+            }
+        }
     }
 
     /// Connects and says `hello`; returns the client and its `welcome`.
