@@ -36,6 +36,7 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `turn_relay=debug` (RUST_LOG works too).
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Every relay setting; the TOML file may set the same ones.
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -153,8 +154,11 @@ pub fn default_port_range() -> String {
 
 /// Everything needed to start a relay.
 pub struct ResolvedConfig {
+    /// What the core needs: realm, users, relay addresses, port range, policy, quotas.
     pub settings: RelaySettings,
+    /// The UDP, TCP and TLS addresses to listen on, with the TLS configuration.
     pub listeners: Listeners,
+    /// Where to serve Prometheus `/metrics`, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
 }
 

@@ -25,8 +25,6 @@
 //! ```
 #![warn(missing_docs)]
 
-// The binary's configuration; its rewrite (issue 12) documents the rest of it.
-#[allow(missing_docs)]
 pub mod config;
 mod server;
 
