@@ -13,6 +13,8 @@ pub mod clock;
 pub mod config_file;
 #[cfg(feature = "signal")]
 pub mod shutdown;
+#[cfg(feature = "startup")]
+pub mod startup;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod token_bucket;

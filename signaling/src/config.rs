@@ -5,7 +5,6 @@
 //! `SIGNALING_RING_TIMEOUT_S` in the environment; its default and help text are on the
 //! field too. `server_kit::config_file` does the layering.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +20,7 @@ use crate::turn::EmbeddedTurn;
 pub use server_kit::ConfigError;
 use server_kit::config_file::env_from_ids;
 use server_kit::invalid;
+use server_kit::startup::ServerCli;
 
 /// The resolved configuration of one server.
 #[derive(Clone)]
@@ -408,25 +408,23 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl Cli {
-    /// The command line in layers, each over the one before: defaults, the TOML file
-    /// (`--config`), the `SIGNALING_*` variables of `env`, the flags of `args` (the first is
-    /// the program's name). The binary passes `std::env::args_os()` and
-    /// `std::env::vars_os()`.
-    pub fn load(
-        args: impl IntoIterator<Item = impl Into<OsString>>,
-        env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
-    ) -> Result<Cli, ConfigError> {
-        server_kit::parse_layered(args, env, |cli: &mut Cli| {
-            if let Some(path) = &cli.config {
-                cli.settings = Settings::from_file(path)?;
-            }
-            Ok(())
-        })
+impl ServerCli for Cli {
+    type Settings = Settings;
+    type Config = Config;
+
+    fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
 
-    /// The settings, checked and resolved.
-    pub fn resolve(self) -> Result<Config, ConfigError> {
+    fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    fn log_filter(&self) -> &str {
+        &self.log
+    }
+
+    fn resolve(self) -> Result<Config, ConfigError> {
         self.settings.resolve()
     }
 }

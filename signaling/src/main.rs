@@ -3,31 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use signaling::{Cli, ConfigError, Server};
+use signaling::{Cli, Server};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::load(std::env::args_os(), std::env::vars_os()) {
-        Ok(cli) => cli,
-        Err(ConfigError::CommandLine(e)) => e.exit(),
-        Err(e) => {
-            eprintln!("signaling: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match cli.resolve() {
+    let config = match server_kit::startup::configure::<Cli>("signaling") {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("signaling: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => info!(limit = n, "open file limit"),

@@ -3,7 +3,6 @@
 //! `--max-allocations-per-user`, `max_allocations_per_user`, `TURN_MAX_ALLOCATIONS_PER_USER`.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use server_kit::config_file::env_from_ids;
 use server_kit::rustls;
+use server_kit::startup::ServerCli;
 
 use crate::Listeners;
 use turn_proto::{RelaySettings, Users};
@@ -41,25 +41,24 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-impl Cli {
-    /// The command line in layers, each over the one before: defaults, the TOML file
-    /// (`--config`), the `TURN_*` variables of `env`, the flags of `args` (the first is the
-    /// program's name). The binary passes `std::env::args_os()` and `std::env::vars_os()`.
-    pub fn load(
-        args: impl IntoIterator<Item = impl Into<OsString>>,
-        env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
-    ) -> Result<Cli, ConfigError> {
-        server_kit::parse_layered(args, env, |cli: &mut Cli| {
-            if let Some(path) = &cli.config {
-                cli.settings = Settings::from_file(path)?;
-            }
-            Ok(())
-        })
+impl ServerCli for Cli {
+    type Settings = Settings;
+    type Config = ResolvedConfig;
+
+    fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
 
-    /// The settings, checked and resolved.
-    pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
-        self.settings.clone().resolve()
+    fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    fn log_filter(&self) -> &str {
+        &self.log
+    }
+
+    fn resolve(self) -> Result<ResolvedConfig, ConfigError> {
+        self.settings.resolve()
     }
 }
 

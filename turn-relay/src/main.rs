@@ -4,31 +4,14 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 use turn_relay::TurnServer;
-use turn_relay::config::{Cli, ConfigError};
+use turn_relay::config::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::load(std::env::args_os(), std::env::vars_os()) {
-        Ok(cli) => cli,
-        Err(ConfigError::CommandLine(e)) => e.exit(),
-        Err(e) => {
-            eprintln!("turn-relay: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match cli.resolve() {
+    let config = match server_kit::startup::configure::<Cli>("turn-relay") {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("turn-relay: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shutdown = server_kit::shutdown::on_signal();
     let server = match TurnServer::start(config.settings, config.listeners).await {
