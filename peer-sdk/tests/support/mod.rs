@@ -1,11 +1,7 @@
 //! Shared by the SDK's integration tests: a real signaling server on loopback (with the
-//! embedded TURN relay when asked), clients bound to loopback, a TCP proxy whose
-//! connections a test can cut, and timeouts so that nothing hangs.
+//! embedded TURN relay when asked) and the TCP proxy whose connections a test can cut, both
+//! from test-support; clients bound to loopback; timeouts so that nothing hangs.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
-
-mod proxy;
-#[allow(unused_imports)]
-pub use proxy::CutProxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,42 +11,17 @@ use peer_sdk::{
     AcceptOptions, Call, CallEvent, CallOptions, ChannelSpec, Client, ClientEvent, ClientOptions,
     DataChannel, IncomingCall, PeerOptions, RemoteTrack,
 };
-use signaling::turn::EmbeddedTurn;
-use signaling::{Config, Server};
+#[allow(unused_imports)]
+pub use test_support::cut_proxy::CutProxy;
+#[allow(unused_imports)]
+pub use test_support::signaling_server::{server, server_with, server_with_turn};
 
 /// How long a test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Fails the test if `f` takes longer than [`WAIT`].
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
-
-/// A signaling server on 127.0.0.1:0 with `tweak` applied.
-pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    Server::start(config).await.unwrap()
-}
-
-pub async fn server() -> Server {
-    server_with(|_| {}).await
-}
-
-/// A server with the embedded TURN relay on loopback, loopback peers allowed.
-pub async fn server_with_turn() -> Server {
-    server_with(|c| {
-        let mut turn = EmbeddedTurn::new("127.0.0.1:0".parse().unwrap());
-        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
-        c.turn = Some(turn);
-    })
-    .await
+    test_support::wait::within_for(WAIT, what, f).await
 }
 
 pub fn url(addr: SocketAddr) -> String {
