@@ -1,10 +1,9 @@
 //! The embedded relay: `welcome.ice_servers` names it, and the credentials in the
 //! welcome allocate and relay on it, checked with coturn's independent client.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // waits for an external peer process to bind
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use signaling::turn::EmbeddedTurn;
@@ -58,19 +57,8 @@ fn coturn_installed() -> bool {
 /// credentials (over what `flags` choose: `-t` TCP, `-S` TLS) and relays 100 messages to
 /// a `turnutils_peer` and back, none lost.
 async fn relays_with_coturn(username: &str, password: &str, flags: &[&str], port: u16) {
-    let peer_port = std::net::UdpSocket::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _peer = tokio::process::Command::new("turnutils_peer")
-        .args(["-L", "127.0.0.2", "-p", &peer_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_peer, peer) = support::echo_peer("127.0.0.2").await;
+    let peer_port = peer.port();
     let run = tokio::process::Command::new("turnutils_uclient")
         .args(flags)
         .args([

@@ -4,6 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses a different part of this
 
 #[allow(unused_imports)]
+pub use test_support::coturn::echo_peer;
+#[allow(unused_imports)]
 pub use test_support::require::require;
 #[allow(unused_imports)]
 pub use test_support::signaling_server::{server, server_with};
