@@ -1,21 +1,23 @@
 //! The core driven with bytes and injected time: no sockets, no sleeps. Requests are
-//! built and signed by stun-rs's encoder, independently of the relay's own checks.
+//! built and signed by stun-rs's encoder (test-support's `stun`), independently of the
+//! relay's own checks.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stun_rs::attributes::stun::{
-    ErrorCode, MessageIntegrity, MessageIntegritySha256, Nonce, Realm, UserName, XorMappedAddress,
-};
+use stun_rs::attributes::stun::{MessageIntegritySha256, Nonce, Realm, UserName, XorMappedAddress};
 use stun_rs::attributes::turn::{
     ChannelNumber, Data, LifeTime, RequestedAddressFamily, RequestedTrasport, XorPeerAddress,
     XorRelayedAddress,
 };
 use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, REFRESH, SEND};
 use stun_rs::{
-    AddressFamily, Algorithm, AlgorithmId, HMACKey, MessageClass, MessageDecoderBuilder,
-    MessageEncoderBuilder, MessageMethod, StunAttribute, StunMessage, StunMessageBuilder,
+    AddressFamily, MessageClass, MessageDecoderBuilder, MessageMethod, StunAttribute, StunMessage,
+    StunMessageBuilder,
+};
+use test_support::stun::{
+    Integrity, LongTerm, append_message_integrity, decode, encode, error_code, long_term_key,
 };
 
 use super::*;
@@ -91,29 +93,18 @@ impl Harness {
         class: MessageClass,
         attrs: Vec<StunAttribute>,
     ) -> Vec<u8> {
-        let mut b = StunMessageBuilder::new(method, class);
-        for a in attrs {
-            b = b.with_attribute(a);
-        }
-        if let Some(nonce) = &self.nonce {
-            let key = HMACKey::new_long_term(
-                &self.user,
-                REALM,
-                &self.password,
-                Algorithm::from(AlgorithmId::MD5),
-            )
-            .unwrap();
-            b = b
-                .with_attribute(UserName::new(&self.user).unwrap())
-                .with_attribute(Realm::new(REALM).unwrap())
-                .with_attribute(Nonce::new(nonce).unwrap());
-            b = if self.sha256 {
-                b.with_attribute(MessageIntegritySha256::new(key))
-            } else {
-                b.with_attribute(MessageIntegrity::new(key))
-            };
-        }
-        encode(&b.build())
+        let signed = self.nonce.as_deref().map(|nonce| LongTerm {
+            user: &self.user,
+            realm: REALM,
+            password: &self.password,
+            nonce,
+        });
+        let integrity = if self.sha256 {
+            Integrity::Sha256
+        } else {
+            Integrity::Sha1
+        };
+        test_support::stun::message(method, class, attrs, signed.map(|c| (c, integrity)))
     }
 
     fn send(&mut self, bytes: &[u8]) -> FromClient<u64> {
@@ -130,8 +121,8 @@ impl Harness {
             other => panic!("expected a reply, got {other:?}"),
         };
         let msg = decode(&reply);
-        if let Some(n) = msg.get::<Nonce>() {
-            self.nonce = Some(n.as_nonce().unwrap().as_str().to_owned());
+        if let Some(nonce) = test_support::stun::nonce(&msg) {
+            self.nonce = Some(nonce);
         }
         msg
     }
@@ -139,21 +130,16 @@ impl Harness {
     /// Sends a request, redoing it once after a 401/438 challenge.
     fn authed(&mut self, method: MessageMethod, attrs: Vec<StunAttribute>) -> StunMessage {
         let first = self.ask(method, attrs.clone());
-        match error_code(&first) {
-            Some(401) | Some(438) => self.ask(method, attrs),
-            _ => first,
+        if test_support::stun::is_challenge(&first) {
+            return self.ask(method, attrs);
         }
+        first
     }
 
     fn allocate(&mut self) -> SocketAddr {
         let reply = self.authed(ALLOCATE, vec![udp()]);
         assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
-        *reply
-            .get::<XorRelayedAddress>()
-            .unwrap()
-            .as_xor_relayed_address()
-            .unwrap()
-            .socket_address()
+        test_support::stun::relayed_address(&reply)
     }
 
     fn indication(&mut self, peer: SocketAddr, data: &[u8]) -> FromClient<u64> {
@@ -166,29 +152,6 @@ impl Harness {
         self.nonce = nonce;
         self.send(&bytes)
     }
-}
-
-fn encode(msg: &StunMessage) -> Vec<u8> {
-    let mut buf = vec![0u8; 2048];
-    let n = MessageEncoderBuilder::default()
-        .build()
-        .encode(&mut buf, msg)
-        .unwrap();
-    buf.truncate(n);
-    buf
-}
-
-fn decode(bytes: &[u8]) -> StunMessage {
-    MessageDecoderBuilder::default()
-        .build()
-        .decode(bytes)
-        .unwrap()
-        .0
-}
-
-fn error_code(msg: &StunMessage) -> Option<u16> {
-    msg.get::<ErrorCode>()
-        .map(|e| e.as_error_code().unwrap().error_code().error_code())
 }
 
 fn udp() -> StunAttribute {
@@ -242,8 +205,7 @@ fn allocate_challenges_then_succeeds_signed() {
     let FromClient::Reply(reply) = h.send(&bytes) else {
         panic!()
     };
-    let key =
-        HMACKey::new_long_term("alice", REALM, "pw-a", Algorithm::from(AlgorithmId::MD5)).unwrap();
+    let key = long_term_key("alice", REALM, "pw-a");
     let ctx = stun_rs::DecoderContextBuilder::default()
         .with_key(key)
         .with_validation()
@@ -419,27 +381,11 @@ fn inject_attribute(h: &Harness, method: MessageMethod, kind: u16, value: &[u8])
         );
         msg.extend_from_slice(&one[20..]);
     }
-    let key = HMACKey::new_long_term(
-        &h.user,
-        REALM,
-        &h.password,
-        Algorithm::from(AlgorithmId::MD5),
-    )
-    .unwrap();
-    sign_sha1(&mut msg, key.as_bytes());
+    append_message_integrity(
+        &mut msg,
+        long_term_key(&h.user, REALM, &h.password).as_bytes(),
+    );
     msg
-}
-
-/// Appends MESSAGE-INTEGRITY computed per RFC 8489 §14.5 (test-side implementation).
-fn sign_sha1(msg: &mut Vec<u8>, key: &[u8]) {
-    use hmac::{Hmac, Mac};
-    let len = (msg.len() - 20 + 24) as u16;
-    msg[2..4].copy_from_slice(&len.to_be_bytes());
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
-    mac.update(msg);
-    let tag = mac.finalize().into_bytes();
-    msg.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
-    msg.extend_from_slice(&tag);
 }
 
 #[test]
