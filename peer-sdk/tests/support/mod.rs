@@ -52,14 +52,9 @@ pub async fn connect(addr: SocketAddr, user: &str) -> Client {
 
 /// The next incoming call of `client` (other events are skipped).
 pub async fn incoming(client: &Client) -> IncomingCall {
-    within("an incoming call", async {
-        loop {
-            match client.next_event().await {
-                Some(ClientEvent::Incoming(call)) => return *call,
-                Some(_) => continue,
-                None => panic!("client closed while waiting for a call"),
-            }
-        }
+    client_event(client, "an incoming call", |e| match e {
+        ClientEvent::Incoming(call) => Some(*call),
+        _ => None,
     })
     .await
 }
@@ -96,15 +91,10 @@ pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataCha
 
 /// The next data channel the other side opens.
 pub async fn remote_channel(call: &Call) -> DataChannel {
-    within("a remote data channel", async {
-        loop {
-            match call.next_event().await {
-                Some(CallEvent::DataChannel(c)) => return c,
-                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a data channel"),
-                Some(_) => continue,
-                None => panic!("no more call events"),
-            }
-        }
+    call_event(call, "a remote data channel", |e| match e {
+        CallEvent::DataChannel(c) => Some(c),
+        CallEvent::Ended(r) => panic!("call ended ({r}) before a data channel"),
+        _ => None,
     })
     .await
 }
@@ -153,15 +143,10 @@ pub async fn client_event<T>(
 
 /// The next remote track.
 pub async fn remote_track(call: &Call) -> RemoteTrack {
-    within("a remote track", async {
-        loop {
-            match call.next_event().await {
-                Some(CallEvent::Track(t)) => return t,
-                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a track"),
-                Some(_) => continue,
-                None => panic!("no more call events"),
-            }
-        }
+    call_event(call, "a remote track", |e| match e {
+        CallEvent::Track(t) => Some(t),
+        CallEvent::Ended(r) => panic!("call ended ({r}) before a track"),
+        _ => None,
     })
     .await
 }
