@@ -154,6 +154,16 @@ impl Harness {
     }
 }
 
+/// The LIFETIME a response grants.
+fn lifetime(reply: &StunMessage) -> u32 {
+    reply
+        .get::<LifeTime>()
+        .unwrap()
+        .as_life_time()
+        .unwrap()
+        .as_u32()
+}
+
 fn udp() -> StunAttribute {
     RequestedTrasport::new(stun_rs::protocols::UDP).into()
 }
@@ -411,12 +421,7 @@ fn allocation_expires_unless_refreshed() {
     h.allocate();
     h.advance(Duration::from_secs(500));
     let reply = h.authed(REFRESH, vec![LifeTime::from(60).into()]);
-    let granted = reply
-        .get::<LifeTime>()
-        .unwrap()
-        .as_life_time()
-        .unwrap()
-        .as_u32();
+    let granted = lifetime(&reply);
     assert_eq!(granted, 600, "below the default, the default is granted");
     h.advance(Duration::from_secs(599));
     assert_eq!(h.relay.allocation_count(), 1);
@@ -429,12 +434,7 @@ fn allocation_expires_unless_refreshed() {
 fn lifetime_is_capped_at_the_maximum() {
     let mut h = Harness::new();
     let reply = h.authed(ALLOCATE, vec![udp(), LifeTime::from(100_000).into()]);
-    let granted = reply
-        .get::<LifeTime>()
-        .unwrap()
-        .as_life_time()
-        .unwrap()
-        .as_u32();
+    let granted = lifetime(&reply);
     assert_eq!(granted, 3600);
 }
 
