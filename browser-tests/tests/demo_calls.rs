@@ -68,7 +68,9 @@ async fn two_browsers_call_see_and_hear_each_other_then_hang_up() {
     bob.click("chat-send").await;
     alice.wait_text("chat-log", "bob: hi alice").await;
 
-    let shot = alice.screenshot("connected-call").await;
+    let shot = alice
+        .screenshot(env!("CARGO_TARGET_TMPDIR").as_ref(), "connected-call")
+        .await;
     eprintln!("screenshot of the connected call: {}", shot.display());
 
     // Mute and camera off switch the local tracks off (the call goes on).

@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::Value;
 use support::example::{Example, receives_rtp};
-use support::{NatLab, Pki, within};
+use support::{NatLab, Pki};
 
 /// alice (Chromium in `browser_ns`) calls bob (the SDK's answer example in `answer_ns`);
 /// waits until the page decodes bob's video and bob receives RTP (and, given `settles`, a
@@ -56,14 +56,7 @@ async fn browser_calls(
 }
 
 async fn another_status_line(ex: &Example) {
-    let count = |ex: &Example| ex.lines().iter().filter(|l| receives_rtp(l)).count();
-    let seen = count(ex);
-    within("another status line", async {
-        while count(ex) <= seen {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    ex.wait_another("another status line", receives_rtp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

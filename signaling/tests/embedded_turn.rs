@@ -1,10 +1,9 @@
 //! The embedded relay: `welcome.ice_servers` names it, and the credentials in the
 //! welcome allocate and relay on it, checked with coturn's independent client.
-#![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use signaling::EmbeddedTurn;
@@ -54,45 +53,12 @@ fn coturn_installed() -> bool {
     support::require("turnutils_uclient", "coturn") && support::require("turnutils_peer", "coturn")
 }
 
-/// Waits until the echo peer at `peer` answers a datagram: it has bound its port.
-async fn echo_answers(peer: std::net::SocketAddr) {
-    let probe = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    let mut buf = [0u8; 16];
-    let answered = async {
-        loop {
-            probe.send_to(b"ready?", peer).await.unwrap();
-            // A datagram sent before the peer bound is lost: ask again until one comes back.
-            let reply = tokio::time::timeout(Duration::from_millis(50), probe.recv_from(&mut buf));
-            if let Ok(Ok((n, from))) = reply.await
-                && from == peer
-                && buf[..n] == *b"ready?"
-            {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(support::WAIT, answered)
-        .await
-        .expect("turnutils_peer did not answer");
-}
-
 /// coturn's `turnutils_uclient` allocates on the relay at 127.0.0.1:`port` with the
 /// credentials (over what `flags` choose: `-t` TCP, `-S` TLS) and relays 100 messages to
 /// a `turnutils_peer` and back, none lost.
 async fn relays_with_coturn(username: &str, password: &str, flags: &[&str], port: u16) {
-    let peer_port = std::net::UdpSocket::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _peer = tokio::process::Command::new("turnutils_peer")
-        .args(["-L", "127.0.0.2", "-p", &peer_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    echo_answers(([127, 0, 0, 2], peer_port).into()).await;
+    let (_peer, peer) = support::echo_peer("127.0.0.2").await;
+    let peer_port = peer.port();
     let run = tokio::process::Command::new("turnutils_uclient")
         .args(flags)
         .args([

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use stun_rs::attributes::turn::{
-    ChannelNumber, RequestedAddressFamily, RequestedTrasport, XorPeerAddress, XorRelayedAddress,
+    ChannelNumber, RequestedAddressFamily, RequestedTrasport, XorPeerAddress,
 };
 use stun_rs::methods::{ALLOCATE, CHANNEL_BIND};
 use stun_rs::{AddressFamily, MessageClass, StunAttribute};
@@ -25,12 +25,7 @@ fn ipv6_allocate() -> Vec<StunAttribute> {
 async fn allocate_v6(client: &mut TestClient) -> SocketAddr {
     let reply = client.request(ALLOCATE, ipv6_allocate()).await;
     assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
-    *reply
-        .get::<XorRelayedAddress>()
-        .unwrap()
-        .as_xor_relayed_address()
-        .unwrap()
-        .socket_address()
+    test_support::stun::relayed_address(&reply)
 }
 
 #[tokio::test]

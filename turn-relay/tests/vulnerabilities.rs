@@ -345,9 +345,15 @@ async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
     .await;
     assert_eq!(ok.class(), MessageClass::SuccessResponse, "{ok:?}");
     // Quiet for longer than the idle limit (a real socket timeout, configured short): the
-    // allocation keeps the connection open.
-    #[allow(clippy::disallowed_methods)]
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // allocation keeps the connection open. A connection opened now without one is closed
+    // once it has idled, so by then this one has been quiet for longer than that.
+    let mut control = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), control.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection without an allocation is closed: {read:?}"
+    );
     let binding = exchange(
         &mut tcp,
         &builder.build(BINDING, MessageClass::Request, Vec::new()),

@@ -1,24 +1,20 @@
 //! Shared by the browser tests: a real signaling server (with its embedded TURN relay, on
 //! loopback, default peer policy), chromedriver and headless Chromium with a fake camera and
 //! microphone (see shared/TESTING.md), one browser per page, and helpers that drive the demo
-//! the way a person does: type a name, click, read what the page says.
+//! the way a person does: type a name, click, read what the page says. The browser, the
+//! example launcher and the cut proxy are test-support's.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use signaling::EmbeddedTurn;
 use signaling::{Config, Server};
 
-pub mod browser;
-pub mod example;
-#[path = "../../../peer-sdk/tests/support/proxy.rs"]
-mod proxy;
+use test_support::browser::{Driver, browser_installed};
 #[allow(unused_imports)]
-pub use proxy::CutProxy;
-#[path = "../../../signaling/tests/support/require.rs"]
-mod require;
-
-use browser::{Driver, browser_installed};
+pub use test_support::browser::{Launch, Page, WAIT, assert_no_console_errors, within};
 #[allow(unused_imports)]
-pub use browser::{Launch, Page, WAIT, assert_no_console_errors, within};
+pub use test_support::cut_proxy::CutProxy;
+#[allow(unused_imports)]
+pub use test_support::example;
+use test_support::signaling_server::{loopback_turn, server_with};
 
 /// One browser test at a time per test binary: each page is a whole Chromium with a fake
 /// camera, and the CI machine has two cores.
@@ -43,13 +39,11 @@ impl Lab {
             return None;
         }
         let serial = ONE_AT_A_TIME.lock().await;
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            turn: Some(EmbeddedTurn::new("127.0.0.1:0".parse().unwrap())),
-            ..Config::default()
-        };
-        tweak(&mut config);
-        let server = Server::start(config).await.unwrap();
+        let server = server_with(|c| {
+            c.turn = Some(loopback_turn());
+            tweak(c);
+        })
+        .await;
         Some(Lab {
             server,
             driver: Driver::start().await,

@@ -5,19 +5,12 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-#[path = "../../../browser-tests/tests/support/browser.rs"]
-pub mod browser;
-#[path = "../../../browser-tests/tests/support/example.rs"]
-pub mod example;
-#[path = "../../../signaling/tests/support/require.rs"]
-mod require;
-
-use browser::{Driver, Launch, Page, browser_installed};
-pub use browser::{WAIT, within};
-use example::{Example, receives_rtp};
-use require::{require, require_root};
+use test_support::browser::{Driver, Launch, Page, browser_installed};
+#[allow(unused_imports)]
+pub use test_support::example;
+use test_support::example::{Example, receives_rtp};
+use test_support::require::{require, require_root};
 
 /// The public address of the signaling server and relay inside the lab.
 pub const PUBLIC: &str = "198.51.100.1";
@@ -153,14 +146,8 @@ impl NatLab {
         alice.wait_line("RTP at alice", receives_rtp).await;
         // Connected: from here on, what the relay carries is this call's media (if any).
         let before = self.relayed_bytes();
-        let rtp_lines = |ex: &Example| ex.lines().iter().filter(|l| receives_rtp(l)).count();
-        let seen = rtp_lines(&bob);
-        within("another status line at bob", async {
-            while rtp_lines(&bob) <= seen {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await;
+        bob.wait_another("another status line at bob", receives_rtp)
+            .await;
         let relayed_in_call = self.relayed_bytes() - before;
         let outcome = CallOutcome {
             bob: last_pair(&bob),

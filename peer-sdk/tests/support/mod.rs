@@ -1,11 +1,7 @@
 //! Shared by the SDK's integration tests: a real signaling server on loopback (with the
-//! embedded TURN relay when asked), clients bound to loopback, a TCP proxy whose
-//! connections a test can cut, and timeouts so that nothing hangs.
+//! embedded TURN relay when asked) and the TCP proxy whose connections a test can cut, both
+//! from test-support; clients bound to loopback; timeouts so that nothing hangs.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
-
-mod proxy;
-#[allow(unused_imports)]
-pub use proxy::CutProxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,42 +11,17 @@ use peer_sdk::{
     AcceptOptions, Call, CallEvent, CallOptions, ChannelSpec, Client, ClientEvent, ClientOptions,
     DataChannel, IncomingCall, PeerOptions, RemoteTrack,
 };
-use signaling::EmbeddedTurn;
-use signaling::{Config, Server};
+#[allow(unused_imports)]
+pub use test_support::cut_proxy::CutProxy;
+#[allow(unused_imports)]
+pub use test_support::signaling_server::{server, server_with, server_with_turn};
 
 /// How long a test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Fails the test if `f` takes longer than [`WAIT`].
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
-
-/// A signaling server on 127.0.0.1:0 with `tweak` applied.
-pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    Server::start(config).await.unwrap()
-}
-
-pub async fn server() -> Server {
-    server_with(|_| {}).await
-}
-
-/// A server with the embedded TURN relay on loopback, loopback peers allowed.
-pub async fn server_with_turn() -> Server {
-    server_with(|c| {
-        let mut turn = EmbeddedTurn::new("127.0.0.1:0".parse().unwrap());
-        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
-        c.turn = Some(turn);
-    })
-    .await
+    test_support::wait::within_for(WAIT, what, f).await
 }
 
 pub fn url(addr: SocketAddr) -> String {
@@ -81,14 +52,9 @@ pub async fn connect(addr: SocketAddr, user: &str) -> Client {
 
 /// The next incoming call of `client` (other events are skipped).
 pub async fn incoming(client: &Client) -> IncomingCall {
-    within("an incoming call", async {
-        loop {
-            match client.next_event().await {
-                Some(ClientEvent::Incoming(call)) => return *call,
-                Some(_) => continue,
-                None => panic!("client closed while waiting for a call"),
-            }
-        }
+    client_event(client, "an incoming call", |e| match e {
+        ClientEvent::Incoming(call) => Some(*call),
+        _ => None,
     })
     .await
 }
@@ -125,15 +91,10 @@ pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataCha
 
 /// The next data channel the other side opens.
 pub async fn remote_channel(call: &Call) -> DataChannel {
-    within("a remote data channel", async {
-        loop {
-            match call.next_event().await {
-                Some(CallEvent::DataChannel(c)) => return c,
-                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a data channel"),
-                Some(_) => continue,
-                None => panic!("no more call events"),
-            }
-        }
+    call_event(call, "a remote data channel", |e| match e {
+        CallEvent::DataChannel(c) => Some(c),
+        CallEvent::Ended(r) => panic!("call ended ({r}) before a data channel"),
+        _ => None,
     })
     .await
 }
@@ -182,15 +143,10 @@ pub async fn client_event<T>(
 
 /// The next remote track.
 pub async fn remote_track(call: &Call) -> RemoteTrack {
-    within("a remote track", async {
-        loop {
-            match call.next_event().await {
-                Some(CallEvent::Track(t)) => return t,
-                Some(CallEvent::Ended(r)) => panic!("call ended ({r}) before a track"),
-                Some(_) => continue,
-                None => panic!("no more call events"),
-            }
-        }
+    call_event(call, "a remote track", |e| match e {
+        CallEvent::Track(t) => Some(t),
+        CallEvent::Ended(r) => panic!("call ended ({r}) before a track"),
+        _ => None,
     })
     .await
 }

@@ -1,11 +1,14 @@
-//! Shared by the integration tests: a server on a free loopback port and a WebSocket
-//! client that speaks the protocol, with timeouts so a missing message fails the test
-//! instead of hanging it.
+//! Shared by the integration tests: a server on a free loopback port (from test-support)
+//! and a WebSocket client that speaks the protocol, with timeouts so a missing message
+//! fails the test instead of hanging it.
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses a different part of this
 
-mod require;
 #[allow(unused_imports)]
-pub use require::require;
+pub use test_support::coturn::echo_peer;
+#[allow(unused_imports)]
+pub use test_support::require::require;
+#[allow(unused_imports)]
+pub use test_support::signaling_server::{server, server_with};
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +19,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use signaling::{Config, Server};
 use signaling_protocol::{
     Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, Hello, IceCandidate,
     Invite, ServerMessage, UserName, Welcome, parse_server_message,
@@ -29,20 +31,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// How long a test waits for a message that must come.
 pub const WAIT: Duration = Duration::from_secs(5);
-
-/// Starts a server on 127.0.0.1:0 with `tweak` applied to the default configuration.
-pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    Server::start(config).await.unwrap()
-}
-
-pub async fn server() -> Server {
-    server_with(|_| {}).await
-}
 
 pub fn call_id(s: &str) -> CallId {
     CallId::new(s).unwrap()

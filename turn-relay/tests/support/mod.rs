@@ -1,22 +1,25 @@
-//! Shared helpers of the relay's integration tests: an in-process relay on loopback, a
-//! small STUN/TURN test client built on stun-rs, child processes that die with the test,
-//! and tool checks that fail loudly under `CI=true`.
+//! Shared helpers of the relay's integration tests: an in-process relay on loopback and a
+//! small STUN/TURN test client, whose requests test-support's `stun` builds and signs.
+//! coturn's tools, the tool checks and the waits are test-support's too.
 #![allow(dead_code, clippy::disallowed_methods)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
-
 use std::time::Duration;
 
-use stun_rs::attributes::stun::{ErrorCode, MessageIntegrity, Nonce, Realm, UserName};
-use stun_rs::attributes::turn::{RequestedTrasport, XorRelayedAddress};
+use stun_rs::attributes::turn::RequestedTrasport;
 use stun_rs::methods::ALLOCATE;
-use stun_rs::{
-    Algorithm, AlgorithmId, HMACKey, MessageClass, MessageDecoderBuilder, MessageEncoderBuilder,
-    MessageMethod, StunAttribute, StunMessage, StunMessageBuilder,
-};
+use stun_rs::{MessageClass, MessageMethod, StunAttribute, StunMessage};
+#[allow(unused_imports)]
+pub use test_support::coturn::{ChildGuard, Totals, echo_peer, free_udp_port, uclient};
+#[allow(unused_imports)]
+pub use test_support::require::require;
+use test_support::stun::{Integrity, LongTerm};
+#[allow(unused_imports)]
+pub use test_support::stun::{decode, error_code};
+#[allow(unused_imports)]
+pub use test_support::wait::eventually;
 use tokio::net::UdpSocket;
 use turn_relay::{Listeners, RelaySettings, StreamLimits, TurnServer, Users};
 
@@ -139,104 +142,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether `tool` is installed. Missing: a panic under `CI=true`, else a loud skip.
-pub fn require(tool: &str, package: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
-        return true;
-    }
-    let msg = format!("{tool} is not installed (Debian package {package}; .ci/run installs it)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    false
-}
-
-/// A child process killed when the test ends, however it ends.
-pub struct ChildGuard(pub tokio::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
-/// A free UDP port on `ip` (bound, read, released).
-pub fn free_udp_port(ip: &str) -> u16 {
-    std::net::UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// coturn's echo peer on `ip`; returns its address.
-pub async fn echo_peer(ip: &str) -> (ChildGuard, SocketAddr) {
-    let port = free_udp_port(ip);
-    let child = tokio::process::Command::new("turnutils_peer")
-        .args(["-L", ip, "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // It binds at once; give it a moment before clients send.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    (ChildGuard(child), format!("{ip}:{port}").parse().unwrap())
-}
-
-/// What `turnutils_uclient` reported.
-#[derive(Debug, Default)]
-pub struct Totals {
-    pub sent: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub output: String,
-}
-
-/// Runs `turnutils_uclient` with `args` (server address last) within 120 s.
-pub async fn uclient(args: &[String]) -> Totals {
-    let run = tokio::process::Command::new("turnutils_uclient")
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("turnutils_uclient finished within 120 s")
-        .unwrap();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut t = Totals::default();
-    for line in output.lines() {
-        if let Some(rest) = line.split("start_mclient: tot_send_msgs=").nth(1) {
-            let mut parts = rest.split(", tot_recv_msgs=");
-            t.sent = parts
-                .next()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            t.received = parts
-                .next()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-        }
-        if let Some(rest) = line.split("Total lost packets ").nth(1) {
-            t.lost = rest
-                .split_whitespace()
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(u64::MAX);
-        }
-    }
-    t.output = output;
-    t
-}
-
 /// A STUN/TURN client for tests, over UDP, with long-term credentials.
 pub struct TestClient {
     pub socket: UdpSocket,
@@ -263,31 +168,16 @@ impl TestClient {
         class: MessageClass,
         attrs: Vec<StunAttribute>,
     ) -> Vec<u8> {
-        let mut b = StunMessageBuilder::new(method, class);
-        for a in attrs {
-            b = b.with_attribute(a);
-        }
-        if let (Some(nonce), MessageClass::Request) = (&self.nonce, class) {
-            let key = HMACKey::new_long_term(
-                &self.user,
-                REALM,
-                &self.password,
-                Algorithm::from(AlgorithmId::MD5),
-            )
-            .unwrap();
-            b = b
-                .with_attribute(UserName::new(&self.user).unwrap())
-                .with_attribute(Realm::new(REALM).unwrap())
-                .with_attribute(Nonce::new(nonce).unwrap())
-                .with_attribute(MessageIntegrity::new(key));
-        }
-        let mut buf = vec![0u8; 2048];
-        let n = MessageEncoderBuilder::default()
-            .build()
-            .encode(&mut buf, &b.build())
-            .unwrap();
-        buf.truncate(n);
-        buf
+        let signed = match (&self.nonce, class) {
+            (Some(nonce), MessageClass::Request) => Some(LongTerm {
+                user: &self.user,
+                realm: REALM,
+                password: &self.password,
+                nonce,
+            }),
+            _ => None,
+        };
+        test_support::stun::message(method, class, attrs, signed.map(|c| (c, Integrity::Sha1)))
     }
 
     pub async fn send_raw(&self, bytes: &[u8]) {
@@ -316,8 +206,8 @@ impl TestClient {
             .await
             .expect("a response within 5 s");
         let msg = decode(&reply);
-        if let Some(n) = msg.get::<Nonce>() {
-            self.nonce = Some(n.as_nonce().unwrap().as_str().to_owned());
+        if let Some(nonce) = test_support::stun::nonce(&msg) {
+            self.nonce = Some(nonce);
         }
         msg
     }
@@ -329,10 +219,10 @@ impl TestClient {
         attrs: Vec<StunAttribute>,
     ) -> StunMessage {
         let first = self.exchange(method, attrs.clone()).await;
-        match error_code(&first) {
-            Some(401) | Some(438) => self.exchange(method, attrs).await,
-            _ => first,
+        if test_support::stun::is_challenge(&first) {
+            return self.exchange(method, attrs).await;
         }
+        first
     }
 
     pub async fn allocate(&mut self) -> SocketAddr {
@@ -343,36 +233,6 @@ impl TestClient {
             )
             .await;
         assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
-        *reply
-            .get::<XorRelayedAddress>()
-            .unwrap()
-            .as_xor_relayed_address()
-            .unwrap()
-            .socket_address()
+        test_support::stun::relayed_address(&reply)
     }
-}
-
-pub fn decode(bytes: &[u8]) -> StunMessage {
-    MessageDecoderBuilder::default()
-        .build()
-        .decode(bytes)
-        .unwrap()
-        .0
-}
-
-pub fn error_code(msg: &StunMessage) -> Option<u16> {
-    msg.get::<ErrorCode>()
-        .map(|e| e.as_error_code().unwrap().error_code().error_code())
-}
-
-/// Waits until `check` holds, polling for at most `within`.
-pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
 }

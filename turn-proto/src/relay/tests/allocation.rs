@@ -31,8 +31,7 @@ fn allocate_challenges_then_succeeds_signed() {
     let FromClient::Reply(reply) = h.send(&bytes) else {
         panic!()
     };
-    let key =
-        HMACKey::new_long_term("alice", REALM, "pw-a", Algorithm::from(AlgorithmId::MD5)).unwrap();
+    let key = long_term_key("alice", REALM, "pw-a");
     let ctx = stun_rs::DecoderContextBuilder::default()
         .with_key(key)
         .with_validation()
@@ -115,27 +114,11 @@ fn inject_attribute(h: &Harness, method: MessageMethod, kind: u16, value: &[u8])
         );
         msg.extend_from_slice(&one[20..]);
     }
-    let key = HMACKey::new_long_term(
-        &h.user,
-        REALM,
-        &h.password,
-        Algorithm::from(AlgorithmId::MD5),
-    )
-    .unwrap();
-    sign_sha1(&mut msg, key.as_bytes());
+    append_message_integrity(
+        &mut msg,
+        long_term_key(&h.user, REALM, &h.password).as_bytes(),
+    );
     msg
-}
-
-/// Appends MESSAGE-INTEGRITY computed per RFC 8489 §14.5 (test-side implementation).
-fn sign_sha1(msg: &mut Vec<u8>, key: &[u8]) {
-    use hmac::{Hmac, Mac};
-    let len = (msg.len() - 20 + 24) as u16;
-    msg[2..4].copy_from_slice(&len.to_be_bytes());
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
-    mac.update(msg);
-    let tag = mac.finalize().into_bytes();
-    msg.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
-    msg.extend_from_slice(&tag);
 }
 
 #[test]
@@ -144,12 +127,7 @@ fn allocation_expires_unless_refreshed() {
     h.allocate();
     h.advance(Duration::from_secs(500));
     let reply = h.authed(REFRESH, vec![LifeTime::from(60).into()]);
-    let granted = reply
-        .get::<LifeTime>()
-        .unwrap()
-        .as_life_time()
-        .unwrap()
-        .as_u32();
+    let granted = lifetime(&reply);
     assert_eq!(granted, 600, "below the default, the default is granted");
     h.advance(Duration::from_secs(599));
     assert_eq!(h.relay.allocation_count(), 1);
@@ -162,12 +140,7 @@ fn allocation_expires_unless_refreshed() {
 fn lifetime_is_capped_at_the_maximum() {
     let mut h = Harness::new();
     let reply = h.authed(ALLOCATE, vec![udp(), LifeTime::from(100_000).into()]);
-    let granted = reply
-        .get::<LifeTime>()
-        .unwrap()
-        .as_life_time()
-        .unwrap()
-        .as_u32();
+    let granted = lifetime(&reply);
     assert_eq!(granted, 3600);
 }
 

@@ -1,5 +1,6 @@
 //! The core driven with bytes and injected time: no sockets, no sleeps. Requests are
-//! built and signed by stun-rs's encoder, independently of the relay's own checks.
+//! built and signed by stun-rs's encoder (test-support's `stun`), independently of the
+//! relay's own checks.
 //!
 //! This file is the harness (a relay, a client's credentials and clock, request
 //! builders); the tests are grouped by concept, as pion/turn keeps a file per concept.
@@ -15,17 +16,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stun_rs::attributes::stun::{
-    ErrorCode, MessageIntegrity, MessageIntegritySha256, Nonce, Realm, UserName, XorMappedAddress,
-};
+use stun_rs::attributes::stun::{MessageIntegritySha256, Nonce, Realm, UserName, XorMappedAddress};
 use stun_rs::attributes::turn::{
     ChannelNumber, Data, LifeTime, RequestedAddressFamily, RequestedTrasport, XorPeerAddress,
     XorRelayedAddress,
 };
 use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, REFRESH, SEND};
 use stun_rs::{
-    AddressFamily, Algorithm, AlgorithmId, HMACKey, MessageClass, MessageDecoderBuilder,
-    MessageEncoderBuilder, MessageMethod, StunAttribute, StunMessage, StunMessageBuilder,
+    AddressFamily, MessageClass, MessageDecoderBuilder, MessageMethod, StunAttribute, StunMessage,
+    StunMessageBuilder,
+};
+use test_support::stun::{
+    Integrity, LongTerm, append_message_integrity, decode, encode, error_code, long_term_key,
 };
 
 use super::*;
@@ -101,29 +103,18 @@ impl Harness {
         class: MessageClass,
         attrs: Vec<StunAttribute>,
     ) -> Vec<u8> {
-        let mut b = StunMessageBuilder::new(method, class);
-        for a in attrs {
-            b = b.with_attribute(a);
-        }
-        if let Some(nonce) = &self.nonce {
-            let key = HMACKey::new_long_term(
-                &self.user,
-                REALM,
-                &self.password,
-                Algorithm::from(AlgorithmId::MD5),
-            )
-            .unwrap();
-            b = b
-                .with_attribute(UserName::new(&self.user).unwrap())
-                .with_attribute(Realm::new(REALM).unwrap())
-                .with_attribute(Nonce::new(nonce).unwrap());
-            b = if self.sha256 {
-                b.with_attribute(MessageIntegritySha256::new(key))
-            } else {
-                b.with_attribute(MessageIntegrity::new(key))
-            };
-        }
-        encode(&b.build())
+        let signed = self.nonce.as_deref().map(|nonce| LongTerm {
+            user: &self.user,
+            realm: REALM,
+            password: &self.password,
+            nonce,
+        });
+        let integrity = if self.sha256 {
+            Integrity::Sha256
+        } else {
+            Integrity::Sha1
+        };
+        test_support::stun::message(method, class, attrs, signed.map(|c| (c, integrity)))
     }
 
     fn send(&mut self, bytes: &[u8]) -> FromClient<u64> {
@@ -140,8 +131,8 @@ impl Harness {
             other => panic!("expected a reply, got {other:?}"),
         };
         let msg = decode(&reply);
-        if let Some(n) = msg.get::<Nonce>() {
-            self.nonce = Some(n.as_nonce().unwrap().as_str().to_owned());
+        if let Some(nonce) = test_support::stun::nonce(&msg) {
+            self.nonce = Some(nonce);
         }
         msg
     }
@@ -149,21 +140,16 @@ impl Harness {
     /// Sends a request, redoing it once after a 401/438 challenge.
     fn authed(&mut self, method: MessageMethod, attrs: Vec<StunAttribute>) -> StunMessage {
         let first = self.ask(method, attrs.clone());
-        match error_code(&first) {
-            Some(401) | Some(438) => self.ask(method, attrs),
-            _ => first,
+        if test_support::stun::is_challenge(&first) {
+            return self.ask(method, attrs);
         }
+        first
     }
 
     fn allocate(&mut self) -> SocketAddr {
         let reply = self.authed(ALLOCATE, vec![udp()]);
         assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
-        *reply
-            .get::<XorRelayedAddress>()
-            .unwrap()
-            .as_xor_relayed_address()
-            .unwrap()
-            .socket_address()
+        test_support::stun::relayed_address(&reply)
     }
 
     fn indication(&mut self, peer: SocketAddr, data: &[u8]) -> FromClient<u64> {
@@ -178,27 +164,14 @@ impl Harness {
     }
 }
 
-fn encode(msg: &StunMessage) -> Vec<u8> {
-    let mut buf = vec![0u8; 2048];
-    let n = MessageEncoderBuilder::default()
-        .build()
-        .encode(&mut buf, msg)
-        .unwrap();
-    buf.truncate(n);
-    buf
-}
-
-fn decode(bytes: &[u8]) -> StunMessage {
-    MessageDecoderBuilder::default()
-        .build()
-        .decode(bytes)
+/// The LIFETIME a response grants.
+fn lifetime(reply: &StunMessage) -> u32 {
+    reply
+        .get::<LifeTime>()
         .unwrap()
-        .0
-}
-
-fn error_code(msg: &StunMessage) -> Option<u16> {
-    msg.get::<ErrorCode>()
-        .map(|e| e.as_error_code().unwrap().error_code().error_code())
+        .as_life_time()
+        .unwrap()
+        .as_u32()
 }
 
 fn udp() -> StunAttribute {

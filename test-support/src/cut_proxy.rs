@@ -1,5 +1,5 @@
-//! A TCP proxy whose connections a test can cut: the SDK's resume tests and the web demo's
-//! (browser-tests includes this file with `#[path]`).
+//! A TCP proxy whose connections a test can cut: a lost network for the SDK's and the web
+//! demo's resume tests.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,5 +63,49 @@ impl Drop for CutProxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::wait::within_for;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// An upstream that answers every connection with "hi" and keeps it open.
+    async fn greeter() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(b"hi").await;
+                open.push(conn);
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_cut_closes_open_connections_and_a_block_refuses_new_ones() {
+        let proxy = CutProxy::start(greeter().await).await;
+        let mut conn = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut buf = [0u8; 2];
+        within_for(WAIT, "the greeting", conn.read_exact(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!(&buf, b"hi");
+        proxy.cut();
+        let read = within_for(WAIT, "the cut", conn.read(&mut buf)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        proxy.block(true);
+        let mut refused = TcpStream::connect(proxy.addr).await.unwrap();
+        let read = within_for(WAIT, "the refusal", refused.read(&mut buf)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
 }

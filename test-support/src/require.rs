@@ -1,5 +1,5 @@
-//! Tests that need a tool from a Debian package, or root (the browser tests and the NAT lab
-//! include this file with `#[path]`).
+//! Tests that need a tool from a Debian package, or root: without it a test is skipped
+//! loudly, and fails under `CI=true` (CI installs everything and runs as root).
 
 /// Whether `tool` is installed. Missing: a panic under `CI=true`, else a loud skip.
 pub fn require(tool: &str, package: &str) -> bool {
@@ -28,4 +28,24 @@ fn missing(msg: &str) -> bool {
     }
     eprintln!("SKIPPED: {msg}");
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_tool_is_found() {
+        assert!(require("sh", "dash"));
+    }
+
+    #[test]
+    fn a_missing_tool_is_a_skip_or_under_ci_a_failure() {
+        let under_ci = std::env::var("CI").as_deref() == Ok("true");
+        let outcome = std::panic::catch_unwind(|| require("no-such-tool-here", "none"));
+        match outcome {
+            Ok(found) => assert!(!under_ci && !found),
+            Err(_) => assert!(under_ci),
+        }
+    }
 }

@@ -1,12 +1,11 @@
 //! Headless Chromium driven over WebDriver: chromedriver, one browser per page (its own
 //! profile, fake camera and microphone, see shared/TESTING.md), and a `Page` with helpers
-//! that use the demo the way a person does. Shared by the browser tests and the NAT lab
-//! (which launches Chromium inside a network namespace through `Launch::binary`).
-#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+//! that use the demo the way a person does. For the browser tests and the NAT lab (which
+//! launches Chromium inside a network namespace through `Launch::binary`).
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,17 +13,15 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use super::require::require;
+use crate::require::require;
+use crate::wait::within_for;
 
-/// How long a test waits for something that must happen.
+/// How long a browser test waits for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Fails the test if `f` takes longer than [`WAIT`].
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    within_for(WAIT, what, f).await
 }
 
 /// Chromium and chromedriver are installed; if not, a loud skip, or a failure under
@@ -283,11 +280,12 @@ impl Page {
             .collect()
     }
 
-    /// Saves a PNG of the page under `target/tmp/browser-artifacts/<name>.png`.
-    pub async fn screenshot(&self, name: &str) -> PathBuf {
+    /// Saves a PNG of the page as `<dir>/browser-artifacts/<name>.png` (a test passes
+    /// its `CARGO_TARGET_TMPDIR`).
+    pub async fn screenshot(&self, dir: &Path, name: &str) -> PathBuf {
         self.eval("window.scrollTo(0, 0)").await;
         let png = self.client.screenshot().await.unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
+        let dir = dir.join("browser-artifacts");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();

@@ -1,14 +1,17 @@
-//! Running the SDK's example programs from a test (the browser tests and the NAT lab
-//! include this file with `#[path]`): their stdout line by line, their stdin, Ctrl-C.
+//! Running the SDK's example programs from a test (the browser tests and the NAT lab):
+//! their stdout line by line, their stdin, Ctrl-C.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-use super::WAIT;
+use crate::wait::within_for;
+
+/// How long a test waits for a line of a program, or for it to exit.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A program (an SDK example, or anything run through `ip netns exec`) with its stdout
 /// collected line by line.
@@ -56,8 +59,28 @@ impl Example {
                 let printed = self.lines();
                 panic!("the example never printed {what}; it printed {printed:#?}");
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until the program prints one more line for which `pred` holds than it had
+    /// printed when called (the next status line, say).
+    pub async fn wait_another(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let count = || {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| pred(l))
+                .count()
+        };
+        let seen = count();
+        within_for(WAIT, what, async {
+            while count() <= seen {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
     }
 
     /// Types a chat line into the example.
@@ -86,7 +109,7 @@ impl Example {
 
     /// Waits for the example to exit on its own; returns whether it succeeded.
     pub async fn exit(mut self) -> bool {
-        super::within("the example to exit", self.child.wait())
+        within_for(WAIT, "the example to exit", self.child.wait())
             .await
             .unwrap()
             .success()
@@ -99,4 +122,40 @@ pub fn receives_rtp(line: &str) -> bool {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse::<u64>().ok())
         .is_some_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_read_and_stdin_is_written() {
+        let script = "echo ready; read line; echo \"got $line\"";
+        let mut ex = Example::start("sh", &["-c", script]);
+        ex.wait_line("ready", |l| l == "ready").await;
+        ex.say("one").await;
+        ex.wait_line("the echo", |l| l == "got one").await;
+        assert_eq!(ex.lines(), ["ready", "got one"]);
+        assert!(ex.exit().await);
+    }
+
+    #[tokio::test]
+    async fn another_line_is_one_printed_after_the_call() {
+        let ex = Example::start(
+            "sh",
+            &["-c", "for i in 1 2 3; do echo tick; sleep 0.1; done"],
+        );
+        ex.wait_line("a tick", |l| l == "tick").await;
+        ex.wait_another("another tick", |l| l == "tick").await;
+        let ticks = ex.lines().len();
+        assert!(ticks >= 2, "{ticks}");
+        assert!(ex.exit().await);
+    }
+
+    #[test]
+    fn status_lines_with_rtp_in() {
+        assert!(receives_rtp("path host/host, 12 RTP packets in"));
+        assert!(!receives_rtp("path host/host, 0 RTP packets in"));
+        assert!(!receives_rtp("waiting for calls"));
+    }
 }
