@@ -45,20 +45,12 @@ pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     );
     let signal = shared.register(conn);
     shared.metrics.connections().inc();
-    let limits = ConnectionLimits {
-        heartbeat: shared.config.heartbeat,
-        rate_per_s: shared.config.rate_per_s,
-        rate_burst: shared.config.rate_burst,
-    };
-    let connection = Connection {
-        policy: ConnectionPolicy::new(limits, clock::now()),
-        hello_done: false,
-        socket,
-        signal,
-        conn,
-        shared: shared.clone(),
-    };
-    connection.run().instrument(span).await;
+    // No local outlives this statement: each would be kept in every idle connection's
+    // future for as long as the connection lives.
+    Connection::new(socket, shared.clone(), signal, conn)
+        .run()
+        .instrument(span)
+        .await;
     shared.metrics.connections().dec();
     shared.unregister(conn);
 }
@@ -90,13 +82,29 @@ struct Connection {
 }
 
 impl Connection {
+    fn new(socket: Socket, shared: Arc<Shared>, signal: Arc<ConnSignal>, conn: ConnId) -> Self {
+        let limits = ConnectionLimits {
+            heartbeat: shared.config.heartbeat,
+            rate_per_s: shared.config.rate_per_s,
+            rate_burst: shared.config.rate_burst,
+        };
+        Connection {
+            policy: ConnectionPolicy::new(limits, clock::now()),
+            hello_done: false,
+            socket,
+            signal,
+            conn,
+            shared,
+        }
+    }
+
     async fn run(mut self) {
         let shutdown = self.shared.shutdown.clone();
         let signal = self.signal.clone();
-        let mut armed = self.policy.poll_timeout();
         // Boxed, as tokio's own interval does: the timer lives on the heap, not in every
         // idle connection's future.
-        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(armed.into()));
+        let mut timer: Pin<Box<Sleep>> =
+            Box::pin(tokio::time::sleep_until(self.policy.poll_timeout().into()));
         let (how, unwritten) = loop {
             let event = tokio::select! {
                 frame = self.socket.next() => Event::Frame(frame),
@@ -113,10 +121,9 @@ impl Connection {
             if let Some(end) = Box::pin(self.handle(event)).await {
                 break end;
             }
-            let next = self.policy.poll_timeout();
-            if fired || next != armed {
-                armed = next;
-                timer.as_mut().reset(armed.into());
+            let next = self.policy.poll_timeout().into();
+            if fired || next != timer.deadline() {
+                timer.as_mut().reset(next);
             }
         };
         Box::pin(self.finish(how, unwritten)).await;
