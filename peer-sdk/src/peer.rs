@@ -2,8 +2,10 @@
 //! events: callbacks run on the connection's own loop, so they must never block.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use signaling_protocol::IceServer;
 use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel as RtcDataChannel;
@@ -105,6 +107,7 @@ pub(crate) async fn build(ice_servers: Vec<IceServer>, options: &PeerOptions) ->
     let settings = SettingEngineBuilder::new()
         .with_relay_acceptance_min_wait(relay_wait)
         .with_include_loopback_candidate(loopback)
+        .with_multicast_dns_mode(multicast_dns_mode())
         .build();
 
     let (tx, events) = mpsc::unbounded_channel();
@@ -122,6 +125,35 @@ pub(crate) async fn build(ice_servers: Vec<IceServer>, options: &PeerOptions) ->
         pc: Arc::new(pc),
         events,
     })
+}
+
+/// The mDNS mode for a new peer connection. webrtc-rs opens an mDNS socket (UDP 5353,
+/// group 224.0.0.251) for every peer connection and fails the connection when it cannot:
+/// on a host with no multicast route (containers, some VMs) every call would fail with
+/// `No such device`. mDNS only resolves the `.local` host candidates of browsers, which
+/// ICE does without (their checks arrive as peer-reflexive), so when the same socket cannot
+/// be opened here, the call goes on without mDNS. Probed for each call (a few system calls)
+/// so that a host that gains or loses its route is followed; logged once per change.
+fn multicast_dns_mode() -> MulticastDnsMode {
+    static OFF: AtomicBool = AtomicBool::new(false);
+    match rtc::mdns::MulticastSocket::new().into_std() {
+        Ok(_probe) => {
+            if OFF.swap(false, Ordering::Relaxed) {
+                tracing::info!("multicast works again: mDNS is on");
+            }
+            MulticastDnsMode::QueryOnly
+        }
+        Err(error) => {
+            if !OFF.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    %error,
+                    "mDNS is off: cannot join its multicast group (no multicast route?); \
+                     calls go on without resolving .local candidates"
+                );
+            }
+            MulticastDnsMode::Disabled
+        }
+    }
 }
 
 /// Fills an empty or missing `sdpMid` with the mid of the candidate's m-line, as browsers
