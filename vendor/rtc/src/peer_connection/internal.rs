@@ -1347,17 +1347,22 @@ impl RTCPeerConnection {
     pub(super) fn add_ice_remote_candidate(&mut self, candidate_value: &str) -> Result<()> {
         let candidate: Candidate = unmarshal_candidate(candidate_value)?;
 
-        // Register remote candidate with stats accumulator
-        // Per W3C spec, URL must NOT be present for remote candidates
-        let rtc_candidate: RTCIceCandidate = (&candidate).into();
-        let candidate_id = format!("RTCRemoteIceCandidate_{}", rtc_candidate.id);
-        let (ufrag, _) = self.ice_transport().get_remote_user_credentials();
-        let accumulator = self.candidate_to_accumulator(&rtc_candidate, ufrag, None);
-        self.stats_mut()
-            .register_remote_candidate(candidate_id, accumulator);
+        let ufrag = self.ice_transport().get_remote_user_credentials().0.to_owned();
+        self.register_remote_candidate_stats(&candidate, &ufrag);
 
         self.ice_transport_mut().add_remote_candidate(candidate)?;
         Ok(())
+    }
+
+    /// Registers a remote candidate with the stats accumulator, whether it was trickled
+    /// (`add_remote_candidate`) or carried in the remote description.
+    pub(super) fn register_remote_candidate_stats(&mut self, candidate: &Candidate, ufrag: &str) {
+        // Per W3C spec, URL must NOT be present for remote candidates
+        let rtc_candidate: RTCIceCandidate = candidate.into();
+        let candidate_id = format!("RTCRemoteIceCandidate_{}", rtc_candidate.id);
+        let accumulator = self.candidate_to_accumulator(&rtc_candidate, ufrag, None);
+        self.stats_mut()
+            .register_remote_candidate(candidate_id, accumulator);
     }
 
     pub(super) fn add_ice_local_candidate(

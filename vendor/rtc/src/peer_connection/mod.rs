@@ -1558,6 +1558,7 @@ impl RTCPeerConnection {
             }
 
             for candidate in candidates {
+                self.register_remote_candidate_stats(&candidate, &remote_ufrag);
                 self.ice_transport_mut().add_remote_candidate(candidate)?;
             }
 

@@ -1,0 +1,203 @@
+//! A peer that does not trickle: its candidates come inside its answer. The SDK's stats
+//! must still name them by their type (webrtc-rs 0.21.1 registered remote candidates for
+//! stats only when trickled, so these showed up as `prflx`; vendor/rtc-sdp-candidate-stats.patch).
+//! The peer is a bare webrtc-rs peer connection, relay-only through the embedded TURN relay
+//! on 127.0.0.2, talking the signaling protocol itself.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use peer_sdk::{CallOptions, CandidateType, ChannelSpec};
+use serde_json::{Value, json};
+use support::within;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCSessionDescription, SettingEngineBuilder,
+};
+
+/// What the bare peer's handler forwards.
+enum Event {
+    Gathered,
+    Channel(Arc<dyn DataChannel>),
+}
+
+struct Forward(mpsc::UnboundedSender<Event>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forward {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(Event::Gathered);
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.0.send(Event::Channel(channel));
+    }
+}
+
+/// Echoes every text message of `channel` back.
+fn echo(channel: Arc<dyn DataChannel>) {
+    tokio::spawn(async move {
+        while let Some(event) = channel.poll().await {
+            if let DataChannelEvent::OnMessage(m) = event {
+                let _ = if m.is_string {
+                    channel.send_text(&String::from_utf8_lossy(&m.data)).await
+                } else {
+                    channel.send(BytesMut::from(&m.data[..])).await
+                };
+            }
+        }
+    });
+}
+
+async fn next_json(
+    ws: &mut (impl StreamExt<Item = tokio_tungstenite::tungstenite::Result<Message>> + Unpin),
+    kind: &str,
+) -> Value {
+    loop {
+        let msg = ws.next().await.expect("signaling closed").unwrap();
+        if let Message::Text(text) = msg {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
+
+/// A callee that answers the first call with every candidate inside its answer (it waits
+/// for gathering to complete) and never trickles; relay-only, so its only candidate is a
+/// relayed one. It takes the caller's trickled candidates and echoes on data channels.
+async fn bare_callee(url: String, user: &'static str) -> tokio::task::JoinHandle<()> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = json!({"type": "hello", "version": 1, "user": user});
+    ws.send(Message::text(hello.to_string())).await.unwrap();
+    let welcome = next_json(&mut ws, "welcome").await;
+    tokio::spawn(async move {
+        let servers = welcome["ice_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: serde_json::from_value(s["urls"].clone()).unwrap(),
+                username: s["username"].as_str().unwrap_or_default().to_owned(),
+                credential: s["credential"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        let invite = next_json(&mut ws, "invite").await;
+        let call_id = invite["call_id"].as_str().unwrap().to_owned();
+
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(servers)
+            .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+            .build();
+        let settings = SettingEngineBuilder::new()
+            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .build();
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(media)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Forward(tx)))
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .unwrap();
+        let offer = invite["offer"].as_str().unwrap().to_owned();
+        pc.set_remote_description(RTCSessionDescription::offer(offer).unwrap())
+            .await
+            .unwrap();
+        let answer = pc.create_answer(None).await.unwrap();
+        pc.set_local_description(answer).await.unwrap();
+        loop {
+            match events.recv().await.expect("peer connection gone") {
+                Event::Gathered => break,
+                Event::Channel(c) => echo(c),
+            }
+        }
+        let answer = pc.local_description().await.unwrap().sdp;
+        assert!(
+            answer.contains("typ relay"),
+            "no relay candidate:\n{answer}"
+        );
+        let accept = json!({"type": "accept", "call_id": call_id, "answer": answer});
+        ws.send(Message::text(accept.to_string())).await.unwrap();
+
+        loop {
+            tokio::select! {
+                msg = ws.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(_)) => continue,
+                        _ => break,
+                    };
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == "candidate" && !value["candidate"].is_null() {
+                        let init: RTCIceCandidateInit =
+                            serde_json::from_value(value["candidate"].clone()).unwrap();
+                        pc.add_ice_candidate(init).await.unwrap();
+                    } else if value["type"] == "ended" {
+                        break;
+                    }
+                }
+                Some(event) = events.recv() => {
+                    if let Event::Channel(c) = event {
+                        echo(c);
+                    }
+                }
+            }
+        }
+        let _ = pc.close().await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_inside_the_answer_are_reported_with_their_type() {
+    let server = support::server_with(|c| {
+        let mut turn = signaling::EmbeddedTurn::new("127.0.0.2:0".parse().unwrap());
+        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
+        c.turn = Some(turn);
+    })
+    .await;
+    let url = support::url(server.local_addr());
+    let callee = bare_callee(url, "bare").await;
+    let alice = support::connect(server.local_addr(), "alice").await;
+
+    let options = CallOptions {
+        channels: vec![ChannelSpec::reliable("chat")],
+        ..Default::default()
+    };
+    let call = within("the call to be answered", alice.call("bare", options))
+        .await
+        .unwrap();
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    within("the echo", async {
+        chat.send_text("through the relay").await.unwrap();
+        let echoed = chat.recv().await.expect("channel closed");
+        assert_eq!(echoed.text(), Some("through the relay"));
+    })
+    .await;
+
+    let stats = call.stats().await;
+    let (_, remote) = stats.pair.expect("a selected pair");
+    assert_eq!(remote, CandidateType::Relay, "{stats:?}");
+    assert!(stats.is_relayed(), "{stats:?}");
+
+    call.hangup().await;
+    within("the bare peer to finish", callee).await.unwrap();
+}
