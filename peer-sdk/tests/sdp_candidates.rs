@@ -201,3 +201,50 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
     call.hangup().await;
     within("the bare peer to finish", callee).await.unwrap();
 }
+
+/// The same on the sans-IO peer connection, without sockets or timing: a candidate inside
+/// the remote description gets its own `remote-candidate` stats entry, with its type.
+#[test]
+fn a_remote_description_registers_its_candidates_for_stats() {
+    use rtc::peer_connection::RTCPeerConnectionBuilder;
+    use rtc::peer_connection::transport::{RTCIceCandidateInit, RTCIceCandidateType};
+    use rtc::statistics::StatsSelector;
+    use rtc::statistics::report::RTCStatsReportEntry;
+
+    let now = std::time::Instant::now();
+    let mut offerer = RTCPeerConnectionBuilder::new().build(now).unwrap();
+    offerer.create_data_channel("chat", None).unwrap();
+    let offer = offerer.create_offer(None).unwrap();
+    offerer.set_local_description(now, offer).unwrap();
+    let relay = "candidate:1 1 udp 16777215 127.0.0.2 50000 typ relay raddr 127.0.0.1 rport 40000";
+    offerer
+        .add_local_candidate(RTCIceCandidateInit {
+            candidate: relay.into(),
+            ..Default::default()
+        })
+        .unwrap();
+    // Gathering complete: the offer now carries the candidate, as a non-trickle peer sends it.
+    offerer
+        .add_local_candidate(RTCIceCandidateInit::default())
+        .unwrap();
+    let offer = offerer.local_description().unwrap();
+    assert!(offer.sdp.contains("typ relay"), "{}", offer.sdp);
+
+    let mut answerer = RTCPeerConnectionBuilder::new().build(now).unwrap();
+    answerer.set_remote_description(now, offer).unwrap();
+    let report = answerer.get_stats(now, StatsSelector::None);
+    let remote: Vec<_> = report
+        .iter()
+        .filter_map(|e| match e {
+            RTCStatsReportEntry::RemoteCandidate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    // webrtc-rs writes each local candidate for components 1 and 2 into the SDP (as Pion
+    // does): both are the same relayed address.
+    assert!(!remote.is_empty(), "no remote-candidate entry");
+    for c in remote {
+        assert_eq!(c.candidate_type, RTCIceCandidateType::Relay, "{c:?}");
+        assert_eq!((c.address.as_deref(), c.port), (Some("127.0.0.2"), 50000));
+    }
+}
