@@ -5,6 +5,10 @@
 //! in-process: build a [`Config`] (by hand, or from flags, environment and a TOML file with
 //! [`Cli`] and [`Settings`]), then [`Server::start`] it.
 //!
+//! With [`Config::tls`] ([`ListenerTls::load`] of a PEM certificate chain and key) the
+//! listener serves HTTPS and WSS; [`Server::reload_tls`] rereads the files (the binary does
+//! it on SIGHUP) without dropping open connections.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = signaling::Config::default();
