@@ -70,8 +70,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the signaling server at `url` (`ws://host:port/ws`) as `user`, with a
-    /// JWT `token` if the server requires one. Returns once the server said `welcome`.
+    /// Connects to the signaling server at `url` (`ws://host:port/ws`, or
+    /// `wss://host[:port]/ws` over TLS) as `user`, with a JWT `token` if the server requires
+    /// one. Returns once the server said `welcome`.
     pub async fn connect(url: &str, user: &str, token: Option<&str>) -> Result<Client> {
         Self::connect_with(url, user, token, ClientOptions::default()).await
     }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use signaling_protocol::{EndReason, ErrorCode};
 
+use crate::tls::TlsFailure;
+
 /// Everything that can go wrong in the SDK. Nothing the network sends makes it panic:
 /// bad or unexpected input ends up here, in a call's end reason, or in a
 /// [`ClientEvent::Error`](crate::ClientEvent::Error).
@@ -96,6 +98,9 @@ pub enum Argument {
     CallOptions,
     /// [`CallOptions::meta`](crate::CallOptions::meta) (too large).
     Meta,
+    /// [`ClientOptions::extra_ca_pem`](crate::ClientOptions::extra_ca_pem): no
+    /// certificate in it, or one that cannot be a trusted root.
+    ExtraCa,
 }
 
 impl fmt::Display for Argument {
@@ -106,6 +111,7 @@ impl fmt::Display for Argument {
             Argument::Callee => "callee user name",
             Argument::CallOptions => "call options",
             Argument::Meta => "call meta",
+            Argument::ExtraCa => "extra CA certificates",
         })
     }
 }
@@ -123,7 +129,9 @@ pub enum ConnectErrorKind {
     /// No TCP connection: refused (nothing listens there), unreachable, reset.
     /// [`ConnectError::io_kind`] tells which.
     Tcp,
-    /// TLS failed, or a `wss://` URL was given to this build, which has no TLS.
+    /// The TLS handshake of a `wss://` URL failed: [`ConnectError::tls_failure`] says
+    /// which check (an untrusted issuer, an expired certificate, a name mismatch, …), and
+    /// the source is rustls's error.
     Tls,
     /// The server answered, but did not upgrade to a WebSocket: `status` is its HTTP
     /// status (`401`, `403`, `404`, `503` …), `None` if the answer was not HTTP at all or
@@ -142,7 +150,8 @@ pub enum ConnectErrorKind {
 
 /// Why the signaling connection failed: the step ([`kind`](Self::kind)), a message, and
 /// the error underneath as its [`source`](std::error::Error::source) (an
-/// [`std::io::Error`] for DNS and TCP, the WebSocket library's error for the handshake).
+/// [`std::io::Error`] for DNS and TCP, rustls's error for TLS, the WebSocket library's
+/// error for the handshake).
 #[derive(Debug, Clone)]
 pub struct ConnectError {
     kind: ConnectErrorKind,
@@ -179,6 +188,22 @@ impl ConnectError {
             next = e.source();
         }
         None
+    }
+
+    /// For [`ConnectErrorKind::Tls`]: which check failed, so that an app can say "the
+    /// server's certificate has expired" rather than "TLS failed". `None` for other kinds.
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        if self.kind != ConnectErrorKind::Tls {
+            return None;
+        }
+        let mut next = StdError::source(self);
+        while let Some(e) = next {
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return Some(TlsFailure::of(tls));
+            }
+            next = e.source();
+        }
+        Some(TlsFailure::Handshake)
     }
 }
 

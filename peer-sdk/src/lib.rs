@@ -55,8 +55,8 @@
 //! ([`Error::Refused`] with the wire's [`ErrorCode`]), an invalid argument
 //! ([`Error::Invalid`] names it), a failed connection ([`Error::Connect`], whose
 //! [`ConnectErrorKind`] says at which step: DNS, TCP, TLS, the WebSocket handshake with its
-//! HTTP status, the protocol). The error underneath (an [`std::io::Error`], the WebSocket
-//! library's, webrtc-rs's) is the [`source`](std::error::Error::source); the SDK's own
+//! HTTP status, the protocol). The error underneath (an [`std::io::Error`], rustls's, the
+//! WebSocket library's, webrtc-rs's) is the [`source`](std::error::Error::source); the SDK's own
 //! message does not repeat it, so print the whole chain:
 //!
 //! ```
@@ -93,6 +93,29 @@
 //! # }
 //! ```
 //!
+//! A `wss://` URL connects over TLS: the certificate must chain to the built-in Mozilla
+//! roots or to a CA in [`ClientOptions::extra_ca_pem`] (a self-hosted deployment's own
+//! CA), and a check that fails is [`ConnectErrorKind::Tls`] with
+//! [`ConnectError::tls_failure`] saying which ([`TlsFailure`]):
+//!
+//! ```no_run
+//! use peer_sdk::{Client, ClientOptions, Error, TlsFailure};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ClientOptions {
+//!     extra_ca_pem: Some(std::fs::read("ca.pem")?),
+//!     ..ClientOptions::default()
+//! };
+//! match Client::connect_with("wss://signal.lan:8443/ws", "alice", None, options).await {
+//!     Ok(client) => client.close().await,
+//!     Err(Error::Connect(e)) if e.tls_failure() == Some(TlsFailure::Expired) => {
+//!         eprintln!("the server's certificate has expired")
+//!     }
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! The wire types are re-exported as [`protocol`]:
 //!
 //! ```
@@ -124,6 +147,7 @@ mod peer;
 mod session;
 mod signaling;
 mod stats;
+mod tls;
 mod websocket;
 
 pub use call::{Call, CallEvent, CallState, ConnectionState, Role};
@@ -138,6 +162,7 @@ pub use options::{
 };
 pub use signaling_protocol::{EndReason, ErrorCode, IceServer, RejectReason};
 pub use stats::{CallStats, CandidateType};
+pub use tls::TlsFailure;
 
 /// Locks a std mutex, taking the data over if another thread panicked while holding it
 /// (the maps it guards stay consistent: every update is a single insert or remove).

@@ -53,6 +53,12 @@ pub struct ClientOptions {
     pub reconnect_base: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// CA certificates (PEM, one or more) trusted for `wss://` besides the built-in
+    /// Mozilla roots: for a self-hosted server whose certificate a private CA signed.
+    /// E.g. `Some(std::fs::read("ca.pem")?)`. A PEM without a certificate is
+    /// [`Error::Invalid`](crate::Error::Invalid) from
+    /// [`Client::connect`](crate::Client::connect).
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -62,6 +68,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             reconnect_base: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
+            extra_ca_pem: None,
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::error::{ConnectError, ConnectErrorKind, Error, Result};
 use crate::lock;
 use crate::options::ClientOptions;
 use crate::session::{Continuity, Session};
+use crate::tls::Tls;
 use crate::websocket::{self, Ws, lost};
 
 /// What the signaling task tells the client (turned into [`crate::ClientEvent`]s).
@@ -138,8 +139,9 @@ pub(crate) async fn start(
     watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 )> {
+    let tls = Tls::new(options.extra_ca_pem.as_deref())?;
     let mut session = Session::new(user.to_string(), token);
-    let (ws, _) = open(&url, &mut session, options.connect_timeout).await?;
+    let (ws, _) = open(&url, &tls, &mut session, options.connect_timeout).await?;
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
     let (ice_tx, ice_rx) = watch::channel(session.ice_servers().to_vec());
@@ -152,6 +154,7 @@ pub(crate) async fn start(
     };
     let task = Connection {
         url,
+        tls,
         session,
         options: options.clone(),
         routes: signal.routes.clone(),
@@ -167,9 +170,14 @@ pub(crate) async fn start(
 }
 
 /// Opens a socket and says `hello`; returns it with what the `welcome` meant.
-async fn open(url: &str, session: &mut Session, limit: Duration) -> Result<(Ws, Continuity)> {
+async fn open(
+    url: &str,
+    tls: &Tls,
+    session: &mut Session,
+    limit: Duration,
+) -> Result<(Ws, Continuity)> {
     let attempt = async {
-        let mut ws = websocket::open(url).await?;
+        let mut ws = websocket::open(url, tls).await?;
         let hello = ClientMessage::Hello(session.hello());
         send(&mut ws, &hello)
             .await
@@ -220,6 +228,8 @@ async fn send(
 
 struct Connection {
     url: String,
+    /// Built once: the roots do not change between reconnects.
+    tls: Tls,
     session: Session,
     options: ClientOptions,
     routes: Routes,
@@ -352,7 +362,8 @@ impl Connection {
                     return None;
                 }
             }
-            match open(&self.url, &mut self.session, self.options.connect_timeout).await {
+            let limit = self.options.connect_timeout;
+            match open(&self.url, &self.tls, &mut self.session, limit).await {
                 Ok((ws, continuity)) => {
                     let resumed = continuity == Continuity::Resumed;
                     info!(resumed, attempt, "signaling reconnected");

@@ -1,4 +1,5 @@
-//! Opens the signaling WebSocket one step at a time (DNS, TCP, the WebSocket handshake), so
+//! Opens the signaling WebSocket one step at a time (DNS, TCP, TLS for `wss://`, the
+//! WebSocket handshake), so
 //! that a failure says which step failed and keeps the error underneath as its source.
 //! tokio-tungstenite's `connect_async` does the same steps in one, and its DNS and TCP
 //! failures come out as the same `io::Error`.
@@ -7,29 +8,39 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, UrlError};
 
 use crate::error::{Argument, ConnectError, ConnectErrorKind, Error, Result};
+use crate::tls::Tls;
+
+/// A TCP stream, or TLS over one.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
 
 /// The signaling socket.
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<Box<dyn Stream>>;
 
-/// Opens a WebSocket to `url` (`ws://host[:port]/path`).
-pub(crate) async fn open(url: &str) -> Result<Ws> {
+/// Opens a WebSocket to `url` (`ws://host[:port]/path` or `wss://…`, whose certificate
+/// `tls` checks).
+pub(crate) async fn open(url: &str, tls: &Tls) -> Result<Ws> {
     let request = url
         .into_client_request()
         .map_err(|e| Error::invalid(Argument::Url, e))?;
     let uri = request.uri();
-    let default_port = match uri.scheme_str() {
-        Some("ws") => 80,
-        Some("wss") => {
-            let message = "wss:// needs TLS, which this build of the SDK does not have: use ws://";
-            return Err(ConnectError::new(ConnectErrorKind::Tls, message, None).into());
+    let (default_port, secure) = match uri.scheme_str() {
+        Some("ws") => (80, false),
+        Some("wss") => (443, true),
+        _ => {
+            return Err(Error::invalid(
+                Argument::Url,
+                "the scheme must be ws:// or wss://",
+            ));
         }
-        _ => return Err(Error::invalid(Argument::Url, "the scheme must be ws://")),
     };
     let host = match uri.host() {
         Some(host) if !host.is_empty() => host.trim_start_matches('[').trim_end_matches(']'),
@@ -38,6 +49,11 @@ pub(crate) async fn open(url: &str) -> Result<Ws> {
     let port = uri.port_u16().unwrap_or(default_port);
     let addrs = resolve(host, port).await?;
     let socket = connect_tcp(&addrs).await?;
+    let socket: Box<dyn Stream> = if secure {
+        Box::new(tls.handshake(host, socket).await?)
+    } else {
+        Box::new(socket)
+    };
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, socket, None)
         .await
         .map_err(handshake_error)?;
@@ -140,9 +156,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn urls_it_cannot_use_are_invalid_arguments_or_tls() {
+    async fn urls_it_cannot_use_are_invalid_arguments() {
+        let tls = Tls::new(None).unwrap();
         for url in ["not a url", "http://127.0.0.1/ws", "ws:///ws", "ftp://x/y"] {
-            let e = open(url).await.err().unwrap();
+            let e = open(url, &tls).await.err().unwrap();
             assert!(
                 matches!(
                     e,
@@ -154,10 +171,6 @@ mod tests {
                 "{url}: {e:?}"
             );
         }
-        let Err(Error::Connect(e)) = open("wss://127.0.0.1:1/ws").await else {
-            panic!("wss:// without TLS");
-        };
-        assert_eq!(e.kind(), ConnectErrorKind::Tls);
     }
 
     #[tokio::test]
@@ -165,7 +178,8 @@ mod tests {
         let addrs = resolve("::1", 80).await.unwrap();
         assert_eq!(addrs, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
         // The brackets of an IPv6 URL are not part of the address.
-        let Err(Error::Connect(e)) = open("ws://[::1]:1/ws").await else {
+        let tls = Tls::new(None).unwrap();
+        let Err(Error::Connect(e)) = open("ws://[::1]:1/ws", &tls).await else {
             panic!("nothing listens on port 1");
         };
         assert_eq!(e.kind(), ConnectErrorKind::Tcp, "{e:?}");

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::{Auth, JwtAlgorithm, JwtAuth};
 use crate::ice::IceConfig;
+use crate::tls::ListenerTls;
 
 use crate::turn::EmbeddedTurn;
 
@@ -27,6 +28,8 @@ use server_kit::startup::ServerCli;
 pub struct Config {
     /// Address of the HTTP and WebSocket listener.
     pub listen: SocketAddr,
+    /// HTTPS and WSS on `listen` (`tls_cert`, `tls_key`); `None`: plain HTTP and WS.
+    pub tls: Option<ListenerTls>,
     /// How `hello` is authenticated.
     pub auth: Auth,
     /// Origins allowed to open a WebSocket; empty: any.
@@ -125,6 +128,14 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// PEM certificate chain: serve HTTPS and WSS on listen instead of HTTP and WS
+    /// (browsers give the web demo the camera only over https:// off localhost). Needs
+    /// tls_key; reread on SIGHUP.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of tls_cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
     /// HS256 shared secret for JWT auth, at least 16 bytes. Without it and without
     /// --jwt-public-key, any user name is accepted (open mode).
     #[arg(long, hide_env_values = true)]
@@ -238,6 +249,7 @@ impl Settings {
         let turn = self.turn()?;
         let config = Config {
             listen: self.listen,
+            tls: self.tls()?,
             auth: self.auth()?,
             allowed_origins: self.allowed_origins,
             ice_urls: self.ice_urls,
@@ -257,6 +269,16 @@ impl Settings {
         };
         validate(&config)?;
         Ok(config)
+    }
+
+    /// The listener's TLS: both files or neither.
+    fn tls(&self) -> Result<Option<ListenerTls>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => ListenerTls::load(cert, key).map(Some),
+            (Some(_), None) => Err(invalid("tls_key", "tls_cert is set, tls_key is not")),
+            (None, Some(_)) => Err(invalid("tls_cert", "tls_key is set, tls_cert is not")),
+        }
     }
 
     /// The embedded relay: on unless `no_turn`.
@@ -562,6 +584,36 @@ mod tests {
         let embedded = Settings::default().resolve().unwrap().turn.unwrap();
         assert_eq!(embedded.listen, SocketAddr::from(([127, 0, 0, 1], 3478)));
         assert_eq!(embedded.relay_ports, 49_152..=65_535);
+    }
+
+    #[test]
+    fn the_listeners_tls_settings_go_together_and_name_their_key() {
+        let load = |flags: &[&str]| {
+            let args = std::iter::once("signaling").chain(flags.iter().copied());
+            Cli::load(args, NO_ENV).unwrap().resolve()
+        };
+        assert!(Config::default().tls.is_none());
+        assert_eq!(key_of(load(&["--tls-cert", "/x/cert.pem"])), "tls_key");
+        assert_eq!(key_of(load(&["--tls-key", "/x/key.pem"])), "tls_cert");
+        let err = load(&[
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ])
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "tls_cert",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

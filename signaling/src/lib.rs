@@ -5,6 +5,10 @@
 //! in-process: build a [`Config`] (by hand, or from flags, environment and a TOML file with
 //! [`Cli`] and [`Settings`]), then [`Server::start`] it.
 //!
+//! With [`Config::tls`] ([`ListenerTls::load`] of a PEM certificate chain and key) the
+//! listener serves HTTPS and WSS; [`Server::reload_tls`] rereads the files (the binary does
+//! it on SIGHUP) without dropping open connections.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = signaling::Config::default();
@@ -22,6 +26,7 @@ mod config;
 mod connection;
 mod ice;
 mod server;
+mod tls;
 mod turn;
 mod upgrade;
 mod web_demo;
@@ -29,4 +34,5 @@ mod web_demo;
 pub use auth::{Auth, JwtAlgorithm, JwtAuth, KeyError};
 pub use config::{Cli, Config, ConfigError, Settings};
 pub use server::{Server, StartError};
+pub use tls::ListenerTls;
 pub use turn::{EmbeddedTls, EmbeddedTurn};

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use signaling::{Cli, Server};
-use tracing::{info, warn};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracing::{error, info, warn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,17 +34,24 @@ async fn main() -> ExitCode {
     } else {
         addr.ip().to_string()
     };
-    let url = if addr.is_ipv6() {
-        format!("http://[{host}]:{}/", addr.port())
+    // Registered before the ready line, like the shutdown signals: a SIGHUP right after it
+    // must reload, not kill.
+    let hangup = server.is_tls().then(hangup_signal).flatten();
+    let (http, ws) = if server.is_tls() {
+        ("https", "wss")
     } else {
-        format!("http://{host}:{}/", addr.port())
+        ("http", "ws")
+    };
+    let authority = if addr.is_ipv6() {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
     };
     // A closed stdout (the launcher stopped reading) must not stop the server.
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,
-        "signaling: open {url} (WebSocket at {}ws)",
-        url.replacen("http", "ws", 1)
+        "signaling: open {http}://{authority}/ (WebSocket at {ws}://{authority}/ws)"
     );
     let _ = match server.turn() {
         Some(turn) => writeln!(
@@ -59,8 +67,37 @@ async fn main() -> ExitCode {
         None => writeln!(out, "signaling: embedded TURN relay off"),
     };
     let _ = out.flush();
-    shutdown.await;
+    match hangup {
+        Some(hangup) => reload_on_hangup(&server, hangup, shutdown).await,
+        None => shutdown.await,
+    }
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP as a stream, for reloading the TLS certificate.
+fn hangup_signal() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(e) => {
+            warn!(error = %e, "cannot handle SIGHUP: the TLS certificate will not reload");
+            None
+        }
+    }
+}
+
+/// Until `shutdown`, rereads the TLS certificate and key on each SIGHUP (a renewed
+/// certificate); a reload that fails keeps the old one.
+async fn reload_on_hangup(server: &Server, mut hangup: Signal, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = hangup.recv() => match server.reload_tls() {
+                Ok(_) => info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => error!(error = %e, "SIGHUP: TLS certificate not reloaded, keeping the old one"),
+            },
+        }
+    }
 }

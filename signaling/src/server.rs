@@ -24,6 +24,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::connection;
 use crate::ice::IceConfig;
+use crate::tls::TlsListener;
 use crate::turn;
 use crate::upgrade;
 use crate::web_demo;
@@ -200,19 +201,33 @@ impl Server {
         let shared = Arc::new(Shared::new(config, ice, turn_metrics));
         let token = shared.shutdown.clone();
         let app = router(shared.clone());
-        // Signaling messages are small and latency-bound: never hold them back for Nagle.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                debug!(error = %e, "cannot set TCP_NODELAY");
+        let tls = shared.config.tls.clone();
+        let http = match tls.clone() {
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls);
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await
+                })
             }
-        });
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-        });
+            None => {
+                // Signaling messages are small and latency-bound: never hold them back
+                // for Nagle.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await
+                })
+            }
+        };
         let timer = tokio::spawn(run_timers(shared.clone()));
-        info!(%addr, "signaling server listening");
+        info!(%addr, tls = tls.is_some(), "signaling server listening");
         Ok(Server {
             addr,
             shared,
@@ -225,6 +240,22 @@ impl Server {
     /// The address the server listens on (with the port chosen for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether the listener serves HTTPS and WSS (`tls_cert` and `tls_key`).
+    pub fn is_tls(&self) -> bool {
+        self.shared.config.tls.is_some()
+    }
+
+    /// Reads the listener's certificate and key files again (the binary does it on
+    /// `SIGHUP`): new connections get the new certificate, open ones keep theirs. If the
+    /// files cannot be used, the old certificate stays and the error says why. Without
+    /// TLS there is nothing to reload: `Ok(false)`.
+    pub fn reload_tls(&self) -> Result<bool, crate::ConfigError> {
+        match &self.shared.config.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// The embedded relay, when it runs.

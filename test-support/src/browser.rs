@@ -51,6 +51,30 @@ impl Default for Launch {
     }
 }
 
+impl Launch {
+    /// Chromium with `HOME=home`, so that it reads its certificate trust from
+    /// `home/.pki/nssdb` (see `pki::TestCa::trust_in_nss`); the wrapper script that sets
+    /// it is written to `home/chromium`.
+    pub fn with_home(home: &Path) -> Launch {
+        std::fs::create_dir_all(home).unwrap();
+        let wrapper = home.join("chromium");
+        let script = format!(
+            "#!/bin/sh\nexec env HOME={} {CHROMIUM} \"$@\"\n",
+            home.display()
+        );
+        std::fs::write(&wrapper, script).unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        Launch {
+            binary: wrapper,
+            args: Vec::new(),
+        }
+    }
+}
+
 /// A chromedriver process on a free loopback port.
 pub struct Driver {
     child: Child,

@@ -17,6 +17,8 @@ pub mod coturn;
 pub mod cut_proxy;
 #[cfg(feature = "tokio")]
 pub mod example;
+#[cfg(feature = "pki")]
+pub mod pki;
 #[cfg(feature = "signaling")]
 pub mod signaling_server;
 #[cfg(feature = "stun")]

@@ -1,5 +1,6 @@
-//! Tests that need a tool from a Debian package, or root: without it a test is skipped
-//! loudly, and fails under `CI=true` (CI installs everything and runs as root).
+//! Tests that need a tool from a Debian package, Python modules, or root: without it a
+//! test is skipped loudly, and fails under `CI=true` (CI installs everything and runs as
+//! root).
 
 /// Whether `tool` is installed. Missing: a panic under `CI=true`, else a loud skip.
 pub fn require(tool: &str, package: &str) -> bool {
@@ -8,6 +9,22 @@ pub fn require(tool: &str, package: &str) -> bool {
     found
         || missing(&format!(
             "{tool} is not installed (Debian package {package}; .ci/run installs it)"
+        ))
+}
+
+/// Whether `python` runs and imports every one of `modules`. If not: a panic under
+/// `CI=true`, else a loud skip; `install` says how to get them (e.g. the setup script).
+pub fn require_python_modules(python: &str, modules: &[&str], install: &str) -> bool {
+    let imports = format!("import {}", modules.join(", "));
+    let imported = std::process::Command::new(python)
+        .args(["-c", &imports])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    imported
+        || missing(&format!(
+            "{python} cannot import {} ({install}; .ci/run does it)",
+            modules.join(", ")
         ))
 }
 
@@ -37,6 +54,22 @@ mod tests {
     #[test]
     fn an_installed_tool_is_found() {
         assert!(require("sh", "dash"));
+    }
+
+    #[test]
+    fn python_modules_are_imported_or_missing() {
+        let under_ci = std::env::var("CI").as_deref() == Ok("true");
+        let check = |modules: &'static [&'static str]| {
+            std::panic::catch_unwind(|| require_python_modules("python3", modules, "none"))
+        };
+        if !require("python3", "python3") {
+            return;
+        }
+        assert!(check(&["json"]).unwrap());
+        match check(&["no_such_module_here"]) {
+            Ok(found) => assert!(!under_ci && !found),
+            Err(_) => assert!(under_ci),
+        }
     }
 
     #[test]

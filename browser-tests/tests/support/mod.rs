@@ -66,6 +66,11 @@ impl Lab {
         self.driver.page(url, &Launch::default()).await
     }
 
+    /// A new browser started as `launch` says, showing `url`.
+    pub async fn page_with(&self, url: &str, launch: &Launch) -> Page {
+        self.driver.page(url, launch).await
+    }
+
     pub async fn page(&self) -> Page {
         self.page_at(&self.url()).await
     }

@@ -10,6 +10,7 @@ use test_support::browser::{Driver, Launch, Page, browser_installed};
 #[allow(unused_imports)]
 pub use test_support::example;
 use test_support::example::{Example, receives_rtp};
+use test_support::pki::{Leaf, TestCa};
 use test_support::require::{require, require_root};
 
 /// The public address of the signaling server and relay inside the lab.
@@ -258,50 +259,24 @@ impl Pki {
         if !(browser_installed() && require("certutil", "libnss3-tools")) {
             return None;
         }
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nat-lab-{prefix}pki"));
         let _ = std::fs::remove_dir_all(&dir);
         let home = dir.join("home");
-        std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "nat-lab test CA");
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf = CertificateParams::new(vec![PUBLIC.to_owned()]).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf_pem = leaf.signed_by(&leaf_key, &issuer).unwrap().pem();
-        let pki = Pki {
-            cert: dir.join("relay.pem"),
-            key: dir.join("relay.key"),
+        let ca = TestCa::new(&dir, "nat-lab");
+        let relay = ca.issue(
+            "relay",
+            &Leaf {
+                names: &[PUBLIC],
+                ..Leaf::default()
+            },
+        );
+        ca.trust_in_nss(&home);
+        Some(Pki {
+            cert: relay.cert,
+            key: relay.key,
             home,
             dir,
-        };
-        std::fs::write(&pki.cert, leaf_pem).unwrap();
-        std::fs::write(&pki.key, leaf_key.serialize_pem()).unwrap();
-        std::fs::write(pki.dir.join("ca.pem"), ca_pem).unwrap();
-        let db = format!("sql:{}", pki.home.join(".pki/nssdb").display());
-        let ca_path = pki.dir.join("ca.pem");
-        for args in [
-            vec!["-N", "-d", &db, "--empty-password"],
-            vec![
-                "-A",
-                "-d",
-                &db,
-                "-t",
-                "C,,",
-                "-n",
-                "nat-lab",
-                "-i",
-                ca_path.to_str().unwrap(),
-            ],
-        ] {
-            let status = Command::new("certutil").args(&args).status().unwrap();
-            assert!(status.success(), "certutil {args:?}");
-        }
-        Some(pki)
+        })
     }
 
     /// Signaling flags for the relay's TLS listener on 5349 with this certificate.

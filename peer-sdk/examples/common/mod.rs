@@ -170,9 +170,13 @@ pub async fn run(call: Call) {
 // would become every example's --help title).
 #[derive(clap::Args)]
 pub struct Connect {
-    /// The signaling server's WebSocket URL.
+    /// The signaling server's WebSocket URL (ws:// or wss://).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub server: String,
+    /// A PEM file of CA certificates to trust for wss:// besides the built-in roots (a
+    /// self-hosted server's own CA).
+    #[arg(long)]
+    pub ca: Option<std::path::PathBuf>,
     /// Who you are.
     #[arg(long)]
     pub user: String,
@@ -190,6 +194,15 @@ impl Connect {
         let mut options = peer_sdk::ClientOptions::default();
         if self.relay_only {
             options.peer.policy = peer_sdk::IcePolicy::RelayOnly;
+        }
+        if let Some(path) = &self.ca {
+            match std::fs::read(path) {
+                Ok(pem) => options.extra_ca_pem = Some(pem),
+                Err(e) => {
+                    eprintln!("cannot read --ca {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
         }
         let token = self.token.as_deref();
         match peer_sdk::Client::connect_with(&self.server, &self.user, token, options).await {
@@ -234,6 +247,15 @@ fn hint(e: &peer_sdk::Error) -> Option<&'static str> {
             status: Some(401 | 403),
         } => Some("the server, or a proxy in front of it, refused the request"),
         Kind::Handshake { status: Some(503) } => Some("the server is full: try again later"),
+        Kind::Tls => match e.tls_failure() {
+            Some(peer_sdk::TlsFailure::UnknownIssuer) => {
+                Some("a self-hosted server's own CA: pass it with --ca ca.pem")
+            }
+            Some(peer_sdk::TlsFailure::NameMismatch) => {
+                Some("use the host name or address the certificate was issued for in --server")
+            }
+            _ => None,
+        },
         _ => None,
     }
 }
