@@ -200,8 +200,11 @@ async fn aiortc_through_the_relay_calls_the_sdk_answer_example() {
     let extra = ["--to", "bob", "--relay-only"];
     let mut alice = aiortc(&python, &server, "alice", &extra);
     alice.wait_line("the answer", |l| l == "bob answered").await;
-    let (py_path, _) = media(&alice, &bob).await;
+    let (py_path, sdk_path) = media(&alice, &bob).await;
     assert!(py_path.starts_with("relay/"), "aiortc sends on {py_path}");
+    // aiortc's relayed candidate came inside its offer, not trickled: the SDK's stats must
+    // still name it (vendor/rtc-sdp-candidate-stats.patch), not call it prflx.
+    assert!(sdk_path.ends_with("/relay"), "the SDK reports {sdk_path}");
     chat(&mut alice, "alice", &mut bob, "bob").await;
 
     alice.interrupt();
