@@ -380,11 +380,22 @@ impl Settings {
 }
 
 fn validate(c: &Config) -> Result<(), ConfigError> {
-    if c.heartbeat < Duration::from_secs(1) {
-        return Err(invalid("heartbeat_s", "must be at least 1"));
+    // Upper bounds too: deadlines are `now + duration`, which must not overflow.
+    const DAY: u64 = 24 * 3600;
+    for (key, value, min) in [
+        ("heartbeat_s", c.heartbeat, 1),
+        ("ring_timeout_s", c.ring_timeout, 1),
+        ("resume_ttl_s", c.resume_ttl, 0),
+    ] {
+        if !(min..=DAY).contains(&value.as_secs()) {
+            return Err(invalid(key, format!("must be between {min} and {DAY}")));
+        }
     }
-    if c.ring_timeout.is_zero() {
-        return Err(invalid("ring_timeout_s", "must be at least 1"));
+    if c.turn_credential_ttl.as_secs() > 365 * DAY {
+        return Err(invalid(
+            "turn_credential_ttl_s",
+            format!("must be at most {}", 365 * DAY),
+        ));
     }
     if !(1024..=16 * 1024 * 1024).contains(&c.max_message_bytes) {
         return Err(invalid(
@@ -551,6 +562,13 @@ mod tests {
         };
         assert_eq!(key_of(with(|s| s.heartbeat_s = 0)), "heartbeat_s");
         assert_eq!(key_of(with(|s| s.ring_timeout_s = 0)), "ring_timeout_s");
+        // Too large to add to an Instant: refused at start, not a panic per connection.
+        assert_eq!(key_of(with(|s| s.heartbeat_s = u64::MAX)), "heartbeat_s");
+        assert_eq!(key_of(with(|s| s.resume_ttl_s = u64::MAX)), "resume_ttl_s");
+        assert_eq!(
+            key_of(with(|s| s.turn_credential_ttl_s = u64::MAX)),
+            "turn_credential_ttl_s"
+        );
         assert_eq!(
             key_of(with(|s| s.max_message_bytes = 10)),
             "max_message_bytes"

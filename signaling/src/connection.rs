@@ -106,12 +106,15 @@ impl Connection {
         let mut timer: Pin<Box<Sleep>> =
             Box::pin(tokio::time::sleep_until(self.policy.poll_timeout().into()));
         let (how, unwritten) = loop {
+            // Biased, timer last: after a long write, a pong already in the buffer is read
+            // before the idle deadline is acted on, so a live client is not closed as silent.
             let event = tokio::select! {
-                frame = self.socket.next() => Event::Frame(frame),
-                () = signal.wake.notified() => Event::Wake,
-                () = signal.close.notified() => Event::Close,
-                () = timer.as_mut() => Event::Timeout,
+                biased;
                 () = shutdown.cancelled() => Event::Shutdown,
+                () = signal.close.notified() => Event::Close,
+                () = signal.wake.notified() => Event::Wake,
+                frame = self.socket.next() => Event::Frame(frame),
+                () = timer.as_mut() => Event::Timeout,
             };
             // A timer that fired must be re-armed even for the same deadline, or it would
             // fire again at once.
@@ -198,6 +201,11 @@ impl Connection {
         match msg {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => {
+                // A binary frame costs an answer like a text message: the same bucket.
+                if self.policy.admit_message(clock::now()) == Admission::RateLimited {
+                    self.shared.metrics.message_in("rate_limited");
+                    return Flow::Continue;
+                }
                 self.shared.metrics.message_in("invalid");
                 self.reply_error(
                     ErrorCode::BadMessage,

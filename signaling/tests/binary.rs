@@ -153,7 +153,7 @@ fn bad_configuration_is_a_clear_error() {
             "ring_timeout_s = 5\n",
             Some(("SIGNALING_RING_TIMEOUT_S", "0")),
             &[],
-            "configuration error: `ring_timeout_s`: must be at least 1".into(),
+            "configuration error: `ring_timeout_s`: must be between 1 and 86400".into(),
         ),
     ] {
         std::fs::write(&file, toml).unwrap();

@@ -19,9 +19,21 @@ use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The server process, killed if the test fails before it stops it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// The binary on a free port with TLS from `files`; returns it, the first line it
 /// printed, and its log lines as they come.
-fn start(files: &CertFiles) -> (Child, String, Receiver<String>) {
+fn start(files: &CertFiles) -> (Running, String, Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_signaling"))
         .env_remove("RUST_LOG")
         .args(["--listen", "127.0.0.1:0", "--no-turn", "--log", "info"])
@@ -45,7 +57,7 @@ fn start(files: &CertFiles) -> (Child, String, Receiver<String>) {
             let _ = tx.send(line);
         }
     });
-    (child, line, logs)
+    (Running(child), line, logs)
 }
 
 /// Waits for a log line containing `needle`.
@@ -179,14 +191,14 @@ fn serves_https_and_wss_and_reloads_the_certificate_on_sighup() {
     };
     let renewed = file_cert(&ca.issue("server", &renewed));
     assert_ne!(renewed, first);
-    signal(&child, "HUP");
+    signal(&child.0, "HUP");
     wait_log(&logs, "TLS certificate reloaded");
     assert_eq!(served(addr, &config), renewed);
     ping(&mut ws);
 
     // A broken file: the reload fails, says so, and the renewed certificate stays.
     std::fs::write(&files.cert, "not a certificate").unwrap();
-    signal(&child, "HUP");
+    signal(&child.0, "HUP");
     let error = wait_log(&logs, "not reloaded");
     assert!(error.contains("tls_cert"), "{error}");
     assert_eq!(served(addr, &config), renewed);
@@ -194,7 +206,7 @@ fn serves_https_and_wss_and_reloads_the_certificate_on_sighup() {
     let mut fresh = open_wss(addr, &config);
     ping(&mut fresh);
 
-    signal(&child, "TERM");
-    let status = child.wait().unwrap();
+    signal(&child.0, "TERM");
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }

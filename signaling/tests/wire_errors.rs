@@ -202,3 +202,50 @@ fn candidate_index(msg: &ServerMessage) -> usize {
         other => panic!("expected a candidate, got {other:?}"),
     }
 }
+
+/// Binary frames are refused, and they take from the same bucket as text: a flood of them
+/// gets as many answers as the bucket holds, not one each.
+#[tokio::test]
+async fn binary_frames_are_rate_limited_too() {
+    const FLOOD: usize = 30;
+    let server = server_with(|c| {
+        c.rate_per_s = 1;
+        c.rate_burst = 4;
+    })
+    .await;
+    let mut flood = Client::join(server.local_addr(), "flood").await;
+    for _ in 0..FLOOD {
+        flood
+            .send_frame(tokio_tungstenite::tungstenite::Message::Binary(
+                vec![0u8; 16].into(),
+            ))
+            .await;
+    }
+    // A ping marks the end: answered `rate_limited` while the bucket is empty, and a pong
+    // once a token is back; every binary frame before it was handled by then.
+    let mut refused = 0;
+    let until_pong = async {
+        loop {
+            flood.send(&ClientMessage::Ping(Ping::default())).await;
+            match flood.recv().await {
+                ServerMessage::Error(e) if e.code == ErrorCode::BadMessage => refused += 1,
+                ServerMessage::Error(e) if e.code == ErrorCode::RateLimited => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                ServerMessage::Pong => break,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, until_pong)
+        .await
+        .expect("a pong once the bucket refills");
+    // The burst less hello's token is answered; the rest of the flood is dropped unanswered
+    // (the exact burst-then-rate counts are the connection policy's unit tests).
+    assert!(refused >= 3, "only {refused} binary frames answered");
+    assert!(
+        refused < FLOOD / 2,
+        "{refused} of {FLOOD} binary frames answered"
+    );
+    server.shutdown().await;
+}
