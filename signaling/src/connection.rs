@@ -201,9 +201,9 @@ impl Connection {
         match msg {
             Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => {
-                // A binary frame costs an answer like a text message: the same bucket.
-                if self.policy.admit_message(clock::now()) == Admission::RateLimited {
-                    self.shared.metrics.message_in("rate_limited");
+                // A binary frame costs an answer like a text message: the same bucket,
+                // dropped unanswered when it is empty.
+                if !self.admit(clock::now()) {
                     return Flow::Continue;
                 }
                 self.shared.metrics.message_in("invalid");
@@ -226,10 +226,18 @@ impl Connection {
         }
     }
 
+    /// Takes a token for a message; counts it as `rate_limited` when there is none.
+    fn admit(&mut self, now: Instant) -> bool {
+        let admitted = self.policy.admit_message(now) == Admission::Allowed;
+        if !admitted {
+            self.shared.metrics.message_in("rate_limited");
+        }
+        admitted
+    }
+
     async fn on_text(&mut self, text: &str) -> Flow {
         let now = clock::now();
-        if self.policy.admit_message(now) == Admission::RateLimited {
-            self.shared.metrics.message_in("rate_limited");
+        if !self.admit(now) {
             let msg = "too many messages; slow down";
             self.reply_error(ErrorCode::RateLimited, msg, None).await;
             return Flow::Continue;
