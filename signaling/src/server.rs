@@ -202,29 +202,15 @@ impl Server {
         let token = shared.shutdown.clone();
         let app = router(shared.clone());
         let tls = shared.config.tls.clone();
+        // Signaling messages are small and latency-bound: never hold them back for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let http = match tls.clone() {
-            Some(tls) => {
-                let listener = TlsListener::new(listener, tls);
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(token.cancelled_owned())
-                        .await
-                })
-            }
-            None => {
-                // Signaling messages are small and latency-bound: never hold them back
-                // for Nagle.
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        debug!(error = %e, "cannot set TCP_NODELAY");
-                    }
-                });
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(token.cancelled_owned())
-                        .await
-                })
-            }
+            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token),
+            None => spawn_http(listener, app, token),
         };
         let timer = tokio::spawn(run_timers(shared.clone()));
         info!(%addr, tls = tls.is_some(), "signaling server listening");
@@ -294,6 +280,23 @@ impl Server {
         }
         info!("signaling server stopped");
     }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled.
+fn spawn_http<L>(
+    listener: L,
+    app: Router,
+    stop: CancellationToken,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    })
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use axum::serve::Listener;
 use server_kit::ConfigError;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, warn};
-
-use crate::clock;
+use tracing::debug;
 
 /// How long a client has for the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,15 +80,16 @@ fn read(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, ConfigError> {
 }
 
 /// A TCP listener whose connections come out of the TLS handshake: slow or failed
-/// handshakes run beside each other and never hold up the next client.
-pub(crate) struct TlsListener {
-    tcp: TcpListener,
+/// handshakes run beside each other and never hold up the next client. Accepting (and its
+/// errors) and the socket options are the plain listener's, which it wraps.
+pub(crate) struct TlsListener<L> {
+    tcp: L,
     tls: ListenerTls,
     handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
 }
 
-impl TlsListener {
-    pub(crate) fn new(tcp: TcpListener, tls: ListenerTls) -> Self {
+impl<L> TlsListener<L> {
+    pub(crate) fn new(tcp: L, tls: ListenerTls) -> Self {
         Self {
             tcp,
             tls,
@@ -98,10 +98,6 @@ impl TlsListener {
     }
 
     fn start_handshake(&mut self, tcp: TcpStream, addr: SocketAddr) {
-        // Signaling messages are small and latency-bound: never hold them back for Nagle.
-        if let Err(e) = tcp.set_nodelay(true) {
-            debug!(error = %e, "cannot set TCP_NODELAY");
-        }
         let acceptor = TlsAcceptor::from(self.tls.current());
         self.handshakes.spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -119,23 +115,17 @@ impl TlsListener {
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl<L> Listener for TlsListener<L>
+where
+    L: Listener<Io = TcpStream, Addr = SocketAddr>,
+{
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok((tcp, addr)) => self.start_handshake(tcp, addr),
-                    Err(e) if is_connection_error(&e) => {}
-                    Err(e) => {
-                        // Out of file descriptors, most likely: let some close.
-                        warn!(error = %e, "cannot accept a connection");
-                        let pause = clock::now() + Duration::from_millis(100);
-                        tokio::time::sleep_until(pause.into()).await;
-                    }
-                },
+                (tcp, addr) = self.tcp.accept() => self.start_handshake(tcp, addr),
                 Some(done) = self.handshakes.join_next() => {
                     if let Ok(Some(accepted)) = done {
                         return accepted;
@@ -148,13 +138,4 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
     }
-}
-
-/// An error of one connection (gone before it was accepted), not of the listener.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    )
 }
