@@ -92,6 +92,17 @@ async fn chat(py: &mut Example, py_user: &str, sdk: &mut Example, sdk_user: &str
     py.wait_line(&expected, |l| l == expected).await;
 }
 
+/// The caller hangs up (Ctrl-C), the callee hears `hangup`, and both programs exit 0;
+/// `*_what` names each in a failure.
+async fn hang_up(caller: Example, caller_what: &str, callee: Example, callee_what: &str) {
+    caller.interrupt();
+    callee
+        .wait_line("the end of the call", |l| l == "call ended: hangup")
+        .await;
+    assert!(caller.exit().await, "{caller_what} failed");
+    assert!(callee.exit().await, "{callee_what} failed");
+}
+
 /// Media both ways: aiortc decodes enough VP8 and Opus, the SDK receives aiortc's audio and
 /// video RTP. Returns the path as each side reports it, "local/remote" candidate types:
 /// aiortc's (the pair it sends on) and the SDK's.
@@ -143,11 +154,7 @@ async fn aiortc_calls_the_sdk_answer_example() {
     media(&alice, &bob).await;
     chat(&mut alice, "alice", &mut bob, "bob").await;
 
-    alice.interrupt();
-    bob.wait_line("the end of the call", |l| l == "call ended: hangup")
-        .await;
-    assert!(alice.exit().await, "the aiortc peer failed");
-    assert!(bob.exit().await, "the answer example failed");
+    hang_up(alice, "the aiortc peer", bob, "the answer example").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,11 +182,7 @@ async fn the_sdk_call_example_calls_aiortc() {
     media(&bob, &alice).await;
     chat(&mut bob, "bob", &mut alice, "alice").await;
 
-    alice.interrupt();
-    bob.wait_line("the end of the call", |l| l == "call ended: hangup")
-        .await;
-    assert!(alice.exit().await, "the call example failed");
-    assert!(bob.exit().await, "the aiortc peer failed");
+    hang_up(alice, "the call example", bob, "the aiortc peer").await;
 }
 
 /// aiortc with relay candidates only calls the SDK: aioice's TURN client allocates on the
@@ -207,9 +210,5 @@ async fn aiortc_through_the_relay_calls_the_sdk_answer_example() {
     assert!(sdk_path.ends_with("/relay"), "the SDK reports {sdk_path}");
     chat(&mut alice, "alice", &mut bob, "bob").await;
 
-    alice.interrupt();
-    bob.wait_line("the end of the call", |l| l == "call ended: hangup")
-        .await;
-    assert!(alice.exit().await, "the aiortc peer failed");
-    assert!(bob.exit().await, "the answer example failed");
+    hang_up(alice, "the aiortc peer", bob, "the answer example").await;
 }

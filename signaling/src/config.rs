@@ -476,6 +476,12 @@ mod tests {
         }
     }
 
+    /// `flags` on the command line, no environment, resolved.
+    fn load(flags: &[&str]) -> Result<Config, ConfigError> {
+        let args = std::iter::once("signaling").chain(flags.iter().copied());
+        Cli::load(args, NO_ENV).unwrap().resolve()
+    }
+
     /// A TOML file in a fresh directory, removed when the guard drops.
     struct TomlFile(PathBuf);
 
@@ -606,10 +612,6 @@ mod tests {
 
     #[test]
     fn the_listeners_tls_settings_go_together_and_name_their_key() {
-        let load = |flags: &[&str]| {
-            let args = std::iter::once("signaling").chain(flags.iter().copied());
-            Cli::load(args, NO_ENV).unwrap().resolve()
-        };
         assert!(Config::default().tls.is_none());
         assert_eq!(key_of(load(&["--tls-cert", "/x/cert.pem"])), "tls_key");
         assert_eq!(key_of(load(&["--tls-key", "/x/key.pem"])), "tls_cert");
@@ -636,10 +638,6 @@ mod tests {
 
     #[test]
     fn the_relays_tls_settings_go_together() {
-        let load = |flags: &[&str]| {
-            let args = std::iter::once("signaling").chain(flags.iter().copied());
-            Cli::load(args, NO_ENV).unwrap().resolve()
-        };
         assert_eq!(
             key_of(load(&["--turn-tls-listen", "127.0.0.1:5349"])),
             "turn_tls_listen"
