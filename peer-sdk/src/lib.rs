@@ -161,7 +161,7 @@ pub use options::{
     PeerOptions,
 };
 pub use signaling_protocol::{EndReason, ErrorCode, IceServer, RejectReason};
-pub use stats::{CallStats, CandidateType};
+pub use stats::{CallStats, CandidateType, RelayTransport};
 pub use tls::TlsFailure;
 
 /// Locks a std mutex, taking the data over if another thread panicked while holding it

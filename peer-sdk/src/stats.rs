@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rtc::statistics::report::RTCStatsReportEntry;
 use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
+use rtc::peer_connection::transport::RTCIceServerTransportProtocol;
 use rtc::statistics::stats::ice_candidate_pair::{
     RTCIceCandidatePairStats, RTCStatsIceCandidatePairState,
 };
@@ -33,12 +34,37 @@ impl std::fmt::Display for CandidateType {
     }
 }
 
+/// How this side reaches its TURN relay, when its end of the selected pair is a relay
+/// candidate (what a browser's `getStats()` calls the local candidate's `relayProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTransport {
+    /// `turn:` over UDP.
+    Udp,
+    /// `turn:…?transport=tcp`.
+    Tcp,
+    /// `turns:` (TURN over TLS over TCP).
+    Tls,
+}
+
+impl std::fmt::Display for RelayTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RelayTransport::Udp => "udp",
+            RelayTransport::Tcp => "tcp",
+            RelayTransport::Tls => "tls",
+        })
+    }
+}
+
 /// The statistics of a call at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallStats {
     /// The local and remote candidate types of the selected pair (`None` before ICE has
     /// selected one).
     pub pair: Option<(CandidateType, CandidateType)>,
+    /// How this side reaches its relay, when the local end of the selected pair is a
+    /// relay candidate; `None` otherwise.
+    pub relay_transport: Option<RelayTransport>,
     /// The latest round-trip time measured by ICE on the selected pair.
     pub rtt: Option<Duration>,
     /// Bytes sent on the selected pair (all media and data, with headers).
@@ -61,6 +87,7 @@ impl CallStats {
             .then(|| Duration::from_secs_f64(pair.current_round_trip_time));
         Self {
             pair: pair_types(report, pair),
+            relay_transport: relay_transport(report, &pair.local_candidate_id),
             rtt,
             bytes_sent: pair.bytes_sent,
             bytes_received: pair.bytes_received,
@@ -110,6 +137,26 @@ fn pair_types(
                 find_candidate(report, &pair.local_candidate_id, true)
                     .map(|local| (local, CandidateType::Prflx))
             })
+    })
+}
+
+/// The relay protocol of the local candidate `id`, if it is a relay candidate.
+fn relay_transport(report: &RTCStatsReport, id: &str) -> Option<RelayTransport> {
+    report.iter().find_map(|entry| {
+        let RTCStatsReportEntry::LocalCandidate(c) = entry else {
+            return None;
+        };
+        let own = c.stats.id.as_str();
+        (own == id || own.ends_with(&format!("_{id}"))).then_some(())?;
+        if c.candidate_type != RTCIceCandidateType::Relay {
+            return None;
+        }
+        match c.relay_protocol {
+            RTCIceServerTransportProtocol::Udp => Some(RelayTransport::Udp),
+            RTCIceServerTransportProtocol::Tcp => Some(RelayTransport::Tcp),
+            RTCIceServerTransportProtocol::Tls => Some(RelayTransport::Tls),
+            _ => None,
+        }
     })
 }
 

@@ -148,9 +148,14 @@ pub async fn run(call: Call) {
                     Some((local, remote)) => format!("{local}/{remote}"),
                     None => "not connected yet".to_owned(),
                 };
+                // ", relay tcp": how this side reaches its relay, when it uses one.
+                let relay = stats
+                    .relay_transport
+                    .map(|t| format!(", relay {t}"))
+                    .unwrap_or_default();
                 let rtt = stats.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1e3));
                 println!(
-                    "path {path}, rtt {}, sent {} B, received {} B, {} RTP packets in",
+                    "path {path}{relay}, rtt {}, sent {} B, received {} B, {} RTP packets in",
                     rtt.unwrap_or_else(|| "-".into()),
                     stats.bytes_sent,
                     stats.bytes_received,
