@@ -12,7 +12,7 @@ use crate::peer_connection::sdp::{
 };
 use crate::peer_connection::state::signaling_state::check_next_signaling_state;
 use crate::peer_connection::transport::dtls::state::RTCDtlsTransportState;
-use crate::peer_connection::transport::ice::candidate::{
+use crate::peer_connection::transport::ice::candidate::{RTCIceServerTransportProtocol, 
     RTCIceCandidate, rtc_ice_candidates_from_ice_candidates,
 };
 use crate::peer_connection::transport::ice::candidate_type::RTCIceCandidateType;
@@ -1322,6 +1322,16 @@ impl RTCPeerConnection {
             }
             _ => String::new(),
         };
+        // W3C webrtc-stats `relayProtocol`: how a local relay candidate reaches its TURN
+        // server, which its URL says (RFC 7065: `turns:` is TLS, `?transport=tcp` TCP).
+        let relay_protocol = match (candidate.typ, url) {
+            (RTCIceCandidateType::Relay, Some(url))
+                if candidate.relay_protocol == RTCIceServerTransportProtocol::Unspecified =>
+            {
+                relay_protocol_of_url(url)
+            }
+            _ => candidate.relay_protocol,
+        };
 
         IceCandidateAccumulator {
             transport_id: self.pipeline_context.stats.transport.transport_id.clone(),
@@ -1335,7 +1345,7 @@ impl RTCPeerConnection {
             candidate_type: candidate.typ,
             priority: (candidate.priority >> 16) as u16, // Take high 16 bits for stats priority
             url: url_for_stats,
-            relay_protocol: candidate.relay_protocol,
+            relay_protocol,
             foundation: candidate.foundation.clone(),
             related_address: candidate.related_address.clone(),
             related_port: candidate.related_port,
@@ -1595,5 +1605,17 @@ impl RTCPeerConnection {
         );
 
         Ok((track, send_encodings, codec_preferences))
+    }
+}
+
+/// The transport to the TURN server named by `url` (`turn:` or `turns:`, RFC 7065).
+pub(crate) fn relay_protocol_of_url(url: &str) -> RTCIceServerTransportProtocol {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("turns:") {
+        RTCIceServerTransportProtocol::Tls
+    } else if lower.contains("transport=tcp") {
+        RTCIceServerTransportProtocol::Tcp
+    } else {
+        RTCIceServerTransportProtocol::Udp
     }
 }
