@@ -154,7 +154,12 @@ impl Client {
             .peer
             .clone()
             .unwrap_or_else(|| self.inner.options.peer.clone());
-        let peer = peer::build(self.inner.signal.ice_servers(), &peer_options).await?;
+        let peer = peer::build(
+            self.inner.signal.ice_servers(),
+            self.inner.signal.tls(),
+            &peer_options,
+        )
+        .await?;
         let pc = peer.pc.clone();
         let setup = async {
             let mut tracks = Vec::new();

@@ -110,7 +110,7 @@ impl IncomingCall {
             return Err(Error::CallEnded(reason));
         }
         let peer_options = options.peer.clone().unwrap_or_else(|| self.peer.clone());
-        let peer = peer::build(self.signal.ice_servers(), &peer_options).await?;
+        let peer = peer::build(self.signal.ice_servers(), self.signal.tls(), &peer_options).await?;
         let pc = peer.pc.clone();
         let setup = async {
             pc.set_remote_description(RTCSessionDescription::offer(self.invite.offer.clone())?)

@@ -1,6 +1,7 @@
 //! Builds a webrtc-rs peer connection for a call and turns its callbacks into a channel of
 //! events: callbacks run on the connection's own loop, so they must never block.
 
+use crate::tls::Tls;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -72,8 +73,13 @@ pub(crate) struct Peer {
     pub events: mpsc::UnboundedReceiver<PeerEvent>,
 }
 
-/// Builds a peer connection that uses `ice_servers` (from `welcome`) plus the options'.
-pub(crate) async fn build(ice_servers: Vec<IceServer>, options: &PeerOptions) -> Result<Peer> {
+/// Builds a peer connection that uses `ice_servers` (from `welcome`) plus the options';
+/// `turns:` relays are checked against `tls`'s roots, as the signaling server is.
+pub(crate) async fn build(
+    ice_servers: Vec<IceServer>,
+    tls: &Tls,
+    options: &PeerOptions,
+) -> Result<Peer> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
     let registry = register_default_interceptors(Registry::new(), &mut media)?;
@@ -119,6 +125,7 @@ pub(crate) async fn build(ice_servers: Vec<IceServer>, options: &PeerOptions) ->
         .with_handler(Arc::new(Forward(tx)))
         .with_udp_addrs(options.bind.clone())
         .with_data_channel_send_buffer_limit(options.data_channel_send_buffer)
+        .with_turn_tls_config(tls.config())
         .build()
         .await?;
     Ok(Peer {

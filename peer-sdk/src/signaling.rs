@@ -92,6 +92,7 @@ pub(crate) struct Signal {
     routes: Routes,
     ice_servers: watch::Receiver<Vec<IceServer>>,
     user: UserName,
+    tls: Tls,
 }
 
 impl Signal {
@@ -108,6 +109,11 @@ impl Signal {
     /// Stops routing `call_id`.
     pub(crate) fn unroute(&self, call_id: &CallId) {
         self.routes.close(call_id);
+    }
+
+    /// The trust for `turns:` relays: the same roots as for `wss://`.
+    pub(crate) fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// The ICE servers of the latest `welcome`.
@@ -151,6 +157,7 @@ pub(crate) async fn start(
         routes: Routes::default(),
         ice_servers: ice_rx,
         user,
+        tls: tls.clone(),
     };
     let task = Connection {
         url,

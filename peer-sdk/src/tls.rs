@@ -18,10 +18,12 @@ use tokio_rustls::client::TlsStream;
 
 use crate::error::{Argument, ConnectError, ConnectErrorKind, Error, Result};
 
-/// The client side of TLS, built once per [`Client`](crate::Client).
+/// The client side of TLS, built once per [`Client`](crate::Client): for `wss://` and
+/// for `turns:` relays alike.
 #[derive(Clone)]
 pub(crate) struct Tls {
     connector: TlsConnector,
+    config: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -59,9 +61,16 @@ impl Tls {
             .map_err(|e| Error::invalid(Argument::ExtraCa, e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let config = Arc::new(config);
         Ok(Tls {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(Arc::clone(&config)),
+            config,
         })
+    }
+
+    /// The configuration, for the peer connection's `turns:` relays.
+    pub(crate) fn config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.config)
     }
 
     /// The TLS handshake with `host` over `socket`; the certificate must be valid for

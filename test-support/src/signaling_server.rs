@@ -1,7 +1,10 @@
 //! The signaling server on a free loopback port, configured by the test.
 
-use signaling::EmbeddedTurn;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+
 use signaling::{Config, Server};
+use signaling::{EmbeddedTls, EmbeddedTurn};
 
 /// Starts a server on 127.0.0.1:0 with `tweak` applied to the default configuration.
 pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> Server {
@@ -29,6 +32,65 @@ pub async fn server_with_turn() -> Server {
         let mut turn = loopback_turn();
         turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
         c.turn = Some(turn);
+    })
+    .await
+}
+
+/// How a client reaches the relay, as a `welcome` URL offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayOver {
+    /// `turn:…?transport=udp`
+    Udp,
+    /// `turn:…?transport=tcp`
+    Tcp,
+    /// `turns:…?transport=tcp`
+    Tls,
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at this moment (the relay listens on
+/// both with one port, and the URLs must be written before it starts).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1 in 100 tries");
+}
+
+/// A server with the embedded relay on loopback (loopback peers allowed, TLS with
+/// `tls`'s certificate when given) whose `welcome` offers the relay only `over` the
+/// listed transports, as a network that lets only those out would leave a client.
+pub async fn server_with_relay_over(
+    over: &[RelayOver],
+    tls: Option<Arc<turn_relay::rustls::ServerConfig>>,
+) -> Server {
+    let port = free_port_pair();
+    let tls_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let urls = over
+        .iter()
+        .map(|t| match t {
+            RelayOver::Udp => format!("turn:127.0.0.1:{port}?transport=udp"),
+            RelayOver::Tcp => format!("turn:127.0.0.1:{port}?transport=tcp"),
+            RelayOver::Tls => format!("turns:127.0.0.1:{tls_port}?transport=tcp"),
+        })
+        .collect();
+    server_with(|c| {
+        let mut turn = EmbeddedTurn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
+        turn.tls = tls.map(|config| EmbeddedTls {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port)),
+            config,
+            host: None,
+        });
+        c.turn = Some(turn);
+        c.ice_urls = urls;
     })
     .await
 }

@@ -12,6 +12,9 @@ use crate::media_stream::track_remote::static_rtp::TrackRemoteStaticRTP;
 use crate::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use crate::peer_connection::PeerConnectionRef;
 use crate::peer_connection::transport::tcp_transport::RTCTcpTransport;
+use crate::peer_connection::transport::turn_stream::{
+    self, TurnStreamInput, TurnStreams, TurnTlsConfig,
+};
 use crate::peer_connection::transport::{
     MAX_GSO_BATCH_BYTES, MAX_GSO_SEGMENTS, MIN_GSO_RUN, SocketRecvResult, UDP_RECV_BUF_LEN,
     gro_recv_buf_len, is_retryable_socket_recv_error,
@@ -483,6 +486,9 @@ pub(crate) enum PeerConnectionDriverEvent {
     ReceiverRtcp(RTCRtpReceiverId, Vec<Box<dyn rtcp::Packet>>),
     RemoteIceTcpPassiveCandidate(Candidate),
     IncomingTcpStream(FourTuple, Arc<dyn AsyncTcpStream>),
+    /// A connection to a TURN server over TCP/TLS that the relayer asked for is open (or
+    /// failed): see `transport::turn_stream`.
+    TurnStreamConnected(u64, std::io::Result<Arc<dyn AsyncTcpStream>>),
     WriteNotify,
     UpdateIceConfiguration {
         ice_servers: Vec<RTCIceServer>,
@@ -500,6 +506,9 @@ pub(crate) struct PeerConnectionDriver<A = SocketAddr> {
     stun_gatherer: RTCStunGatherer,
     turn_relayer: RTCTurnRelayer,
     tcp_transport: RTCTcpTransport,
+    /// Connections to TURN servers over TCP and TLS.
+    turn_streams: TurnStreams,
+    turn_tls: TurnTlsConfig,
     mdns_socket: Option<Arc<dyn AsyncUdpSocket>>,
     udp_sockets: HashMap<SocketAddr, Arc<dyn AsyncUdpSocket>>,
     /// Reused scratch buffer for concatenating a run of same-destination datagrams
@@ -562,6 +571,7 @@ where
         crypto_provider: Arc<dyn rtc::crypto::RTCCryptoProvider>,
         discard_local_candidates_during_ice_restart: bool,
         turn_allocation_refresh_interval_cap: Option<Duration>,
+        turn_tls: TurnTlsConfig,
     ) -> Self {
         let runtime = Arc::clone(&inner.runtime);
         Self {
@@ -585,6 +595,8 @@ where
             udp_sockets: HashMap::new(),
             gso_scratch: Vec::new(),
             tcp_transport: RTCTcpTransport::new(HashMap::new()),
+            turn_streams: TurnStreams::default(),
+            turn_tls,
             ice_gathering_active: false,
             stun_gathering_complete: false,
             turn_gathering_complete: false,
@@ -640,6 +652,7 @@ where
         self.udp_sockets.clear();
         self.mdns_socket = None;
         self.tcp_transport = RTCTcpTransport::new(HashMap::new());
+        self.turn_streams.clear();
 
         if self.mdns_mode != MulticastDnsMode::Disabled {
             self.mdns_socket = Some(runtime.wrap_udp_socket(MulticastSocket::new().into_std()?)?);
@@ -957,6 +970,15 @@ where
             .into();
             futures::pin_mut!(tcp_read_future);
 
+            let turn_stream_future: OptionFuture<_> =
+                if !self.turn_streams.read_futures.is_empty() {
+                    Some(self.turn_streams.read_futures.next())
+                } else {
+                    None
+                }
+                .into();
+            futures::pin_mut!(turn_stream_future);
+
             // Runtime-agnostic select!
             futures::select! {
                 // A blocked consumer freed a slot: hand over what was retained, now.
@@ -1128,6 +1150,24 @@ where
                     }
                 }
 
+                // TURN messages from a server reached over TCP or TLS
+                turn_stream_result = turn_stream_future => {
+                    if let Some(Some(read)) = turn_stream_result {
+                        match self.turn_streams.on_read(self.inner.runtime.now(), read) {
+                            TurnStreamInput::Messages(messages) => {
+                                for message in messages {
+                                    if let Err(err) = self.turn_relayer.handle_read(message) {
+                                        error!("handle_read error on a TURN connection: {}", err);
+                                    }
+                                }
+                            }
+                            TurnStreamInput::Closed(four_tuple) => {
+                                self.turn_relayer.stream_closed(four_tuple);
+                            }
+                        }
+                    }
+                }
+
                 // Incoming TCP frame data from any tcp stream
                 tcp_read_result = tcp_read_future => {
                     if let Some(Some(res) ) = tcp_read_result {
@@ -1144,7 +1184,14 @@ where
     }
 
     async fn handle_write(&mut self, msg: TaggedBytesMut) -> Result<usize> {
-        if msg.transport.transport_protocol == TransportProtocol::TCP {
+        if msg.transport.transport_protocol == TransportProtocol::TCP
+            && self.turn_streams.contains(&FourTuple::from(&msg.transport))
+        {
+            // One TURN message, already framed by the TURN client (RFC 8656 §12.5).
+            let stream = self.turn_streams.stream(&FourTuple::from(&msg.transport))?;
+            stream.write_all(&msg.message).await?;
+            Ok(msg.message.len())
+        } else if msg.transport.transport_protocol == TransportProtocol::TCP {
             self.tcp_transport.write(&msg).await
         } else if msg.transport.peer_addr.port() == MDNS_PORT {
             if let Some(socket) = &self.mdns_socket {
@@ -1750,6 +1797,10 @@ where
                 {
                     error!("Failed to gather relay candidates: {}", err);
                 }
+                // A configuration change may have retired clients that used a connection.
+                let relayer = &self.turn_relayer;
+                self.turn_streams.retain(|four_tuple| relayer.has_client(four_tuple));
+                self.open_turn_streams();
             }
             PeerConnectionDriverEvent::RemoteIceTcpPassiveCandidate(candidate) => {
                 RTCTcpTransport::connect(
@@ -1757,6 +1808,30 @@ where
                     self.inner.runtime.clone(),
                     self.inner.driver_event_tx.clone(),
                 );
+            }
+            PeerConnectionDriverEvent::TurnStreamConnected(id, result) => {
+                let registered = result.and_then(|stream| self.turn_streams.register(stream));
+                match registered {
+                    Ok(four_tuple) => {
+                        match self.turn_relayer.stream_connected(
+                            id,
+                            four_tuple.local_addr,
+                            four_tuple.peer_addr,
+                        ) {
+                            Ok(true) => {}
+                            Ok(false) => self.turn_streams.retain(|ft| *ft != four_tuple),
+                            Err(err) => {
+                                error!("TURN client over {:?}: {}", four_tuple, err);
+                                self.turn_streams.retain(|ft| *ft != four_tuple);
+                                self.turn_relayer.stream_failed(id);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        warn!("TURN connection {} failed: {}", id, err);
+                        self.turn_relayer.stream_failed(id);
+                    }
+                }
             }
             PeerConnectionDriverEvent::IncomingTcpStream(four_tuple, stream) => {
                 trace!("TCP stream connection established: {:?}", four_tuple);
@@ -1923,6 +1998,18 @@ where
     /// Releases every TURN allocation (Refresh with LIFETIME=0) and sends the releases before
     /// the driver stops, so the server frees them now rather than when their lifetime expires
     /// (webrtc#903). The sockets are about to go, so this is the last chance to send them.
+    /// Opens the TCP/TLS connections the relayer asked for, each on its own task.
+    fn open_turn_streams(&mut self) {
+        while let Some(request) = self.turn_relayer.poll_stream_request() {
+            turn_stream::connect(
+                request,
+                self.turn_tls.clone(),
+                Arc::clone(&self.inner.runtime),
+                self.inner.driver_event_tx.clone(),
+            );
+        }
+    }
+
     async fn release_turn_allocations(&mut self) {
         if let Err(err) = self.turn_relayer.close() {
             error!("Failed to close turn_relayer: {}", err);

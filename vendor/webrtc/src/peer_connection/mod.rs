@@ -186,6 +186,7 @@ pub struct PeerConnectionBuilder<A: ToSocketAddrs> {
     tcp_addrs: Vec<A>,
     dedicated_reactor_pool_size: usize,
     data_channel_send_buffer_limit: usize,
+    turn_tls: transport::turn_stream::TurnTlsConfig,
     /// Held rather than forwarded immediately, so [`build`](Self::build) can resolve the crypto
     /// provider and inject it before the core connection is constructed — see there for why.
     setting_engine: SettingEngine,
@@ -205,6 +206,7 @@ impl<A: ToSocketAddrs> Default for PeerConnectionBuilder<A> {
             // opts in via `with_data_channel_send_buffer_limit`. This keeps `send`/
             // `send_text` non-blocking by default (zero behaviour change).
             data_channel_send_buffer_limit: usize::MAX,
+            turn_tls: Default::default(),
         }
     }
 }
@@ -333,6 +335,18 @@ impl<A: ToSocketAddrs> PeerConnectionBuilder<A> {
         self
     }
 
+    /// Sets how `turns:` servers (TURN over TLS, RFC 8656 §3.1) are authenticated: their
+    /// certificate must chain to a root of `config` and be valid for the URL's host.
+    ///
+    /// Without it, the Mozilla root set compiled in by `webpki-roots` is used, which suits
+    /// a server with a certificate from a public CA; a deployment with its own CA passes a
+    /// configuration that trusts it.
+    #[cfg(feature = "turn-tls")]
+    pub fn with_turn_tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.turn_tls.client = Some(config);
+        self
+    }
+
     /// Builds the [`PeerConnection`] and starts the background event loop driver.
     ///
     /// `A: Send + 'static` because the configured addresses are handed to the driver unresolved
@@ -403,6 +417,7 @@ impl<A: ToSocketAddrs> PeerConnectionBuilder<A> {
             data_channel_send_buffer_limit,
             turn_allocation_refresh_interval_cap,
             crypto_provider,
+            self.turn_tls,
         )
         .await
     }
@@ -991,6 +1006,7 @@ impl PeerConnectionImpl {
         data_channel_send_buffer_limit: usize,
         turn_allocation_refresh_interval_cap: Option<Duration>,
         crypto_provider: Arc<dyn crypto::RTCCryptoProvider>,
+        turn_tls: transport::turn_stream::TurnTlsConfig,
     ) -> Result<Self> {
         let configuration = core.get_configuration();
         let ice_servers = configuration.ice_servers().to_vec();
@@ -1051,6 +1067,7 @@ impl PeerConnectionImpl {
                 crypto_provider,
                 discard_local_candidates_during_ice_restart,
                 turn_allocation_refresh_interval_cap,
+                turn_tls,
             );
 
             if let Err(e) = driver.event_loop(driver_event_rx, init_tx).await {

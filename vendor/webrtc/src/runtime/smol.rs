@@ -157,6 +157,8 @@ impl Runtime for SmolRuntime {
     ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
         Box::pin(async move {
             let read_io = ::smol::Async::<std::net::TcpStream>::connect(remote_addr).await?;
+            // No Nagle for real-time packets (see the tokio runtime).
+            read_io.get_ref().set_nodelay(true)?;
             let write_io = ::smol::Async::new(read_io.get_ref().try_clone()?)?;
             let local_addr = read_io.get_ref().local_addr()?;
             let peer_addr = read_io.get_ref().peer_addr()?;

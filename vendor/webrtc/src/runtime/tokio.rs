@@ -171,6 +171,9 @@ impl Runtime for TokioRuntime {
     ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
         Box::pin(async move {
             let stream = ::tokio::net::TcpStream::connect(remote_addr).await?;
+            // Real-time packets must not wait for the previous segment's ACK (Nagle), as on
+            // every TCP socket of libwebrtc's: ICE-TCP and TURN over TCP/TLS both carry them.
+            stream.set_nodelay(true)?;
             let local_addr = stream.local_addr()?;
             let peer_addr = stream.peer_addr()?;
             let (read_half, write_half) = stream.into_split();

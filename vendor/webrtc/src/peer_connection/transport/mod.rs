@@ -52,7 +52,10 @@ use std::net::SocketAddr;
 
 pub(crate) mod stun_gatherer;
 pub(crate) mod tcp_transport;
+#[cfg(feature = "turn-tls")]
+pub(crate) mod tls_stream;
 pub(crate) mod turn_relayer;
+pub(crate) mod turn_stream;
 
 /// Plain single-datagram UDP receive buffer size (no GRO coalescing).
 pub(crate) const UDP_RECV_BUF_LEN: usize = 2000;

@@ -1,5 +1,6 @@
 //! TURN relayer for async peer connections.
 
+use super::turn_stream::{TurnStreamRequest, tls_supported};
 use crate::runtime::Runtime;
 use log::{debug, error, trace, warn};
 use rtc::crypto::RTCCryptoProvider;
@@ -27,6 +28,37 @@ use std::time::{Duration, Instant};
 
 const MAX_PENDING_PACKETS_PER_PEER: usize = 64;
 
+/// How a TURN client reaches its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl ServerTransport {
+    /// The local preference of a relay candidate gathered over this transport, so that
+    /// ICE prefers UDP to TCP to TLS as browsers do (libwebrtc ranks relay candidates by
+    /// the protocol to their server; RFC 8445 §5.1.2.1 leaves local preference to the
+    /// agent). UDP keeps the 65535 every other candidate of this agent gets.
+    fn local_preference(self) -> u32 {
+        match self {
+            ServerTransport::Udp => 65535,
+            ServerTransport::Tcp => 65535 - (1 << 14),
+            ServerTransport::Tls => 65535 - (2 << 14),
+        }
+    }
+}
+
+/// A connection to a TURN server over TCP or TLS that is being opened.
+#[derive(Debug)]
+struct PendingStream {
+    url: String,
+    username: String,
+    password: String,
+    transport: ServerTransport,
+}
+
 #[derive(Debug)]
 pub(crate) enum RTCTurnRelayEventIn {
     SocketWriteFailure(FourTuple),
@@ -47,6 +79,7 @@ struct PendingPermission {
 struct ManagedTurnClient {
     client: TurnClient,
     url: String,
+    transport: ServerTransport,
     allocate_tid: rtc::stun::message::TransactionId,
     local_addr: SocketAddr,
     relay_addr: Option<SocketAddr>,
@@ -76,6 +109,10 @@ pub(crate) struct RTCTurnRelayer {
     wouts: VecDeque<TaggedBytesMut>,
     routs: VecDeque<TaggedBytesMut>,
     events: VecDeque<RTCTurnRelayEventOut>,
+    /// Connections over TCP/TLS requested from the driver and not yet handed over.
+    pending_streams: HashMap<u64, PendingStream>,
+    stream_requests: VecDeque<TurnStreamRequest>,
+    next_stream_id: u64,
 }
 
 impl RTCTurnRelayer {
@@ -104,6 +141,9 @@ impl RTCTurnRelayer {
             wouts: VecDeque::new(),
             routs: VecDeque::new(),
             events: VecDeque::new(),
+            pending_streams: HashMap::new(),
+            stream_requests: VecDeque::new(),
+            next_stream_id: 0,
         }
     }
 
@@ -145,6 +185,8 @@ impl RTCTurnRelayer {
         self.wouts.clear();
         self.routs.clear();
         self.events.clear();
+        self.pending_streams.clear();
+        self.stream_requests.clear();
         self.ice_servers = ice_servers;
         self.ice_gather_policy = ice_gather_policy;
         self.state = RTCIceGatheringState::New;
@@ -269,13 +311,15 @@ impl RTCTurnRelayer {
                     continue;
                 }
 
-                if url.is_secure() {
-                    warn!("Skipping unsupported secure TURN url {}", url);
-                    continue;
-                }
-
-                if url.proto.to_string() != "udp" {
-                    warn!("Skipping unsupported non-UDP TURN url {}", url);
+                let transport = if url.is_secure() {
+                    ServerTransport::Tls
+                } else if url.proto.to_string() == "tcp" {
+                    ServerTransport::Tcp
+                } else {
+                    ServerTransport::Udp
+                };
+                if transport == ServerTransport::Tls && !tls_supported() {
+                    warn!("Skipping TURN url {}: built without the turn-tls feature", url);
                     continue;
                 }
 
@@ -290,6 +334,40 @@ impl RTCTurnRelayer {
                         continue;
                     }
                 };
+
+                if transport != ServerTransport::Udp {
+                    // One connection per address family we have a socket of; the kernel
+                    // picks its local address, which becomes the candidate's base.
+                    for ipv4 in [true, false] {
+                        if !self.local_addrs.iter().any(|addr| addr.is_ipv4() == ipv4) {
+                            continue;
+                        }
+                        let Some(server_addr) =
+                            resolved_addrs.iter().copied().find(|a| a.is_ipv4() == ipv4)
+                        else {
+                            continue;
+                        };
+                        let id = self.next_stream_id;
+                        self.next_stream_id += 1;
+                        self.pending_streams.insert(
+                            id,
+                            PendingStream {
+                                url: url.to_string(),
+                                username: url.username.clone(),
+                                password: url.password.clone(),
+                                transport,
+                            },
+                        );
+                        self.stream_requests.push_back(TurnStreamRequest {
+                            id,
+                            server_addr,
+                            tls_server_name: (transport == ServerTransport::Tls)
+                                .then(|| url.host.clone()),
+                        });
+                        debug!("TURN connection to {} requested for {}", server_addr, url);
+                    }
+                    continue;
+                }
 
                 for local_addr in &self.local_addrs {
                     let Some(peer_addr) = resolved_addrs
@@ -335,6 +413,7 @@ impl RTCTurnRelayer {
                         ManagedTurnClient {
                             client,
                             url: url.to_string(),
+                            transport,
                             allocate_tid,
                             local_addr: *local_addr,
                             relay_addr: None,
@@ -345,13 +424,91 @@ impl RTCTurnRelayer {
             }
         }
 
-        if self.clients.is_empty() {
+        if self.clients.is_empty() && self.pending_streams.is_empty() {
             self.state = RTCIceGatheringState::Complete;
             self.events
                 .push_back(RTCTurnRelayEventOut::TurnGatheringComplete);
         }
 
         Ok(())
+    }
+
+    /// The TCP/TLS connections the driver should open (see [`super::turn_stream`]).
+    pub(crate) fn poll_stream_request(&mut self) -> Option<TurnStreamRequest> {
+        self.stream_requests.pop_front()
+    }
+
+    /// The connection `id` asked for is open from `local_addr` to `server_addr`: start the
+    /// allocation over it. Returns false if nothing waits for it any more (the
+    /// configuration changed meanwhile); the caller then drops the connection.
+    pub(crate) fn stream_connected(
+        &mut self,
+        id: u64,
+        local_addr: SocketAddr,
+        server_addr: SocketAddr,
+    ) -> Result<bool> {
+        let Some(pending) = self.pending_streams.remove(&id) else {
+            return Ok(false);
+        };
+        let four_tuple = FourTuple {
+            local_addr,
+            peer_addr: server_addr,
+        };
+        let mut client = TurnClient::new(
+            TurnClientConfig {
+                stun_serv_addr: server_addr.to_string(),
+                turn_serv_addr: server_addr.to_string(),
+                local_addr,
+                transport_protocol: TransportProtocol::TCP,
+                username: pending.username,
+                password: pending.password,
+                realm: String::new(),
+                software: String::new(),
+                rto_in_ms: 0,
+                allocation_refresh_interval_cap: self.allocation_refresh_interval_cap,
+            },
+            Arc::clone(&self.crypto_provider),
+        )?;
+        let allocate_tid = client.allocate(self.runtime.now())?;
+        debug!(
+            "TURN allocation started from {} to {} via {}",
+            local_addr, server_addr, pending.url
+        );
+        self.clients.insert(
+            four_tuple,
+            ManagedTurnClient {
+                client,
+                url: pending.url,
+                transport: pending.transport,
+                allocate_tid,
+                local_addr,
+                relay_addr: None,
+                gather_finished: false,
+            },
+        );
+        Ok(true)
+    }
+
+    /// The connection `id` asked for could not be opened: gathering goes on without it.
+    pub(crate) fn stream_failed(&mut self, id: u64) {
+        if let Some(pending) = self.pending_streams.remove(&id) {
+            warn!("no TURN connection for {}", pending.url);
+            self.maybe_emit_gathering_complete();
+        }
+    }
+
+    /// A TCP/TLS connection to a server ended: its client and allocation are gone with it
+    /// (RFC 8656 §3.1: over TCP the allocation lives as long as the connection).
+    pub(crate) fn stream_closed(&mut self, four_tuple: FourTuple) {
+        if self.clients.contains_key(&four_tuple) {
+            self.remove_client(four_tuple, false);
+            self.maybe_emit_gathering_complete();
+        }
+    }
+
+    /// Whether a TURN client uses the connection `four_tuple`.
+    pub(crate) fn has_client(&self, four_tuple: &FourTuple) -> bool {
+        self.clients.contains_key(four_tuple)
     }
 
     fn emit_existing_candidates(&mut self) -> Result<()> {
@@ -363,6 +520,7 @@ impl RTCTurnRelayer {
                             relay_addr,
                             managed_client.local_addr,
                             &managed_client.url,
+                            managed_client.transport,
                         )?,
                     ));
             }
@@ -375,13 +533,17 @@ impl RTCTurnRelayer {
         relay_addr: SocketAddr,
         local_addr: SocketAddr,
         url: &str,
+        transport: ServerTransport,
     ) -> Result<RTCIceCandidateInit> {
+        // RFC 8445 §5.1.2.1, with the relay type preference (0) and component 1.
+        let priority = (transport.local_preference() << 8) + (256 - 1);
         let candidate = CandidateRelayConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
                 address: relay_addr.ip().to_string(),
                 port: relay_addr.port(),
                 component: 1,
+                priority,
                 ..Default::default()
             },
             rel_addr: local_addr.ip().to_string(),
@@ -397,6 +559,7 @@ impl RTCTurnRelayer {
 
     fn maybe_emit_gathering_complete(&mut self) {
         if self.state == RTCIceGatheringState::Gathering
+            && self.pending_streams.is_empty()
             && self.clients.values().all(|client| client.gather_finished)
         {
             self.state = RTCIceGatheringState::Complete;
@@ -710,6 +873,7 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
                                 relay_addr,
                                 managed_client.local_addr,
                                 &managed_client.url,
+                                managed_client.transport,
                             ));
                             gathered_complete = true;
                         }
