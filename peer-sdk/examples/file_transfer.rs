@@ -58,6 +58,40 @@ fn fail(message: &str) {
     std::process::exit(1);
 }
 
+/// The progress line, redrawn at most four times a second (and at the end).
+struct Progress {
+    started: Instant,
+    drawn: Option<Instant>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            drawn: None,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        let due = self
+            .drawn
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(250));
+        if due || done == total {
+            self.drawn = Some(Instant::now());
+            progress(done, total, self.started);
+        }
+    }
+
+    /// "N bytes in S s, R MB/s".
+    fn summary(&self, done: u64) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "{done} bytes in {secs:.1} s, {:.1} MB/s",
+            done as f64 / secs / 1e6
+        )
+    }
+}
+
 fn progress(done: u64, total: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     let pct = if total == 0 {
@@ -98,7 +132,7 @@ async fn send(client: &Client, to: &str, path: &Path) -> Result<(), String> {
         .send_text(&header)
         .await
         .map_err(|e| e.to_string())?;
-    let started = Instant::now();
+    let mut shown = Progress::new();
     let (mut sent, mut buf) = (0u64, vec![0u8; CHUNK]);
     loop {
         let n = file.read(&mut buf).await.map_err(|e| e.to_string())?;
@@ -110,7 +144,7 @@ async fn send(client: &Client, to: &str, path: &Path) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         sent += n as u64;
-        progress(sent, size, started);
+        shown.update(sent, size);
     }
     channel.send_text("done").await.map_err(|e| e.to_string())?;
     let reply = channel
@@ -118,6 +152,15 @@ async fn send(client: &Client, to: &str, path: &Path) -> Result<(), String> {
         .await
         .ok_or("the receiver closed the channel")?;
     eprintln!();
+    println!("sent {}", shown.summary(sent));
+    let stats = call.stats().await;
+    if let Some((local, remote)) = stats.pair {
+        let relay = stats
+            .relay_transport
+            .map(|t| format!(", relay {t}"))
+            .unwrap_or_default();
+        println!("path {local}/{remote}{relay}");
+    }
     println!("receiver says: {}", reply.text().unwrap_or("?"));
     call.hangup().await;
     Ok(())
@@ -168,20 +211,20 @@ async fn save(channel: &DataChannel, dir: &Path) -> Result<u64, String> {
     let mut file = tokio::fs::File::create(&target)
         .await
         .map_err(|e| e.to_string())?;
-    let (started, mut written) = (Instant::now(), 0u64);
+    let (mut shown, mut written) = (Progress::new(), 0u64);
     while let Some(msg) = channel.recv().await {
         if msg.is_text && msg.text() == Some("done") {
             break;
         }
         file.write_all(&msg.data).await.map_err(|e| e.to_string())?;
         written += msg.data.len() as u64;
-        progress(written, size, started);
+        shown.update(written, size);
     }
     file.flush().await.map_err(|e| e.to_string())?;
     eprintln!();
     if written != size {
         return Err(format!("got {written} of {size} bytes"));
     }
-    println!("saved {} ({written} bytes)", target.display());
+    println!("saved {} ({})", target.display(), shown.summary(written));
     Ok(written)
 }

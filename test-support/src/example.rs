@@ -50,7 +50,17 @@ impl Example {
 
     /// Waits for a line for which `pred` holds; returns it.
     pub async fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.wait_line_for(WAIT, what, pred).await
+    }
+
+    /// [`wait_line`](Self::wait_line) with a limit of its own (a long transfer, say).
+    pub async fn wait_line_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(line) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
                 return line.clone();

@@ -211,6 +211,10 @@ impl NatLab {
     /// Chromium in namespace `name` showing the web demo. It trusts `pki`'s CA for TURN
     /// over TLS, and treats the lab's plain-http demo as a secure origin (for the camera).
     pub async fn browser(&self, name: &str, pki: &Pki) -> BrowserPeer {
+        assert!(
+            pki.nss,
+            "a browser needs Pki::new (its trust store), not Pki::for_sdk"
+        );
         let wrapper = pki.dir.join(format!("chromium-in-{name}"));
         std::fs::write(
             &wrapper,
@@ -250,7 +254,10 @@ pub struct Pki {
     dir: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CA certificate (PEM), for the SDK examples' `--ca`.
+    pub ca: PathBuf,
     home: PathBuf,
+    nss: bool,
 }
 
 impl Pki {
@@ -259,6 +266,15 @@ impl Pki {
         if !(browser_installed() && require("certutil", "libnss3-tools")) {
             return None;
         }
+        Some(Pki::make(prefix, true))
+    }
+
+    /// The CA and the relay's certificate for SDK peers only (no browser trust store).
+    pub fn for_sdk(prefix: &str) -> Pki {
+        Pki::make(prefix, false)
+    }
+
+    fn make(prefix: &str, nss: bool) -> Pki {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nat-lab-{prefix}pki"));
         let _ = std::fs::remove_dir_all(&dir);
         let home = dir.join("home");
@@ -270,13 +286,17 @@ impl Pki {
                 ..Leaf::default()
             },
         );
-        ca.trust_in_nss(&home);
-        Some(Pki {
+        if nss {
+            ca.trust_in_nss(&home);
+        }
+        Pki {
             cert: relay.cert,
             key: relay.key,
+            ca: ca.pem_path(),
             home,
             dir,
-        })
+            nss,
+        }
     }
 
     /// Signaling flags for the relay's TLS listener on 5349 with this certificate.
