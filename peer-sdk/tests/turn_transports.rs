@@ -7,7 +7,12 @@
 
 mod support;
 
-use peer_sdk::{CandidateType, ClientOptions, IcePolicy, RelayTransport};
+use std::time::Duration;
+
+use peer_sdk::{
+    AcceptOptions, CallOptions, CandidateType, ChannelSpec, ClientOptions, IcePolicy,
+    RelayTransport,
+};
 use test_support::pki::{Leaf, TestCa};
 use test_support::signaling_server::{RelayOver, server_with_relay_over};
 
@@ -18,14 +23,16 @@ fn relay_only(ca_pem: Option<&str>) -> ClientOptions {
     options
 }
 
-/// A test CA (returned, with the directory holding it) and the relay's TLS configuration
-/// with a certificate it signed for 127.0.0.1.
-fn relay_tls() -> (
+/// A test CA (returned, with the directory holding it, one per `test`) and the relay's
+/// TLS configuration with a certificate it signed for 127.0.0.1.
+fn relay_tls(
+    test: &str,
+) -> (
     TestCa,
     std::path::PathBuf,
     std::sync::Arc<turn_relay::rustls::ServerConfig>,
 ) {
-    let dir = std::env::temp_dir().join(format!("turn-transports-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("turn-transports-{}-{test}", std::process::id()));
     let ca = TestCa::new(&dir, "relay-test");
     let files = ca.issue("relay", &Leaf::default());
     let config = turn_relay::config::load_tls(&files.cert, &files.key).unwrap();
@@ -69,7 +76,7 @@ async fn a_relay_offered_only_over_tcp_carries_the_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_offered_only_over_tls_carries_the_call() {
-    let (ca, dir, tls) = relay_tls();
+    let (ca, dir, tls) = relay_tls("tls");
     let server = server_with_relay_over(&[RelayOver::Tls], Some(tls)).await;
     let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
     assert_eq!(transports, [RelayTransport::Tls; 2]);
@@ -79,7 +86,7 @@ async fn a_relay_offered_only_over_tls_carries_the_call() {
 /// Offered all three, ICE ranks the relay candidates UDP > TCP > TLS and picks UDP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_is_preferred_to_tcp_and_tcp_to_tls() {
-    let (ca, dir, tls) = relay_tls();
+    let (ca, dir, tls) = relay_tls("preference");
     let server = server_with_relay_over(
         &[RelayOver::Tls, RelayOver::Tcp, RelayOver::Udp],
         Some(tls.clone()),
@@ -91,5 +98,48 @@ async fn udp_is_preferred_to_tcp_and_tcp_to_tls() {
     let server = server_with_relay_over(&[RelayOver::Tls, RelayOver::Tcp], Some(tls)).await;
     let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
     assert_eq!(transports, [RelayTransport::Tcp; 2]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A `turns:` relay whose certificate the client does not trust (no `extra_ca_pem` for the
+/// test CA) is refused at the TLS handshake: no allocation, no candidate, no path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turns_relay_with_an_untrusted_certificate_is_refused() {
+    let (_ca, dir, tls) = relay_tls("untrusted");
+    let server = server_with_relay_over(&[RelayOver::Tls], Some(tls)).await;
+    let url = support::url(server.local_addr());
+    let options = relay_only(None);
+    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options.clone())
+        .await
+        .unwrap();
+    let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
+        .await
+        .unwrap();
+    let answering = tokio::spawn({
+        let bob = bob.clone();
+        async move { support::answer(&bob, AcceptOptions::default()).await }
+    });
+    let options = CallOptions {
+        channels: vec![ChannelSpec::reliable("chat")],
+        ..Default::default()
+    };
+    let call = support::within("the call to be answered", alice.call("bob", options))
+        .await
+        .unwrap();
+    let bob_call = answering.await.unwrap();
+    // Each side tries its relay once (one connection per address family: IPv4 here)
+    // and gives up at the handshake; the relay sees the failures.
+    let turn = server.turn().unwrap();
+    support::within("both TLS handshakes to fail", async {
+        while turn.metrics().dropped_count("tls_handshake") < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(turn.allocation_count(), 0);
+    for side in [&call, &bob_call] {
+        assert_eq!(side.stats().await.pair, None);
+    }
+    call.hangup().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -167,6 +167,11 @@ impl Metrics {
         self.0.dropped.get_or_create(&Reason { reason }).inc();
     }
 
+    /// Packets or connections dropped so far for `reason` (tests read this).
+    pub fn dropped_count(&self, reason: &'static str) -> u64 {
+        self.0.dropped.get_or_create(&Reason { reason }).get()
+    }
+
     /// Bytes relayed so far one way (tests read this).
     pub fn relayed_bytes(&self, way: Way) -> u64 {
         self.way(way).bytes.get()
