@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use rtc::peer_connection::transport::RTCIceServerTransportProtocol;
 use rtc::statistics::report::RTCStatsReportEntry;
 use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
-use rtc::peer_connection::transport::RTCIceServerTransportProtocol;
 use rtc::statistics::stats::ice_candidate_pair::{
     RTCIceCandidatePairStats, RTCStatsIceCandidatePairState,
 };
