@@ -5,27 +5,23 @@
 
 mod support;
 
-use support::NatLab;
-
-fn is(pair: &(String, String), local: &[&str], remote: &[&str]) -> bool {
-    local.contains(&pair.0.as_str()) && remote.contains(&pair.1.as_str())
-}
+use support::lab;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_on_the_same_lan_talk_host_to_host() {
-    let Some(lab) = NatLab::up("nl1-", &[]).await else {
+    let Some(lab) = lab("nl1-", None).await else {
         return;
     };
     let call = lab.call("lana2", &[], "lana", &[]).await;
     // A remote host candidate can show as prflx when its check beat its trickle.
-    assert!(is(&call.bob, &["host"], &["host", "prflx"]), "{call:?}");
-    assert!(is(&call.alice, &["host"], &["host", "prflx"]), "{call:?}");
+    assert!(call.bob.is(&["host"], &["host", "prflx"]), "{call:?}");
+    assert!(call.alice.is(&["host"], &["host", "prflx"]), "{call:?}");
     assert_eq!(call.relayed_in_call, 0, "{call:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cone_nats_go_direct_through_reflexive_addresses() {
-    let Some(lab) = NatLab::up("nl2-", &[]).await else {
+    let Some(lab) = lab("nl2-", None).await else {
         return;
     };
     // Full cone, then port-restricted cone (the usual home router): both punch through.
@@ -38,11 +34,11 @@ async fn cone_nats_go_direct_through_reflexive_addresses() {
         // other side's check (prflx). Nothing goes through the relay.
         assert!(!call.uses_relay(), "{mode}: {call:?}");
         assert!(
-            is(&call.bob, &["host"], &["srflx", "prflx"]),
+            call.bob.is(&["host"], &["srflx", "prflx"]),
             "{mode}: {call:?}"
         );
         assert!(
-            is(&call.alice, &["host"], &["srflx", "prflx"]),
+            call.alice.is(&["host"], &["srflx", "prflx"]),
             "{mode}: {call:?}"
         );
         assert_eq!(call.relayed_in_call, 0, "{mode}: {call:?}");
@@ -51,7 +47,7 @@ async fn cone_nats_go_direct_through_reflexive_addresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symmetric_nats_need_the_relay() {
-    let Some(lab) = NatLab::up("nl3-", &[]).await else {
+    let Some(lab) = lab("nl3-", None).await else {
         return;
     };
     lab.nat("a", "sym");
@@ -64,14 +60,14 @@ async fn symmetric_nats_need_the_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_keeps_out_of_its_own_private_network_unless_allowed() {
     // priv (10.0.9.2) sits on the relay's private network; bob is relay-only.
-    let Some(mut lab) = NatLab::up("nl5-", &[]).await else {
+    let Some(mut lab) = lab("nl5-", None).await else {
         return;
     };
     let refused = lab.metric("turn_refused_peers_total");
     let call = lab.call("lana", &["--relay-only"], "priv", &[]).await;
     // The relay refused to send to 10.0.9.2 itself, so the only path left is relay to
     // relay (two allocations of ours).
-    assert!(is(&call.bob, &["relay"], &["relay"]), "{call:?}");
+    assert!(call.bob.is(&["relay"], &["relay"]), "{call:?}");
     assert!(
         lab.metric("turn_refused_peers_total") > refused,
         "no refusal counted"
@@ -81,5 +77,5 @@ async fn the_relay_keeps_out_of_its_own_private_network_unless_allowed() {
     lab.start_signaling(&["--turn-allow-peers", "10.0.9.0/24"])
         .await;
     let call = lab.call("lana", &["--relay-only"], "priv", &[]).await;
-    assert!(is(&call.bob, &["relay"], &["host", "prflx"]), "{call:?}");
+    assert!(call.bob.is(&["relay"], &["host", "prflx"]), "{call:?}");
 }

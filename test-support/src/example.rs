@@ -18,7 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct Example {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<String>>>,
+    /// Each line with the moment it was read.
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Example {
@@ -32,13 +33,13 @@ impl Example {
             .unwrap_or_else(|e| panic!("start {exe}: {e}"));
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
         let sink = lines.clone();
         tokio::spawn(async move {
             let mut stdout = stdout.lines();
             while let Ok(Some(line)) = stdout.next_line().await {
                 eprintln!("example: {line}");
-                sink.lock().unwrap().push(line);
+                sink.lock().unwrap().push((Instant::now(), line));
             }
         });
         Example {
@@ -62,7 +63,7 @@ impl Example {
     ) -> String {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
+            if let Some((_, line)) = self.lines.lock().unwrap().iter().find(|(_, l)| pred(l)) {
                 return line.clone();
             }
             if Instant::now() >= deadline {
@@ -81,7 +82,7 @@ impl Example {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|l| pred(l))
+                .filter(|(_, l)| pred(l))
                 .count()
         };
         let seen = count();
@@ -105,7 +106,14 @@ impl Example {
 
     /// Every line printed so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// When the first line for which `pred` holds was read, if one has been.
+    pub fn first_seen(&self, pred: impl Fn(&str) -> bool) -> Option<Instant> {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().find(|(_, l)| pred(l)).map(|(at, _)| *at)
     }
 
     /// Sends SIGINT (Ctrl-C): the examples hang up and exit.
@@ -134,6 +142,11 @@ pub fn receives_rtp(line: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// The examples' line for the call's first RTP packet (of any track), printed as it arrives.
+pub fn first_rtp(line: &str) -> bool {
+    line.starts_with("first RTP packet in")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +159,9 @@ mod tests {
         ex.say("one").await;
         ex.wait_line("the echo", |l| l == "got one").await;
         assert_eq!(ex.lines(), ["ready", "got one"]);
+        let ready = ex.first_seen(|l| l == "ready").unwrap();
+        assert!(ready <= ex.first_seen(|l| l.starts_with("got")).unwrap());
+        assert_eq!(ex.first_seen(|l| l == "never"), None);
         assert!(ex.exit().await);
     }
 
@@ -167,5 +183,7 @@ mod tests {
         assert!(receives_rtp("path host/host, 12 RTP packets in"));
         assert!(!receives_rtp("path host/host, 0 RTP packets in"));
         assert!(!receives_rtp("waiting for calls"));
+        assert!(first_rtp("first RTP packet in (audio/opus)"));
+        assert!(!receives_rtp("first RTP packet in (audio/opus)"));
     }
 }
