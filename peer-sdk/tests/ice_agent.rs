@@ -13,8 +13,9 @@ use bytes::BytesMut;
 use rtc::crypto::default_provider;
 use rtc::ice::agent::Agent;
 use rtc::ice::agent::agent_config::AgentConfig;
-use rtc::ice::attributes::control::AttrControlled;
+use rtc::ice::attributes::control::{AttrControlled, AttrControlling};
 use rtc::ice::attributes::priority::PriorityAttr;
+use rtc::ice::attributes::use_candidate::UseCandidateAttr;
 use rtc::ice::candidate::candidate_host::CandidateHostConfig;
 use rtc::ice::candidate::candidate_relay::CandidateRelayConfig;
 use rtc::ice::candidate::candidate_server_reflexive::CandidateServerReflexiveConfig;
@@ -23,8 +24,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
-use rtc::stun::message::{BINDING_REQUEST, Message, TransactionId};
+use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, TransactionId};
 use rtc::stun::textattrs::Username;
+use rtc::stun::xoraddr::XorMappedAddress;
 
 const LOCAL: &str = "192.0.2.10:5000";
 /// The peer's relayed address, as our relay would hand it out.
@@ -155,5 +157,135 @@ fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
     // The direct pair (to the peer's NAT mapping) ranks above the relayed one.
     let (local, remote) = agent.get_best_available_candidate_pair().unwrap();
     assert_eq!(local.addr(), LOCAL.parse::<SocketAddr>().unwrap());
+    assert_eq!(remote.candidate_type(), CandidateType::ServerReflexive);
+}
+
+/// The controlling peer's nomination (USE-CANDIDATE) of its pair `from` → `LOCAL`.
+fn nomination_from(agent: &mut Agent, from: SocketAddr, now: Instant) {
+    let mut m = Message::new();
+    let crypto = default_provider().unwrap();
+    m.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(
+            rtc::stun::attributes::ATTR_USERNAME,
+            "ourufrag:peerufrag".into(),
+        )),
+        Box::new(AttrControlling(7)),
+        Box::new(PriorityAttr(RELAYED_PRIORITY)),
+        Box::new(UseCandidateAttr::new()),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            "our-password-of-22-chars".into(),
+            crypto.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])
+    .unwrap();
+    agent.handle_read(tagged(from, &m.raw, now)).unwrap();
+}
+
+fn tagged(from: SocketAddr, raw: &[u8], now: Instant) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: LOCAL.parse().unwrap(),
+            peer_addr: from,
+            transport_protocol: TransportProtocol::UDP,
+            ecn: None,
+        },
+        message: BytesMut::from(raw),
+    }
+}
+
+/// Answers every connectivity check `agent` sends (as the peer would), until each of
+/// its pairs has succeeded once; `now` moves on by the agent's own timeouts.
+fn answer_checks(agent: &mut Agent, mut now: Instant) -> Instant {
+    let crypto = default_provider().unwrap();
+    for _ in 0..50 {
+        while let Some(out) = agent.poll_write() {
+            let mut request = Message::new();
+            request.raw = out.message.to_vec();
+            request.decode().unwrap();
+            let mut response = Message::new();
+            response
+                .build(&[
+                    Box::new(request.transaction_id),
+                    Box::new(BINDING_SUCCESS),
+                    Box::new(XorMappedAddress {
+                        ip: out.transport.local_addr.ip(),
+                        port: out.transport.local_addr.port(),
+                    }),
+                    Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+                        "peer-password-of-22-ch".into(),
+                        crypto.crypto(),
+                    )),
+                    Box::new(FINGERPRINT),
+                ])
+                .unwrap();
+            agent
+                .handle_read(tagged(out.transport.peer_addr, &response.raw, now))
+                .unwrap();
+        }
+        now = agent.poll_timeout().unwrap_or(now).max(now);
+        agent.handle_timeout(now).unwrap();
+    }
+    now
+}
+
+/// RFC 8445 8.1.1: when the controlling agent nominates more than one pair, the pair with
+/// the highest priority is used. Chromium, controlling, nominates the first pair that
+/// works (often via the relay) and then a better one (direct); the vendored agent, as the
+/// controlled side, now follows the second nomination instead of keeping the first, so
+/// both directions take the same, direct path (the NAT lab's matrix caught the split).
+#[test]
+fn the_controlled_agent_follows_a_later_nomination_of_a_better_pair() {
+    let mut now = Instant::now();
+    let config = AgentConfig {
+        local_ufrag: "ourufrag".into(),
+        local_pwd: "our-password-of-22-chars".into(),
+        is_controlling: false,
+        ..AgentConfig::default()
+    };
+    let mut agent = Agent::new(now, Arc::new(config), default_provider().unwrap()).unwrap();
+    let host = CandidateHostConfig {
+        base_config: udp("192.0.2.10", 5000),
+        ..CandidateHostConfig::default()
+    };
+    agent
+        .add_local_candidate(host.new_candidate_host().unwrap())
+        .unwrap();
+    agent
+        .start_connectivity_checks(
+            now,
+            false,
+            "peerufrag".into(),
+            "peer-password-of-22-ch".into(),
+        )
+        .unwrap();
+    let relay = CandidateRelayConfig {
+        base_config: udp("198.51.100.1", 50000),
+        rel_addr: "10.0.2.2".into(),
+        rel_port: 40000,
+        ..CandidateRelayConfig::default()
+    };
+    agent
+        .add_remote_candidate(relay.new_candidate_relay().unwrap())
+        .unwrap();
+    let srflx = peer_srflx();
+    let direct = srflx.addr();
+    agent.add_remote_candidate(srflx).unwrap();
+    now = answer_checks(&mut agent, now);
+
+    nomination_from(&mut agent, RELAYED.parse().unwrap(), now);
+    let (_, remote) = agent.get_selected_candidate_pair().unwrap();
+    assert_eq!(remote.candidate_type(), CandidateType::Relay);
+
+    nomination_from(&mut agent, direct, now);
+    let (_, remote) = agent.get_selected_candidate_pair().unwrap();
+    assert_eq!(remote.candidate_type(), CandidateType::ServerReflexive);
+
+    // A later nomination of a worse pair does not take the path back to the relay.
+    nomination_from(&mut agent, RELAYED.parse().unwrap(), now);
+    let (_, remote) = agent.get_selected_candidate_pair().unwrap();
     assert_eq!(remote.candidate_type(), CandidateType::ServerReflexive);
 }

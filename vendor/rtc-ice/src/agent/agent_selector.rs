@@ -542,7 +542,22 @@ impl ControlledSelector for Agent {
                     // previously sent by this pair produced a successful response and
                     // generated a valid pair (Section 7.2.5.3.2).  The agent sets the
                     // nominated flag value of the valid pair to true.
-                    if self.get_selected_pair().is_none() {
+                    //
+                    // peer-sdk patch (vendor/README.md): RFC 8445 section 8.1.1, "If more
+                    // than one candidate pair is nominated by the controlling agent, and if
+                    // the controlled agent accepts multiple nominations requests, the agents
+                    // MUST produce the selected pairs and use the pairs with the highest
+                    // priority." A later nomination of a better pair (a browser moving from
+                    // its first working pair, through a relay, to a direct one) takes over.
+                    let better = match self.get_selected_pair() {
+                        None => true,
+                        Some(selected) => {
+                            selected != pair_index
+                                && self.candidate_pairs[pair_index].priority()
+                                    > self.candidate_pairs[selected].priority()
+                        }
+                    };
+                    if better {
                         self.set_selected_pair(Some(now), Some(pair_index));
                     }
                     self.send_binding_success(now, m, local_index, remote_index);
