@@ -75,10 +75,24 @@ async fn next_json(
     }
 }
 
-/// A callee that answers the first call with every candidate inside its answer (it waits
-/// for gathering to complete) and never trickles; relay-only, so its only candidate is a
-/// relayed one. It takes the caller's trickled candidates and echoes on data channels.
-async fn bare_callee(url: String, user: &'static str) -> tokio::task::JoinHandle<()> {
+/// How the bare callee hands over its candidates.
+#[derive(Clone, Copy, PartialEq)]
+enum Candidates {
+    /// All of them inside its answer, never trickled.
+    InAnswer,
+    /// None in the answer; trickled once the caller's data channel is open, so the caller
+    /// first knows the callee's address only from its checks (peer-reflexive).
+    TrickledOnceConnected,
+}
+
+/// A callee that answers the first call after gathering completes, its candidates handed
+/// over as `mode` says; relay-only, so its only candidate is a relayed one. It takes the
+/// caller's trickled candidates and echoes on data channels.
+async fn bare_callee(
+    url: String,
+    user: &'static str,
+    mode: Candidates,
+) -> tokio::task::JoinHandle<()> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let hello = json!({"type": "hello", "version": 1, "user": user});
     ws.send(Message::text(hello.to_string())).await.unwrap();
@@ -134,6 +148,28 @@ async fn bare_callee(url: String, user: &'static str) -> tokio::task::JoinHandle
             answer.contains("typ relay"),
             "no relay candidate:\n{answer}"
         );
+        let mut late: Vec<Value> = Vec::new();
+        let answer = match mode {
+            Candidates::InAnswer => answer,
+            Candidates::TrickledOnceConnected => {
+                let mid = answer
+                    .lines()
+                    .find_map(|l| l.strip_prefix("a=mid:"))
+                    .unwrap()
+                    .to_owned();
+                late = answer
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("a="))
+                    .filter(|l| l.starts_with("candidate:"))
+                    .map(|c| json!({"candidate": c, "sdpMid": mid, "sdpMLineIndex": 0}))
+                    .collect();
+                answer
+                    .split("\r\n")
+                    .filter(|l| !l.starts_with("a=candidate:") && *l != "a=end-of-candidates")
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
+            }
+        };
         let accept = json!({"type": "accept", "call_id": call_id, "answer": answer});
         ws.send(Message::text(accept.to_string())).await.unwrap();
 
@@ -157,6 +193,16 @@ async fn bare_callee(url: String, user: &'static str) -> tokio::task::JoinHandle
                 Some(event) = events.recv() => {
                     if let Event::Channel(c) = event {
                         echo(c);
+                        // The caller's channel is open: its agent has a selected pair to
+                        // our relayed address, learnt from our checks. Now trickle.
+                        for candidate in late.drain(..) {
+                            let msg = json!({
+                                "type": "candidate",
+                                "call_id": call_id,
+                                "candidate": candidate,
+                            });
+                            ws.send(Message::text(msg.to_string())).await.unwrap();
+                        }
                     }
                 }
             }
@@ -174,7 +220,7 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
     })
     .await;
     let url = support::url(server.local_addr());
-    let callee = bare_callee(url, "bare").await;
+    let callee = bare_callee(url, "bare", Candidates::InAnswer).await;
     let alice = support::connect(server.local_addr(), "alice").await;
 
     let options = CallOptions {
@@ -198,6 +244,55 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
     assert_eq!(remote, CandidateType::Relay, "{stats:?}");
     assert!(stats.is_relayed(), "{stats:?}");
 
+    call.hangup().await;
+    within("the bare peer to finish", callee).await.unwrap();
+}
+
+/// The bare callee answers without candidates and trickles its relayed candidate only once
+/// the call is up: the caller's agent first learnt that address from a check
+/// (peer-reflexive), then replaces that candidate with the signalled one in place, under
+/// the peer-reflexive candidate's id (`ice-prflx.patch`). The stats entry must follow:
+/// webrtc-rs 0.21.1 registered the trickled candidate under its new id, so the selected
+/// pair's remote candidate had no entry and the SDK said `prflx`
+/// (`rtc-selected-remote-candidate-stats.patch`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_trickled_after_its_check_is_reported_with_its_type() {
+    let server = support::server_with(|c| {
+        let mut turn = signaling::EmbeddedTurn::new("127.0.0.2:0".parse().unwrap());
+        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
+        c.turn = Some(turn);
+    })
+    .await;
+    let url = support::url(server.local_addr());
+    let callee = bare_callee(url, "bare", Candidates::TrickledOnceConnected).await;
+    let alice = support::connect(server.local_addr(), "alice").await;
+    let options = CallOptions {
+        channels: vec![ChannelSpec::reliable("chat")],
+        ..Default::default()
+    };
+    let call = within("the call to be answered", alice.call("bare", options))
+        .await
+        .unwrap();
+    let chat = call.data_channel("chat").unwrap();
+    within("chat open", chat.opened()).await.unwrap();
+    let first = call.stats().await;
+    within("the remote candidate to be reported as relay", async {
+        loop {
+            chat.send_text("ping").await.unwrap();
+            assert_eq!(
+                chat.recv().await.expect("channel closed").text(),
+                Some("ping")
+            );
+            let stats = call.stats().await;
+            if stats.pair.map(|(_, remote)| remote) == Some(CandidateType::Relay) {
+                assert!(stats.is_relayed());
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    eprintln!("before the trickle: {first:?}");
     call.hangup().await;
     within("the bare peer to finish", callee).await.unwrap();
 }

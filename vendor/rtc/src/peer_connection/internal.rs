@@ -1418,6 +1418,7 @@ impl RTCPeerConnection {
     /// This is called automatically by `get_stats()` to ensure ICE candidate pair
     /// statistics (RTT, requests/responses sent/received) are up to date.
     pub(super) fn update_ice_agent_stats(&mut self, now: Instant) {
+        self.register_selected_remote_candidate_stats();
         if let Some((local, remote)) = self
             .pipeline_context
             .ice_handler_context
@@ -1450,6 +1451,34 @@ impl RTCPeerConnection {
                 }
             }
         }
+    }
+
+    /// peer-sdk patch (vendor/README.md, `rtc-selected-remote-candidate-stats.patch`):
+    /// W3C webrtc-stats asks for an `RTCIceCandidateStats` for every candidate a pair names.
+    /// Remote candidates are registered when signalled, so one the agent learnt from a check
+    /// (peer-reflexive, RFC 8445 7.3.1.3), or one it keeps under a peer-reflexive id after
+    /// the signalled candidate replaced it, had no entry when the selected pair used it.
+    /// Registered here from the agent's own candidate, under the id the pair names.
+    fn register_selected_remote_candidate_stats(&mut self) {
+        let agent = &self.pipeline_context.ice_handler_context.ice_transport.agent;
+        let Some((_, remote)) = agent.get_selected_candidate_pair() else {
+            return;
+        };
+        let id = format!("RTCRemoteIceCandidate_{}", remote.id());
+        let registered = self
+            .stats()
+            .remote_candidates
+            .get(&id)
+            .is_some_and(|entry| entry.candidate_type == RTCIceCandidateType::from(remote.candidate_type()));
+        if registered {
+            return;
+        }
+        let remote = remote.clone();
+        let ufrag = agent
+            .get_remote_credentials()
+            .map(|c| c.ufrag.clone())
+            .unwrap_or_default();
+        self.register_remote_candidate_stats(&remote, &ufrag);
     }
 
     /// Update codec stats from transceivers to the stats accumulator.
