@@ -1,5 +1,7 @@
 //! The matrix as a Markdown table, to paste into docs/nat-lab.md.
 
+use std::time::Duration;
+
 use crate::matrix::{Kind, Outcome, Row};
 
 const HEADER: &str = "| kind | NAT A | NAT B | expected | connected | A's pair | B's pair | setup | relayed in 2 s | outcome |\n\
@@ -35,8 +37,8 @@ pub fn row(r: &Row) -> String {
                 None => unreachable!("a connected row has a path"),
             };
             format!(
-                "| yes | {a} | {b} | {:.1} s | {} | {verdict} |",
-                setup.as_secs_f64(),
+                "| yes | {a} | {b} | {} | {} | {verdict} |",
+                duration(*setup),
                 bytes(*relayed)
             )
         }
@@ -50,6 +52,15 @@ pub fn row(r: &Row) -> String {
     head + &tail
 }
 
+/// Milliseconds under a second (a call on one LAN sets up in tens of them), else seconds.
+fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 fn bytes(n: u64) -> String {
     match n {
         0..1_000 => format!("{n} B"),
@@ -60,8 +71,6 @@ fn bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::condition::Condition;
     use crate::matrix::Cell;
@@ -100,11 +109,11 @@ mod tests {
             outcome: Outcome::Connected {
                 a: pair("host", "srflx", None),
                 b: pair("host", "prflx", None),
-                setup: Duration::from_secs(1),
+                setup: Duration::from_micros(46_570),
                 relayed: 0,
             },
         };
-        assert!(row(&direct).ends_with("| 0 B | **differs: direct** |"));
+        assert!(row(&direct).ends_with("| 46 ms | 0 B | **differs: direct** |"));
         let failed = Row {
             cell,
             outcome: Outcome::NotConnected("timed out waiting for media both ways".into()),

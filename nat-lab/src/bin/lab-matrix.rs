@@ -18,7 +18,8 @@ struct Args {
     /// Browser ↔ SDK cells only.
     #[arg(long)]
     browser_only: bool,
-    /// The lab's namespace prefix (NAT_LAB_PREFIX of scripts/nat-lab).
+    /// The lab's namespace prefix (NAT_LAB_PREFIX of scripts/nat-lab). A run first tears
+    /// down any lab under its prefix: two runs at once need different ones.
     #[arg(long, default_value = "nlm-")]
     prefix: String,
 }
@@ -32,14 +33,22 @@ async fn main() -> ExitCode {
         _ => &[Kind::Sdk, Kind::Browser],
     };
     let pki_dir = std::env::temp_dir().join(format!("nat-lab-{}pki", args.prefix));
-    let Some(run) = run_matrix(
+    let run = run_matrix(
         &args.prefix,
         Programs::beside_this_program(),
         &pki_dir,
         kinds,
-    )
-    .await
-    else {
+    );
+    // Ctrl-C drops the run: its calls' programs and browser are killed and the lab is
+    // torn down (NatLab's drop) before the program exits.
+    let run = tokio::select! {
+        run = run => run,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("lab-matrix: interrupted; the lab is torn down");
+            return ExitCode::from(130);
+        }
+    };
+    let Some(run) = run else {
         eprintln!("lab-matrix: the lab cannot run here (see SKIPPED above)");
         return ExitCode::from(2);
     };
