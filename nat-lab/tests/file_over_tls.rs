@@ -20,15 +20,15 @@ const TRANSFER_LIMIT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_32_mib_file_crosses_turn_over_tls_intact() {
-    let Some(pki) = Pki::new(&support::pki_dir("nl8-")) else {
+    let Some(pki) = Pki::new(&support::pki_dir("nl9-")) else {
         return;
     };
-    let Some(lab) = support::lab("nl8-", Some(&pki)).await else {
+    let Some(lab) = support::lab("nl9-", Some(&pki)).await else {
         return;
     };
     lab.nat("a", "tlsonly");
 
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nat-lab-nl8-files");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nat-lab-nl9-files");
     let _ = std::fs::remove_dir_all(&dir);
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
