@@ -151,28 +151,9 @@ async fn relay_only_call_goes_through_our_turn_relay() {
     let server = support::server_with_turn().await;
     let mut options = support::options();
     options.peer.policy = IcePolicy::RelayOnly;
-    let url = support::url(server.local_addr());
-    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options.clone())
-        .await
-        .unwrap();
-    let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
-        .await
-        .unwrap();
-    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
-    support::round_trip(&chat, &bob_chat, "via the relay").await;
-    support::round_trip(&bob_chat, &chat, "and back").await;
-
-    for side in [&call, &bob_call] {
-        let stats = side.stats().await;
-        assert_eq!(
-            stats.pair,
-            Some((CandidateType::Relay, CandidateType::Relay)),
-            "{stats:?}"
-        );
-        assert!(stats.is_relayed());
-    }
-    // Both sides hold an allocation on our relay.
-    assert!(server.turn().unwrap().allocation_count() >= 2);
+    // Data both ways, relay/relay on both sides, both holding an allocation on our relay.
+    let (alice, bob) = support::alice_and_bob(server.local_addr(), options).await;
+    let (call, bob_call, _) = support::relayed_chat(&server, &alice, &bob).await;
     call.hangup().await;
     assert_eq!(ended(&bob_call).await, EndReason::Hangup);
 }

@@ -24,7 +24,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
-use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, TransactionId};
+use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter, TransactionId};
 use rtc::stun::textattrs::Username;
 use rtc::stun::xoraddr::XorMappedAddress;
 
@@ -45,11 +45,17 @@ fn udp(address: &str, port: u16) -> CandidateConfig {
     }
 }
 
+/// Our agent, controlling (the caller's) unless told otherwise, with one host candidate at
+/// `LOCAL` and the peer's credentials, its checks started.
 fn agent(now: Instant) -> Agent {
+    agent_as(now, true)
+}
+
+fn agent_as(now: Instant, is_controlling: bool) -> Agent {
     let config = AgentConfig {
         local_ufrag: "ourufrag".into(),
         local_pwd: "our-password-of-22-chars".into(),
-        is_controlling: true,
+        is_controlling,
         ..AgentConfig::default()
     };
     let mut agent = Agent::new(now, Arc::new(config), default_provider().unwrap()).unwrap();
@@ -63,7 +69,7 @@ fn agent(now: Instant) -> Agent {
     agent
         .start_connectivity_checks(
             now,
-            true,
+            is_controlling,
             "peerufrag".into(),
             "peer-password-of-22-ch".into(),
         )
@@ -71,37 +77,43 @@ fn agent(now: Instant) -> Agent {
     agent
 }
 
-/// The peer's connectivity check from its relayed candidate, arriving before its trickle.
-fn check_from_relay(agent: &mut Agent, now: Instant) {
-    let mut m = Message::new();
+/// The peer's connectivity check from `from`. A controlling peer's check nominates its
+/// pair (USE-CANDIDATE, regular nomination as Chromium sends it).
+fn check_from(agent: &mut Agent, from: SocketAddr, peer_controlling: bool, now: Instant) {
+    let role: Box<dyn Setter> = if peer_controlling {
+        Box::new(AttrControlling(7))
+    } else {
+        Box::new(AttrControlled(7))
+    };
     let crypto = default_provider().unwrap();
-    m.build(&[
+    let mut attrs: Vec<Box<dyn Setter>> = vec![
         Box::new(BINDING_REQUEST),
         Box::new(TransactionId::new()),
         Box::new(Username::new(
             rtc::stun::attributes::ATTR_USERNAME,
             "ourufrag:peerufrag".into(),
         )),
-        Box::new(AttrControlled(7)),
+        role,
         Box::new(PriorityAttr(RELAYED_PRIORITY)),
-        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+    ];
+    if peer_controlling {
+        attrs.push(Box::new(UseCandidateAttr::new()));
+    }
+    attrs.push(Box::new(
+        MessageIntegrity::new_short_term_integrity_with_provider(
             "our-password-of-22-chars".into(),
             crypto.crypto(),
-        )),
-        Box::new(FINGERPRINT),
-    ])
-    .unwrap();
-    let msg = TaggedBytesMut {
-        now,
-        transport: TransportContext {
-            local_addr: LOCAL.parse().unwrap(),
-            peer_addr: RELAYED.parse().unwrap(),
-            transport_protocol: TransportProtocol::UDP,
-            ecn: None,
-        },
-        message: BytesMut::from(&m.raw[..]),
-    };
-    agent.handle_read(msg).unwrap();
+        ),
+    ));
+    attrs.push(Box::new(FINGERPRINT));
+    let mut m = Message::new();
+    m.build(&attrs).unwrap();
+    agent.handle_read(tagged(from, &m.raw, now)).unwrap();
+}
+
+/// The peer's connectivity check from its relayed candidate, arriving before its trickle.
+fn check_from_relay(agent: &mut Agent, now: Instant) {
+    check_from(agent, RELAYED.parse().unwrap(), false, now);
 }
 
 fn remote_at(agent: &Agent, addr: SocketAddr) -> Vec<&Candidate> {
@@ -162,26 +174,7 @@ fn the_signalled_candidate_replaces_the_peer_reflexive_one() {
 
 /// The controlling peer's nomination (USE-CANDIDATE) of its pair `from` → `LOCAL`.
 fn nomination_from(agent: &mut Agent, from: SocketAddr, now: Instant) {
-    let mut m = Message::new();
-    let crypto = default_provider().unwrap();
-    m.build(&[
-        Box::new(BINDING_REQUEST),
-        Box::new(TransactionId::new()),
-        Box::new(Username::new(
-            rtc::stun::attributes::ATTR_USERNAME,
-            "ourufrag:peerufrag".into(),
-        )),
-        Box::new(AttrControlling(7)),
-        Box::new(PriorityAttr(RELAYED_PRIORITY)),
-        Box::new(UseCandidateAttr::new()),
-        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
-            "our-password-of-22-chars".into(),
-            crypto.crypto(),
-        )),
-        Box::new(FINGERPRINT),
-    ])
-    .unwrap();
-    agent.handle_read(tagged(from, &m.raw, now)).unwrap();
+    check_from(agent, from, true, now);
 }
 
 fn tagged(from: SocketAddr, raw: &[u8], now: Instant) -> TaggedBytesMut {
@@ -240,28 +233,7 @@ fn answer_checks(agent: &mut Agent, mut now: Instant) -> Instant {
 #[test]
 fn the_controlled_agent_follows_a_later_nomination_of_a_better_pair() {
     let mut now = Instant::now();
-    let config = AgentConfig {
-        local_ufrag: "ourufrag".into(),
-        local_pwd: "our-password-of-22-chars".into(),
-        is_controlling: false,
-        ..AgentConfig::default()
-    };
-    let mut agent = Agent::new(now, Arc::new(config), default_provider().unwrap()).unwrap();
-    let host = CandidateHostConfig {
-        base_config: udp("192.0.2.10", 5000),
-        ..CandidateHostConfig::default()
-    };
-    agent
-        .add_local_candidate(host.new_candidate_host().unwrap())
-        .unwrap();
-    agent
-        .start_connectivity_checks(
-            now,
-            false,
-            "peerufrag".into(),
-            "peer-password-of-22-ch".into(),
-        )
-        .unwrap();
+    let mut agent = agent_as(now, false);
     let relay = CandidateRelayConfig {
         base_config: udp("198.51.100.1", 50000),
         rel_addr: "10.0.2.2".into(),

@@ -211,8 +211,18 @@ async fn bare_callee(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn candidates_inside_the_answer_are_reported_with_their_type() {
+/// A server with the embedded relay on 127.0.0.2, the bare callee handing over its
+/// candidates as `mode` says, and an SDK client that calls it with an open "chat" channel.
+/// The server, client and callee task are returned to live as long as the test.
+struct BareCall {
+    _server: signaling::Server,
+    _alice: peer_sdk::Client,
+    callee: tokio::task::JoinHandle<()>,
+    call: peer_sdk::Call,
+    chat: peer_sdk::DataChannel,
+}
+
+async fn call_bare_callee(mode: Candidates) -> BareCall {
     let server = support::server_with(|c| {
         let mut turn = signaling::EmbeddedTurn::new("127.0.0.2:0".parse().unwrap());
         turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
@@ -220,9 +230,8 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
     })
     .await;
     let url = support::url(server.local_addr());
-    let callee = bare_callee(url, "bare", Candidates::InAnswer).await;
+    let callee = bare_callee(url, "bare", mode).await;
     let alice = support::connect(server.local_addr(), "alice").await;
-
     let options = CallOptions {
         channels: vec![ChannelSpec::reliable("chat")],
         ..Default::default()
@@ -232,6 +241,19 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
         .unwrap();
     let chat = call.data_channel("chat").unwrap();
     within("chat open", chat.opened()).await.unwrap();
+    BareCall {
+        _server: server,
+        _alice: alice,
+        callee,
+        call,
+        chat,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_inside_the_answer_are_reported_with_their_type() {
+    let bare = call_bare_callee(Candidates::InAnswer).await;
+    let (call, chat) = (&bare.call, &bare.chat);
     within("the echo", async {
         chat.send_text("through the relay").await.unwrap();
         let echoed = chat.recv().await.expect("channel closed");
@@ -245,7 +267,9 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
     assert!(stats.is_relayed(), "{stats:?}");
 
     call.hangup().await;
-    within("the bare peer to finish", callee).await.unwrap();
+    within("the bare peer to finish", bare.callee)
+        .await
+        .unwrap();
 }
 
 /// The bare callee answers without candidates and trickles its relayed candidate only once
@@ -257,24 +281,8 @@ async fn candidates_inside_the_answer_are_reported_with_their_type() {
 /// (`rtc-selected-remote-candidate-stats.patch`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_trickled_after_its_check_is_reported_with_its_type() {
-    let server = support::server_with(|c| {
-        let mut turn = signaling::EmbeddedTurn::new("127.0.0.2:0".parse().unwrap());
-        turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
-        c.turn = Some(turn);
-    })
-    .await;
-    let url = support::url(server.local_addr());
-    let callee = bare_callee(url, "bare", Candidates::TrickledOnceConnected).await;
-    let alice = support::connect(server.local_addr(), "alice").await;
-    let options = CallOptions {
-        channels: vec![ChannelSpec::reliable("chat")],
-        ..Default::default()
-    };
-    let call = within("the call to be answered", alice.call("bare", options))
-        .await
-        .unwrap();
-    let chat = call.data_channel("chat").unwrap();
-    within("chat open", chat.opened()).await.unwrap();
+    let bare = call_bare_callee(Candidates::TrickledOnceConnected).await;
+    let (call, chat) = (&bare.call, &bare.chat);
     let first = call.stats().await;
     within("the remote candidate to be reported as relay", async {
         loop {
@@ -294,7 +302,9 @@ async fn a_candidate_trickled_after_its_check_is_reported_with_its_type() {
     .await;
     eprintln!("before the trickle: {first:?}");
     call.hangup().await;
-    within("the bare peer to finish", callee).await.unwrap();
+    within("the bare peer to finish", bare.callee)
+        .await
+        .unwrap();
 }
 
 /// The same on the sans-IO peer connection, without sockets or timing: a candidate inside

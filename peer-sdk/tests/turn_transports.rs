@@ -9,10 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use peer_sdk::{
-    AcceptOptions, CallOptions, CandidateType, ChannelSpec, ClientOptions, IcePolicy,
-    RelayTransport,
-};
+use peer_sdk::{ClientOptions, IcePolicy, RelayTransport};
 use test_support::pki::{Leaf, TestCa};
 use test_support::signaling_server::{RelayOver, server_with_relay_over};
 
@@ -39,32 +36,13 @@ fn relay_tls(
     (ca, dir, config)
 }
 
-/// alice calls bob, both relay-only, chats both ways, and returns how each side reaches
-/// the relay.
+/// alice calls bob, both relay-only, chats both ways through the relay, and returns how
+/// each side reaches it.
 async fn relayed_call(server: &signaling::Server, options: ClientOptions) -> [RelayTransport; 2] {
-    let url = support::url(server.local_addr());
-    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options.clone())
-        .await
-        .unwrap();
-    let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
-        .await
-        .unwrap();
-    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
-    support::round_trip(&chat, &bob_chat, "through the relay").await;
-    support::round_trip(&bob_chat, &chat, "and back").await;
-    let mut transports = Vec::new();
-    for side in [&call, &bob_call] {
-        let stats = side.stats().await;
-        assert_eq!(
-            stats.pair,
-            Some((CandidateType::Relay, CandidateType::Relay)),
-            "{stats:?}"
-        );
-        transports.push(stats.relay_transport.expect("a relay transport"));
-    }
-    assert!(server.turn().unwrap().allocation_count() >= 2);
+    let (alice, bob) = support::alice_and_bob(server.local_addr(), options).await;
+    let (call, _bob_call, stats) = support::relayed_chat(server, &alice, &bob).await;
     call.hangup().await;
-    [transports[0], transports[1]]
+    stats.map(|side| side.relay_transport.expect("a relay transport"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,31 +52,30 @@ async fn a_relay_offered_only_over_tcp_carries_the_call() {
     assert_eq!(transports, [RelayTransport::Tcp; 2]);
 }
 
+/// A relay-only call with the relay offered `over` those transports (TLS with a certificate
+/// the clients trust); returns how each side reached it.
+async fn relayed_call_over(test: &str, over: &[RelayOver]) -> [RelayTransport; 2] {
+    let (ca, dir, tls) = relay_tls(test);
+    let server = server_with_relay_over(over, Some(tls)).await;
+    let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
+    let _ = std::fs::remove_dir_all(dir);
+    transports
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_offered_only_over_tls_carries_the_call() {
-    let (ca, dir, tls) = relay_tls("tls");
-    let server = server_with_relay_over(&[RelayOver::Tls], Some(tls)).await;
-    let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
+    let transports = relayed_call_over("tls", &[RelayOver::Tls]).await;
     assert_eq!(transports, [RelayTransport::Tls; 2]);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Offered all three, ICE ranks the relay candidates UDP > TCP > TLS and picks UDP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_is_preferred_to_tcp_and_tcp_to_tls() {
-    let (ca, dir, tls) = relay_tls("preference");
-    let server = server_with_relay_over(
-        &[RelayOver::Tls, RelayOver::Tcp, RelayOver::Udp],
-        Some(tls.clone()),
-    )
-    .await;
-    let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
+    let all = [RelayOver::Tls, RelayOver::Tcp, RelayOver::Udp];
+    let transports = relayed_call_over("all", &all).await;
     assert_eq!(transports, [RelayTransport::Udp; 2]);
-
-    let server = server_with_relay_over(&[RelayOver::Tls, RelayOver::Tcp], Some(tls)).await;
-    let transports = relayed_call(&server, relay_only(Some(ca.pem()))).await;
+    let transports = relayed_call_over("no-udp", &[RelayOver::Tls, RelayOver::Tcp]).await;
     assert_eq!(transports, [RelayTransport::Tcp; 2]);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A `turns:` relay whose certificate the client does not trust (no `extra_ca_pem` for the
@@ -107,26 +84,8 @@ async fn udp_is_preferred_to_tcp_and_tcp_to_tls() {
 async fn a_turns_relay_with_an_untrusted_certificate_is_refused() {
     let (_ca, dir, tls) = relay_tls("untrusted");
     let server = server_with_relay_over(&[RelayOver::Tls], Some(tls)).await;
-    let url = support::url(server.local_addr());
-    let options = relay_only(None);
-    let alice = peer_sdk::Client::connect_with(&url, "alice", None, options.clone())
-        .await
-        .unwrap();
-    let bob = peer_sdk::Client::connect_with(&url, "bob", None, options)
-        .await
-        .unwrap();
-    let answering = tokio::spawn({
-        let bob = bob.clone();
-        async move { support::answer(&bob, AcceptOptions::default()).await }
-    });
-    let options = CallOptions {
-        channels: vec![ChannelSpec::reliable("chat")],
-        ..Default::default()
-    };
-    let call = support::within("the call to be answered", alice.call("bob", options))
-        .await
-        .unwrap();
-    let bob_call = answering.await.unwrap();
+    let (alice, bob) = support::alice_and_bob(server.local_addr(), relay_only(None)).await;
+    let (call, bob_call) = support::answered_chat_call(&alice, &bob).await;
     // Each side tries its relay once (one connection per address family: IPv4 here)
     // and gives up at the handshake; the relay sees the failures.
     let turn = server.turn().unwrap();

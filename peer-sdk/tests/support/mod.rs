@@ -65,9 +65,44 @@ pub async fn answer(client: &Client, options: AcceptOptions) -> Call {
     within("accept", call.accept(options)).await.unwrap()
 }
 
-/// `caller` calls `callee` (user `bob`) with a reliable "chat" channel; the callee answers
-/// with nothing. Returns both calls and both ends of the open channel.
-pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataChannel, DataChannel) {
+/// alice and bob, both signed in with `options`.
+pub async fn alice_and_bob(addr: SocketAddr, options: ClientOptions) -> (Client, Client) {
+    let url = url(addr);
+    let connect = |user: &'static str, options: ClientOptions| {
+        within("connect", Client::connect_with(&url, user, None, options))
+    };
+    let alice = connect("alice", options.clone()).await.unwrap();
+    let bob = connect("bob", options).await.unwrap();
+    (alice, bob)
+}
+
+/// `alice` calls `bob` (both relay-only clients of `server`) and they chat both ways; both
+/// sides must be on `relay/relay`, each holding an allocation on the server's relay.
+/// Returns both calls and their stats.
+pub async fn relayed_chat(
+    server: &signaling::Server,
+    alice: &Client,
+    bob: &Client,
+) -> (Call, Call, [peer_sdk::CallStats; 2]) {
+    let (call, bob_call, chat, bob_chat) = chat_call(alice, bob).await;
+    round_trip(&chat, &bob_chat, "through the relay").await;
+    round_trip(&bob_chat, &chat, "and back").await;
+    let stats = [call.stats().await, bob_call.stats().await];
+    for side in &stats {
+        let relayed = (
+            peer_sdk::CandidateType::Relay,
+            peer_sdk::CandidateType::Relay,
+        );
+        assert_eq!(side.pair, Some(relayed), "{side:?}");
+        assert!(side.is_relayed());
+    }
+    assert!(server.turn().unwrap().allocation_count() >= 2);
+    (call, bob_call, stats)
+}
+
+/// `caller` calls `callee` with a reliable "chat" channel; the callee answers with
+/// nothing. Returns both calls once answered (the channel may not be open yet).
+pub async fn answered_chat_call(caller: &Client, callee: &Client) -> (Call, Call) {
     let answering = tokio::spawn({
         let callee = callee.clone();
         async move { answer(&callee, AcceptOptions::default()).await }
@@ -82,7 +117,13 @@ pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataCha
     )
     .await
     .unwrap();
-    let callee_call = answering.await.unwrap();
+    (call, answering.await.unwrap())
+}
+
+/// `caller` calls `callee` with a reliable "chat" channel; the callee answers with
+/// nothing. Returns both calls and both ends of the open channel.
+pub async fn chat_call(caller: &Client, callee: &Client) -> (Call, Call, DataChannel, DataChannel) {
+    let (call, callee_call) = answered_chat_call(caller, callee).await;
     let chat = call.data_channel("chat").unwrap();
     within("chat open", chat.opened()).await.unwrap();
     let callee_chat = remote_channel(&callee_call).await;
