@@ -52,6 +52,14 @@ fn agent(now: Instant) -> Agent {
 }
 
 fn agent_as(now: Instant, is_controlling: bool) -> Agent {
+    let mut agent = unstarted(now, is_controlling);
+    start(&mut agent, now);
+    agent
+}
+
+/// The agent before it has the peer's credentials (the caller's, while its offer is out and
+/// the answer is not back yet).
+fn unstarted(now: Instant, is_controlling: bool) -> Agent {
     let config = AgentConfig {
         local_ufrag: "ourufrag".into(),
         local_pwd: "our-password-of-22-chars".into(),
@@ -67,6 +75,12 @@ fn agent_as(now: Instant, is_controlling: bool) -> Agent {
         .add_local_candidate(host.new_candidate_host().unwrap())
         .unwrap();
     agent
+}
+
+/// The peer's credentials arrive (with its answer): the checks start.
+fn start(agent: &mut Agent, now: Instant) {
+    let is_controlling = agent.role();
+    agent
         .start_connectivity_checks(
             now,
             is_controlling,
@@ -74,7 +88,6 @@ fn agent_as(now: Instant, is_controlling: bool) -> Agent {
             "peer-password-of-22-ch".into(),
         )
         .unwrap();
-    agent
 }
 
 /// The peer's connectivity check from `from`. A controlling peer's check nominates its
@@ -260,4 +273,60 @@ fn the_controlled_agent_follows_a_later_nomination_of_a_better_pair() {
     nomination_from(&mut agent, RELAYED.parse().unwrap(), now);
     let (_, remote) = agent.get_selected_candidate_pair().unwrap();
     assert_eq!(remote.candidate_type(), CandidateType::ServerReflexive);
+}
+
+/// The answers (Binding success responses) the agent has queued, by destination.
+fn answers(agent: &mut Agent) -> Vec<SocketAddr> {
+    let mut to = Vec::new();
+    while let Some(out) = agent.poll_write() {
+        let mut m = Message::new();
+        m.raw = out.message.to_vec();
+        m.decode().unwrap();
+        if m.typ == BINDING_SUCCESS {
+            to.push(out.transport.peer_addr);
+        }
+    }
+    to
+}
+
+/// RFC 8445 7.3: a check that arrives before the peer's credentials (its answer is still
+/// in flight through signaling while its checks already arrive peer to peer) is answered
+/// once they arrive, instead of being dropped ("password is empty") until the peer's next
+/// retransmission, up to a 200 ms tick or more later. A check not signed with our password
+/// is not kept.
+#[test]
+fn a_check_before_the_answer_is_answered_when_the_answer_arrives() {
+    let now = Instant::now();
+    let mut agent = unstarted(now, true);
+    check_from_relay(&mut agent, now);
+    assert!(
+        answers(&mut agent).is_empty(),
+        "answered without credentials"
+    );
+
+    // A forged check (signed with another password) from elsewhere: never answered.
+    let forger: SocketAddr = "203.0.113.66:4000".parse().unwrap();
+    let crypto = default_provider().unwrap();
+    let mut m = Message::new();
+    m.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(
+            rtc::stun::attributes::ATTR_USERNAME,
+            "ourufrag:peerufrag".into(),
+        )),
+        Box::new(AttrControlled(7)),
+        Box::new(PriorityAttr(RELAYED_PRIORITY)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            "not-our-password-at-all".into(),
+            crypto.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])
+    .unwrap();
+    let _ = agent.handle_read(tagged(forger, &m.raw, now));
+
+    start(&mut agent, now);
+    let answered = answers(&mut agent);
+    assert_eq!(answered, vec![RELAYED.parse::<SocketAddr>().unwrap()]);
 }

@@ -197,7 +197,18 @@ pub struct Agent {
 
     pub(crate) write_outs: VecDeque<TaggedBytesMut>,
     pub(crate) event_outs: VecDeque<TaggedEvent>,
+
+    /// peer-sdk patch (vendor/README.md, `ice-early-checks.patch`): connectivity checks that
+    /// arrived before the remote credentials (the peer's answer is still on its way through
+    /// signaling while its checks already arrive peer to peer), with their local candidate
+    /// and source. Authenticated with our own password first; handled once
+    /// [`Agent::start_connectivity_checks`] has the credentials. At most
+    /// [`MAX_EARLY_CHECKS`], oldest dropped.
+    pub(crate) early_checks: VecDeque<(Message, usize, SocketAddr)>,
 }
+
+/// How many checks that arrived before the remote credentials are kept for later.
+pub(crate) const MAX_EARLY_CHECKS: usize = 32;
 
 impl Agent {
     /// Creates a new Agent.
@@ -368,6 +379,7 @@ impl Agent {
 
             write_outs: VecDeque::new(),
             event_outs: VecDeque::new(),
+            early_checks: VecDeque::new(),
         };
 
         // Restart is also used to initialize the agent for the first time
@@ -712,8 +724,46 @@ impl Agent {
 
         self.update_connection_state(Some(now), ConnectionState::Checking);
         self.request_connectivity_check();
+        self.handle_early_checks(now);
 
         Ok(())
+    }
+
+    /// peer-sdk patch: whether a check that came before the remote credentials is meant
+    /// for us: USERNAME starts with our ufrag and MESSAGE-INTEGRITY holds with our password
+    /// (RFC 8445 section 7.3; the part after the colon is checked when it is handled).
+    fn early_check_is_ours(&self, m: &mut Message) -> bool {
+        let mut username = Username::new(ATTR_USERNAME, String::new());
+        if username.get_from(m).is_err() {
+            return false;
+        }
+        let prefix = format!("{}:", self.ufrag_pwd.local_credentials.ufrag);
+        username.to_string().starts_with(&prefix)
+            && assert_inbound_message_integrity(
+                m,
+                self.ufrag_pwd.local_credentials.pwd.as_bytes(),
+                self.crypto_provider.crypto(),
+            )
+            .is_ok()
+    }
+
+    /// peer-sdk patch: handles the checks kept by [`Agent::handle_inbound`] while the remote
+    /// credentials were unknown, now that they are known: answered, the pair checked back
+    /// (a triggered check), and nominated if they say so.
+    fn handle_early_checks(&mut self, now: Instant) {
+        while let Some((mut m, local_index, remote_addr)) = self.early_checks.pop_front() {
+            if local_index >= self.local_candidates.len() {
+                continue;
+            }
+            if let Err(err) = self.handle_inbound(now, &mut m, local_index, remote_addr) {
+                debug!(
+                    "[{}]: early check from {}: {}",
+                    self.get_name(),
+                    remote_addr,
+                    err
+                );
+            }
+        }
     }
 
     /// Restarts the ICE Agent with the provided ufrag/pwd
@@ -768,6 +818,8 @@ impl Agent {
             self.ufrag_pwd.local_credentials = credentials;
         }
         self.ufrag_pwd.remote_credentials = None;
+        // peer-sdk patch: checks kept for the previous generation's credentials are stale.
+        self.early_checks.clear();
 
         self.pending_binding_requests = vec![];
 
@@ -1414,6 +1466,24 @@ impl Agent {
         }
 
         let Some(remote_credentials) = &self.ufrag_pwd.remote_credentials else {
+            // peer-sdk patch: RFC 8445 section 7.3 lets an agent answer a check as soon as
+            // it has its own password; the peer's ufrag is needed only to check USERNAME's
+            // second half. Keep an authentic early check and handle it once the
+            // credentials arrive (as str0m does), instead of dropping it and waiting for
+            // the peer's next retransmission.
+            if m.typ.class == CLASS_REQUEST && self.early_check_is_ours(m) {
+                if self.early_checks.len() == MAX_EARLY_CHECKS {
+                    self.early_checks.pop_front();
+                }
+                debug!(
+                    "[{}]: check from {} before the remote credentials: kept",
+                    self.get_name(),
+                    remote_addr
+                );
+                self.early_checks
+                    .push_back((m.clone(), local_index, remote_addr));
+                return Ok(());
+            }
             debug!(
                 "[{}]: ufrag_pwd.remote_credentials.is_none",
                 self.get_name(),
