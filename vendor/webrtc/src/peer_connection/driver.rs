@@ -2040,7 +2040,17 @@ where
             }
         }
 
-        // 1.b turn_relayer poll_write()
+        // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing
+        // consecutive same-destination datagrams into single UDP GSO syscalls.
+        let writes = Self::drain_core_writes(self.inner.clone()).await;
+        self.flush_writes(writes).await;
+
+        // 1.b turn_relayer poll_write(), after the core's writes. peer-sdk patch
+        // (vendor/README.md, `relay-flush.patch`): the core's packets for a relayed pair go
+        // *into* the relayer (`handle_write` above wraps them as ChannelData or a Send
+        // indication), so draining the relayer first left every one of them waiting for the
+        // next wake-up of this loop, up to a 200 ms timer tick: each DTLS flight from the
+        // side whose packets went out last, and every data channel packet.
         while let Some(msg) = self.turn_relayer.poll_write() {
             let four_tuple: FourTuple = FourTuple::from(&msg.transport);
             if let Err(err) = self.handle_write(msg).await {
@@ -2059,11 +2069,6 @@ where
                 }
             }
         }
-
-        // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing
-        // consecutive same-destination datagrams into single UDP GSO syscalls.
-        let writes = Self::drain_core_writes(self.inner.clone()).await;
-        self.flush_writes(writes).await;
 
         Ok(())
     }
@@ -2209,15 +2214,13 @@ where
             self.handle_turn_relay_event(event).await;
         }
 
-        // 2.c peer_connection poll_event() - Process all events
-        for event in Self::drain_core_events(self.inner.clone()).await {
-            self.handle_rtc_event(event).await;
-        }
-    }
-
-    async fn poll_reads(&mut self) -> Result<()> {
-        // 3.a turn_relayer poll_read() - deliver decapsulated relay data,
-        // but no need for stun_gatherer poll_read()
+        // 3.a turn_relayer poll_read() - deliver decapsulated relay data, here rather than
+        // in `poll_reads`. peer-sdk patch (vendor/README.md, `relay-flush.patch`): the relayer
+        // decapsulates what came through the relay while its events are polled (2.b), and
+        // what the core makes of it (the selected pair once a check succeeds, DTLS done)
+        // are core events, polled just below (2.c). Delivered after them, in `poll_reads`,
+        // those events waited for the next wake-up of the loop, up to a 200 ms timer tick.
+        // No need for stun_gatherer poll_read().
         let mut turn_messages = Vec::new();
         while let Some(message) = self.turn_relayer.poll_read() {
             turn_messages.push(message);
@@ -2225,9 +2228,20 @@ where
         if !turn_messages.is_empty() {
             let mut core = self.inner.core.lock().await;
             for message in turn_messages {
-                core.handle_read(message)?;
+                if let Err(err) = core.handle_read(message) {
+                    error!("handle_read error on relayed data: {}", err);
+                }
             }
         }
+
+        // 2.c peer_connection poll_event() - Process all events
+        for event in Self::drain_core_events(self.inner.clone()).await {
+            self.handle_rtc_event(event).await;
+        }
+    }
+
+    async fn poll_reads(&mut self) -> Result<()> {
+        // 3.a (turn_relayer poll_read) runs in `poll_events`, see there.
 
         // 3.b Media, unconditionally. It shares nothing with data-channel flow control, and
         // gating it on that was a real defect: a slow signalling consumer froze video on the
