@@ -640,6 +640,29 @@ impl Agent {
         self.connection_state
     }
 
+    /// peer-sdk patch (vendor/README.md, `early-data.patch`): whether `transport` is a
+    /// candidate pair whose connectivity check succeeded, before any pair is selected.
+    ///
+    /// The side that is nominated selects its pair when the nomination arrives and starts DTLS
+    /// at once; its first DTLS flight can reach the controlling side before the answer to the
+    /// nominating check does (through a relay, say), when the controlling side has no selected
+    /// pair yet. RFC 8445 section 12 asks an agent to be prepared to receive data on its
+    /// candidates before ICE concludes; a succeeded pair is one both sides have shown to
+    /// hold the ICE credentials, and DTLS authenticates what comes next.
+    pub fn is_succeeded_pair(&self, transport: &TransportContext) -> bool {
+        let Some(local_index) =
+            self.find_local_candidate(transport.local_addr, transport.transport_protocol)
+        else {
+            return false;
+        };
+        let Some(remote_index) = self.find_remote_candidate(transport.peer_addr) else {
+            return false;
+        };
+        self.find_pair(local_index, remote_index).is_some_and(|index| {
+            self.candidate_pairs[index].state == CandidatePairState::Succeeded
+        })
+    }
+
     /// Whether a non-STUN datagram on `transport` should be accepted as media.
     ///
     /// Guards against accepting media from an address that has not passed a connectivity check.

@@ -25,6 +25,11 @@ pub(crate) struct IceHandlerContext {
     /// accumulator up with this key instead of re-`format!`ing it on every packet
     /// — that formatting was a heap allocation on the hot path in both directions.
     pub(crate) selected_pair_key: Option<String>,
+
+    /// peer-sdk patch (vendor/README.md, `early-data.patch`): the succeeded pair the peer's
+    /// data last came on while no pair was selected; our answers (the DTLS server's first
+    /// flight) go back on it until ICE selects a pair, instead of being dropped.
+    pub(crate) early_path: Option<TransportContext>,
 }
 
 impl IceHandlerContext {
@@ -37,6 +42,7 @@ impl IceHandlerContext {
             event_outs: VecDeque::new(),
 
             selected_pair_key: None,
+            early_path: None,
         }
     }
 }
@@ -48,6 +54,17 @@ pub(crate) struct IceHandler<'a> {
 }
 
 impl<'a> IceHandler<'a> {
+    /// peer-sdk patch: non-STUN data before a pair is selected is taken when it comes on a
+    /// succeeded pair (RFC 8445 section 12), and that pair is remembered for our answers.
+    fn accept_early(&mut self, transport: &TransportContext) -> bool {
+        if !self.ctx.ice_transport.agent.is_succeeded_pair(transport) {
+            return false;
+        }
+        debug!("early ice read {:?}", transport.peer_addr);
+        self.ctx.early_path = Some(*transport);
+        true
+    }
+
     pub(crate) fn new(ctx: &'a mut IceHandlerContext, stats: &'a mut RTCStatsAccumulator) -> Self {
         IceHandler { ctx, stats }
     }
@@ -80,6 +97,10 @@ impl<'a>
             .agent
             .get_selected_candidate_pair()
             .is_some()
+            // peer-sdk patch (vendor/README.md, `early-data.patch`): also on a succeeded pair
+            // before one is selected, so the peer's first DTLS flight is not dropped when it
+            // overtakes the answer to our nominating check.
+            || self.accept_early(&msg.transport)
         {
             // only ICE connection is ready and bypass it
             debug!("bypass ice read {:?}", msg.transport.peer_addr);
@@ -114,6 +135,22 @@ impl<'a>
     }
 
     fn handle_write(&mut self, mut msg: TaggedRTCMessageInternal) -> Result<()> {
+        if self
+            .ctx
+            .ice_transport
+            .agent
+            .get_selected_candidate_pair()
+            .is_none()
+            && let Some(path) = self.ctx.early_path
+        {
+            // peer-sdk patch: back on the succeeded pair the peer's early data came on.
+            debug!("early ice write {:?}", path.peer_addr);
+            msg.transport.local_addr = path.local_addr;
+            msg.transport.peer_addr = path.peer_addr;
+            msg.transport.transport_protocol = path.transport_protocol;
+            self.ctx.write_outs.push_back(msg);
+            return Ok(());
+        }
         if let Some((local, remote)) = self.ctx.ice_transport.agent.get_selected_candidate_pair() {
             // use ICE selected candidate pair to replace local/peer addr and
             // transport protocol: DTLS/SCTP endpoints run on placeholder
@@ -209,6 +246,9 @@ impl<'a>
                     // allocating) the key on every read/write.
                     let key = format!("RTCIceCandidatePair_{}_{}", local.id(), remote.id());
                     self.ctx.selected_pair_key = Some(key.clone());
+                    // peer-sdk patch: the selected pair carries everything from now on (and
+                    // after an ICE restart, the early path of the old generation is stale).
+                    self.ctx.early_path = None;
                     // Update transport stats for selected candidate pair change
                     self.stats.transport.on_selected_candidate_pair_changed(key);
 
