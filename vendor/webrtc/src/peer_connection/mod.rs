@@ -1306,6 +1306,11 @@ impl PeerConnection for PeerConnectionImpl {
             let mut core = self.inner.core.lock().await;
             core.add_remote_candidate(candidate.clone())?;
         }
+        // peer-sdk patch (vendor/README.md, `candidate-wake.patch`): a new remote candidate
+        // makes new pairs, and the ICE agent asks for a check at once (its timeout is now);
+        // wake the driver so it reads that timeout, instead of sleeping until the deadline
+        // it computed before, up to a 200 ms check tick later.
+        self.inner.wake_writes().await;
 
         let candidate_str = match candidate.candidate.strip_prefix("candidate:") {
             Some(s) => s,
