@@ -142,27 +142,37 @@ fn pair_types(
 
 /// The relay protocol of the local candidate `id`, if it is a relay candidate.
 fn relay_transport(report: &RTCStatsReport, id: &str) -> Option<RelayTransport> {
-    report.iter().find_map(|entry| {
-        let RTCStatsReportEntry::LocalCandidate(c) = entry else {
-            return None;
-        };
-        let own = c.stats.id.as_str();
-        (own == id || own.ends_with(&format!("_{id}"))).then_some(())?;
-        if c.candidate_type != RTCIceCandidateType::Relay {
-            return None;
-        }
-        match c.relay_protocol {
-            RTCIceServerTransportProtocol::Udp => Some(RelayTransport::Udp),
-            RTCIceServerTransportProtocol::Tcp => Some(RelayTransport::Tcp),
-            RTCIceServerTransportProtocol::Tls => Some(RelayTransport::Tls),
-            _ => None,
-        }
-    })
+    let c = candidate_stats(report, id, true)?;
+    if c.candidate_type != RTCIceCandidateType::Relay {
+        return None;
+    }
+    match c.relay_protocol {
+        RTCIceServerTransportProtocol::Udp => Some(RelayTransport::Udp),
+        RTCIceServerTransportProtocol::Tcp => Some(RelayTransport::Tcp),
+        RTCIceServerTransportProtocol::Tls => Some(RelayTransport::Tls),
+        _ => None,
+    }
 }
 
-/// The stats of a candidate named `id` in a pair; webrtc-rs names it `candidate:X` in the
-/// pair and `RTCLocalIceCandidate_candidate:X` (or the remote form) in its own entry.
+/// The type of the candidate named `id` in a pair.
 fn find_candidate(report: &RTCStatsReport, id: &str, local: bool) -> Option<CandidateType> {
+    match candidate_stats(report, id, local)?.candidate_type {
+        RTCIceCandidateType::Host => Some(CandidateType::Host),
+        RTCIceCandidateType::Srflx => Some(CandidateType::Srflx),
+        RTCIceCandidateType::Prflx => Some(CandidateType::Prflx),
+        RTCIceCandidateType::Relay => Some(CandidateType::Relay),
+        _ => None,
+    }
+}
+
+/// The stats entry of the (local or remote) candidate named `id` in a pair; webrtc-rs
+/// names it `candidate:X` in the pair and `RTCLocalIceCandidate_candidate:X` (or the
+/// remote form) in its own entry.
+fn candidate_stats<'a>(
+    report: &'a RTCStatsReport,
+    id: &str,
+    local: bool,
+) -> Option<&'a RTCIceCandidateStats> {
     report.iter().find_map(|entry| {
         let c: &RTCIceCandidateStats = match (entry, local) {
             (RTCStatsReportEntry::LocalCandidate(c), true) => c,
@@ -170,13 +180,6 @@ fn find_candidate(report: &RTCStatsReport, id: &str, local: bool) -> Option<Cand
             _ => return None,
         };
         let own = c.stats.id.as_str();
-        (own == id || own.ends_with(&format!("_{id}"))).then_some(())?;
-        match c.candidate_type {
-            RTCIceCandidateType::Host => Some(CandidateType::Host),
-            RTCIceCandidateType::Srflx => Some(CandidateType::Srflx),
-            RTCIceCandidateType::Prflx => Some(CandidateType::Prflx),
-            RTCIceCandidateType::Relay => Some(CandidateType::Relay),
-            _ => None,
-        }
+        (own == id || own.ends_with(&format!("_{id}"))).then_some(c)
     })
 }
