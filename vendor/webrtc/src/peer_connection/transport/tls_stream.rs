@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
 
-/// Ciphertext read from the socket per call.
+/// Ciphertext read from the socket per call during the handshake (afterwards the reader's
+/// own buffer holds it).
 const TLS_READ_BUF_LEN: usize = 16 * 1024;
 
 /// A client TLS session over `inner`, with its handshake complete.
@@ -155,7 +156,6 @@ impl TlsClientStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut cipher = vec![0u8; TLS_READ_BUF_LEN];
         loop {
             {
                 let mut state = self.state()?;
@@ -169,14 +169,16 @@ impl TlsClientStream {
                     return Ok(0);
                 }
             }
-            let n = self.inner.read(&mut cipher).await?;
+            // The caller's buffer holds the ciphertext until it is absorbed: no buffer of
+            // our own per read.
+            let n = self.inner.read(buf).await?;
             if n == 0 {
                 return Ok(0);
             }
             let answer = {
                 let mut guard = self.state()?;
                 let state = &mut *guard;
-                absorb(&mut state.conn, &cipher[..n], &mut state.plaintext, &mut state.eof)?
+                absorb(&mut state.conn, &buf[..n], &mut state.plaintext, &mut state.eof)?
             };
             if !answer.is_empty() {
                 let _order = self.write_order.lock().await;

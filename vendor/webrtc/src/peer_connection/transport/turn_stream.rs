@@ -194,7 +194,7 @@ impl TurnStreams {
                 decoder: TurnStreamDecoder::new(),
             },
         );
-        self.arm_read(four_tuple, stream);
+        self.arm_read(four_tuple, stream, vec![0u8; TURN_STREAM_READ_BUF_LEN]);
         debug!("TURN connection {:?} open", four_tuple);
         Ok(four_tuple)
     }
@@ -214,10 +214,10 @@ impl TurnStreams {
         self.read_futures = FuturesUnordered::new();
     }
 
-    fn arm_read(&mut self, four_tuple: FourTuple, stream: Arc<dyn AsyncTcpStream>) {
+    /// Reads the next bytes of `stream` into `buf`, which each read hands back for the next.
+    fn arm_read(&mut self, four_tuple: FourTuple, stream: Arc<dyn AsyncTcpStream>, mut buf: Vec<u8>) {
         self.read_futures.push(
             async move {
-                let mut buf = vec![0u8; TURN_STREAM_READ_BUF_LEN];
                 match stream.read(&mut buf).await {
                     Ok(n) => TurnStreamRead::Data { four_tuple, n, buf },
                     Err(err) => TurnStreamRead::Error { four_tuple, err },
@@ -285,7 +285,7 @@ impl TurnStreams {
         }
         trace!("{} TURN messages from {:?}", messages.len(), four_tuple);
         let stream = Arc::clone(&turn_stream.stream);
-        self.arm_read(four_tuple, stream);
+        self.arm_read(four_tuple, stream, buf);
         TurnStreamInput::Messages(messages)
     }
 }
