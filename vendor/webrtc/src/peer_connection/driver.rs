@@ -673,6 +673,7 @@ where
                 }
             };
             socket.set_nonblocking(true)?;
+            set_socket_buffers(&socket);
             let local_addr = socket.local_addr()?;
             self.udp_sockets
                 .insert(local_addr, runtime.wrap_udp_socket(socket)?);
@@ -2288,6 +2289,24 @@ where
         let mut core = self.inner.core.lock().await;
         core.handle_timeout(now)?;
         Ok(())
+    }
+}
+
+/// peer-sdk patch (vendor/README.md, udp-socket-buffers.patch): socket buffers asked of the
+/// kernel for each ICE UDP socket. Linux's default (about 208 KiB of receive buffer, some 100
+/// full-size datagrams) overflows under one SCTP congestion window of a fast data channel, and
+/// every datagram the kernel drops costs SCTP a fast retransmit or a 1 s T3-rtx timeout. The
+/// kernel caps the request at `net.core.rmem_max` / `wmem_max`; a smaller buffer is not an
+/// error.
+const UDP_SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+fn set_socket_buffers(socket: &std::net::UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(err) = socket.set_recv_buffer_size(UDP_SOCKET_BUFFER_BYTES) {
+        debug!("UDP receive buffer not enlarged: {err}");
+    }
+    if let Err(err) = socket.set_send_buffer_size(UDP_SOCKET_BUFFER_BYTES) {
+        debug!("UDP send buffer not enlarged: {err}");
     }
 }
 
