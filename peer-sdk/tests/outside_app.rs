@@ -16,9 +16,15 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The crates.io names of the crates we vendor; none may be in the app's graph.
-const UPSTREAM: [&str; 3] = ["webrtc", "rtc", "rtc-ice"];
+const UPSTREAM: [&str; 5] = ["webrtc", "rtc", "rtc-ice", "rtc-datachannel", "rtc-sctp"];
 /// Our names for them; all must be, from `vendor/`.
-const VENDORED: [&str; 3] = ["peer-sdk-webrtc", "peer-sdk-rtc", "peer-sdk-rtc-ice"];
+const VENDORED: [&str; 5] = [
+    "peer-sdk-webrtc",
+    "peer-sdk-rtc",
+    "peer-sdk-rtc-ice",
+    "peer-sdk-rtc-datachannel",
+    "peer-sdk-rtc-sctp",
+];
 
 /// The app's directory, removed when the test ends.
 struct AppDir(PathBuf);
