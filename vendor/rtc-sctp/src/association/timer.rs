@@ -168,7 +168,13 @@ impl TimerTable {
 // RFC 9260 §16 recommends a one-second initial RTO.  This value is used by
 // both T1-init and T1-cookie before an RTT measurement is available.
 const RTO_INITIAL: u64 = 1000; // msec
-const RTO_MIN: u64 = 1000; // msec
+// peer-sdk patch (vendor/README.md, sctp-rto.patch): RFC 9260 §16's RTO.Min of 1 s is meant for
+// the open Internet; WebRTC's SCTP runs over DTLS on a path ICE has just checked, and Chrome's
+// dcSCTP uses 400 ms. It must stay above the peer's delayed-SACK timer (200 ms, ACK_INTERVAL
+// here and in dcSCTP) so that a delayed SACK never looks like a loss. With 1 s, a lost window
+// tail stalled a data channel for a full second once the RTT was measured (RTO = srtt +
+// 4 * rttvar, a few ms on a fast path, clamped up to this minimum).
+const RTO_MIN: u64 = 400; // msec
 const RTO_MAX: u64 = 60000; // msec
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
@@ -275,6 +281,15 @@ mod tests {
         rto.set_rto(RTO_MAX - 1, false);
         rto.backoff();
         assert_eq!(RTO_MAX, rto.get_rto());
+    }
+
+    #[test]
+    fn measured_rto_is_clamped_to_400_ms_above_the_delayed_sack() {
+        let mut rto = RtoManager::new();
+        rto.set_new_rtt(2);
+        assert_eq!(RTO_MIN, rto.get_rto());
+        assert_eq!(400, RTO_MIN);
+        assert!(RTO_MIN > ACK_INTERVAL);
     }
 
     #[test]
