@@ -11,7 +11,7 @@ pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
-/// Waits `d`: the reconnect backoff, nothing else.
+/// Waits `d`: the reconnect backoff, and pacing messages under the server's limit.
 pub(crate) async fn sleep(d: Duration) {
     tokio::time::sleep(d).await
 }

@@ -2,8 +2,13 @@
 //! the resume token, how many messages it received (the `received` extension of
 //! docs/protocol.md) and what a `welcome` means for the calls in progress.
 
+use server_kit::TokenBucket;
 use signaling_protocol::{Hello, IceServer, PROTOCOL_VERSION, Ping, Welcome};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The contract's default message limit per connection (shared/PROTOCOL.md, "Limits"), for
+/// a server whose `welcome` does not say.
+const DEFAULT_RATE: (u32, u32) = (50, 200);
 
 /// What a `welcome` on a new socket means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub(crate) struct Session {
     received: u64,
     heartbeat: Duration,
     ice_servers: Vec<IceServer>,
+    /// The server's message limit on the current socket: sustained per second, burst.
+    rate: (u32, u32),
 }
 
 impl Session {
@@ -36,6 +43,7 @@ impl Session {
             received: 0,
             heartbeat: Duration::from_secs(20),
             ice_servers: Vec::new(),
+            rate: DEFAULT_RATE,
         }
     }
 
@@ -65,7 +73,21 @@ impl Session {
         self.resume = Some(welcome.session.clone());
         self.heartbeat = Duration::from_secs(welcome.heartbeat_s.max(1));
         self.ice_servers = welcome.ice_servers.clone();
+        self.rate = (
+            welcome.rate_per_s.unwrap_or(DEFAULT_RATE.0),
+            welcome.rate_burst.unwrap_or(DEFAULT_RATE.1),
+        );
         continuity
+    }
+
+    /// Paces what the client sends on a new socket so that the server never drops a
+    /// message as over its limit (a dropped candidate or hangup would leave a call hanging):
+    /// 90% of the server's rate and burst, so that timing differences between the two
+    /// clocks cannot tip it over.
+    pub(crate) fn pace(&self, now: Instant) -> TokenBucket {
+        let (per_s, burst) = self.rate;
+        let margin = |n: u32| u64::from((n - n / 10).max(1));
+        TokenBucket::new(margin(per_s), margin(burst), now)
     }
 
     /// Counts a message received after `welcome`.
@@ -111,6 +133,8 @@ mod tests {
             heartbeat_s: 20,
             resume_ttl_s: 30,
             ice_servers: vec![],
+            rate_per_s: Some(10),
+            rate_burst: Some(20),
         }
     }
 
@@ -141,5 +165,20 @@ mod tests {
         assert_eq!(s.hello().resume.as_deref(), Some("t2"));
         assert_eq!(s.hello().token.as_deref(), Some("jwt"));
         assert_eq!(s.ping_every(), Duration::from_secs(10));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn paces_under_the_limit_the_welcome_names() {
+        let now = Instant::now(); // test code: any instant will do
+        let mut s = Session::new("alice".into(), None);
+        // Before a welcome (or from a server that does not say): the contract's 50/s, 200.
+        let mut pace = s.pace(now);
+        assert_eq!((0..500).filter(|_| pace.allow(now)).count(), 180);
+        s.welcome(&welcome("t1", false));
+        // The welcome's 10/s, burst 20: 18 at once, then one every 1/9 s.
+        let mut pace = s.pace(now);
+        assert_eq!((0..100).filter(|_| pace.allow(now)).count(), 18);
+        assert_eq!(pace.wait(now).as_millis(), 111);
     }
 }

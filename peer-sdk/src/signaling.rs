@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use server_kit::TokenBucket;
 use signaling_protocol::{
     CallId, ClientMessage, EndReason, ErrorCode, IceServer, ServerMessage, UserName,
     parse_server_message,
@@ -233,6 +234,20 @@ async fn send(
     ws.send(Message::text(text)).await
 }
 
+/// Sends `msg` once the server's limit allows it (`pace`), waiting if it must.
+async fn paced_send(
+    ws: &mut Ws,
+    pace: &mut TokenBucket,
+    msg: &ClientMessage,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let wait = pace.wait(clock::now());
+    if !wait.is_zero() {
+        clock::sleep(wait).await;
+    }
+    pace.allow(clock::now());
+    send(ws, msg).await
+}
+
 struct Connection {
     url: String,
     /// Built once: the roots do not change between reconnects.
@@ -259,11 +274,12 @@ enum Exit {
 impl Connection {
     async fn run(mut self, mut ws: Ws) {
         loop {
-            match self.serve(&mut ws).await {
+            let mut pace = self.session.pace(clock::now());
+            match self.serve(&mut ws, &mut pace).await {
                 Exit::Closed => {
                     // What the app sent just before closing (a hangup, say) goes first.
                     while let Ok(msg) = self.out_rx.try_recv() {
-                        if send(&mut ws, &msg).await.is_err() {
+                        if paced_send(&mut ws, &mut pace, &msg).await.is_err() {
                             break;
                         }
                     }
@@ -299,10 +315,11 @@ impl Connection {
         }
     }
 
-    /// Serves one socket until it fails or the client is closed.
-    async fn serve(&mut self, ws: &mut Ws) -> Exit {
+    /// Serves one socket until it fails or the client is closed. What it sends stays
+    /// under the server's message limit (`pace`): over it the server would drop messages.
+    async fn serve(&mut self, ws: &mut Ws, pace: &mut TokenBucket) -> Exit {
         while let Some(msg) = self.unsent.pop_front() {
-            if let Err(e) = send(ws, &msg).await {
+            if let Err(e) = paced_send(ws, pace, &msg).await {
                 self.unsent.push_front(msg);
                 return Exit::Lost(lost("sending", e));
             }
@@ -311,6 +328,9 @@ impl Connection {
         ping.tick().await;
         let mut last_heard = clock::now();
         loop {
+            // Zero while the limit allows a message now; otherwise the app's messages wait
+            // in the queue (in order) and the loop wakes when the next one may go.
+            let wait = pace.wait(clock::now());
             tokio::select! {
                 frame = ws.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -330,9 +350,10 @@ impl Connection {
                     }
                     Some(Err(e)) => return Exit::Lost(lost("receiving", e)),
                 },
-                msg = self.out_rx.recv() => match msg {
+                _ = clock::sleep(wait), if !wait.is_zero() => {}
+                msg = self.out_rx.recv(), if wait.is_zero() => match msg {
                     Some(msg) => {
-                        if let Err(e) = send(ws, &msg).await {
+                        if let Err(e) = paced_send(ws, pace, &msg).await {
                             self.unsent.push_back(msg);
                             return Exit::Lost(lost("sending", e));
                         }
@@ -344,7 +365,7 @@ impl Connection {
                         return Exit::Lost(Error::Timeout("the server's pong"));
                     }
                     let ping = ClientMessage::Ping(self.session.ping());
-                    if let Err(e) = send(ws, &ping).await {
+                    if let Err(e) = paced_send(ws, pace, &ping).await {
                         return Exit::Lost(lost("sending a ping", e));
                     }
                 }

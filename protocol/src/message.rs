@@ -301,6 +301,13 @@ pub struct Welcome {
     /// STUN and TURN servers, with short-lived TURN credentials, ready to pass to
     /// `new RTCPeerConnection({iceServers})`.
     pub ice_servers: Vec<IceServer>,
+    /// The server's limit on this connection's messages: sustained per second (project
+    /// extension; absent from servers that predate it, which apply the contract's default, 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<u32>,
+    /// ... and at once (project extension; the contract's default is 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_burst: Option<u32>,
 }
 
 /// RTCIceServer: one STUN or TURN server, with credentials for TURN.

@@ -94,6 +94,7 @@ impl Config {
             max_calls_per_session: self.max_calls_per_session,
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
+            rate: Some((self.rate_per_s, self.rate_burst)),
         }
     }
 }

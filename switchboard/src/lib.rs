@@ -65,6 +65,9 @@ pub struct Settings {
     pub send_queue: usize,
     /// Queued (or kept for replay) messages past which a detached session ends.
     pub resume_queue: usize,
+    /// Sent in `welcome.rate_per_s` and `welcome.rate_burst`: the message rate limit the
+    /// I/O layer applies to each connection, so that clients can pace themselves under it.
+    pub rate: Option<(u32, u32)>,
 }
 
 /// What the I/O layer must do.
@@ -177,6 +180,8 @@ impl<R: Registry> Switchboard<R> {
             heartbeat_s: self.settings.heartbeat.as_secs().max(1),
             resume_ttl_s: self.settings.resume_ttl.as_secs(),
             ice_servers,
+            rate_per_s: self.settings.rate.map(|(per_s, _)| per_s),
+            rate_burst: self.settings.rate.map(|(_, burst)| burst),
         }));
         self.outputs.push_back(Output::Wake(conn));
         self.settle();

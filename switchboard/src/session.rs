@@ -158,6 +158,8 @@ mod tests {
             heartbeat_s: 20,
             resume_ttl_s: 30,
             ice_servers: vec![],
+            rate_per_s: None,
+            rate_burst: None,
         })
     }
 

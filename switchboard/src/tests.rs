@@ -24,6 +24,7 @@ fn settings() -> Settings {
         max_calls_per_session: 2,
         send_queue: 8,
         resume_queue: 16,
+        rate: Some((50, 200)),
     }
 }
 

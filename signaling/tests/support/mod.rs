@@ -8,7 +8,7 @@ pub use test_support::coturn::echo_peer;
 #[allow(unused_imports)]
 pub use test_support::require::require;
 #[allow(unused_imports)]
-pub use test_support::signaling_server::{server, server_with};
+pub use test_support::signaling_server::{http_get, server, server_with};
 
 use std::io;
 use std::net::SocketAddr;
@@ -311,22 +311,4 @@ pub async fn connected_call(
         ServerMessage::Accepted(a) if a.call_id.as_str() == call => {}
         other => panic!("expected accepted, got {other:?}"),
     }
-}
-
-/// A raw HTTP/1.1 GET (with optional extra headers); returns status line + headers + body.
-pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
