@@ -54,4 +54,4 @@ pub use auth::Users;
 pub use five_tuple::{FiveTuple, Transport};
 pub use metrics::{Metrics, Way};
 pub use peer_policy::{PeerPolicy, Refusal};
-pub use relay::{FromClient, FromPeer, Now, Relay, RelaySettings};
+pub use relay::{BindFailure, FromClient, FromPeer, Now, Relay, RelaySettings};

@@ -46,11 +46,6 @@ impl PortPool {
             })
     }
 
-    /// Marks `port` as taken (another process holds it): used when a bind fails.
-    pub fn hold(&mut self, port: u16) {
-        self.used.insert(port);
-    }
-
     /// Frees `port` (its allocation is gone).
     pub fn release(&mut self, port: u16) {
         self.used.remove(&port);

@@ -19,7 +19,8 @@ use tracing::Instrument;
 use server_kit::clock;
 use turn_proto::framing::{self, CHANNEL_HEADER};
 use turn_proto::{
-    AllocId, FiveTuple, FromClient, FromPeer, Metrics, Now, Relay, RelaySettings, Transport,
+    AllocId, BindFailure, FiveTuple, FromClient, FromPeer, Metrics, Now, Relay, RelaySettings,
+    Transport,
 };
 
 /// Largest datagram or frame handled (a UDP datagram cannot be larger).
@@ -186,6 +187,7 @@ impl TurnServer {
         if !listeners.tls.is_empty() && listeners.tls_config.is_none() {
             return Err(StartError::NoTlsConfig);
         }
+        note_ephemeral_overlap(&settings.ports);
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let core = Relay::new(
@@ -348,8 +350,14 @@ fn handle(
                         return Action::Reply(reply);
                     }
                     Err(e) => {
-                        tracing::debug!(%relay, error = %e, "relay port taken, trying another");
-                        match core.relay_failed(id) {
+                        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                            tracing::debug!(%relay, error = %e, "relay port taken, trying another");
+                            BindFailure::PortInUse
+                        } else {
+                            tracing::warn!(%relay, error = %e, "cannot bind a relay socket");
+                            BindFailure::Other
+                        };
+                        match core.relay_failed(id, why) {
                             Ok(next) => relay = next,
                             Err(reply) => return Action::Reply(reply),
                         }
@@ -433,10 +441,62 @@ async fn run_timers(shared: Arc<Shared>) {
     }
 }
 
+/// Says (at info level: the default range does) when the relay port range overlaps the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768-60999 on Linux by default; the default relay
+/// range, 49152-65535 like coturn's, overlaps it). Ports that other programs take for their
+/// outgoing connections are then taken for a while: binding one fails, and the Allocate is
+/// retried on another port (no port is lost), but a busy host makes relays retry more.
+fn note_ephemeral_overlap(ports: &std::ops::RangeInclusive<u16>) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") else {
+        return;
+    };
+    let mut bounds = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (Some(low), Some(high)) = (bounds.next(), bounds.next()) else {
+        return;
+    };
+    if *ports.start() <= high && low <= *ports.end() {
+        tracing::info!(
+            relay_ports = ?ports,
+            ephemeral = ?(low..=high),
+            "the relay port range overlaps the kernel's ephemeral ports \
+             (net.ipv4.ip_local_port_range): relay binds on ports other programs hold \
+             are retried on another port; move --relay-ports or the ephemeral range apart \
+             on a busy host"
+        );
+    }
+}
+
+/// How long the TCP listener pauses after an `accept()` failure that is not about one
+/// connection (EMFILE, ENFILE, ENOMEM).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Failures that concern the one connection being accepted (it was reset or aborted before
+/// we took it): the next `accept()` can go ahead at once.
+fn accept_error_is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
-        let Ok((tcp, client)) = listener.accept().await else {
-            continue;
+        let (tcp, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if accept_error_is_transient(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors or memory: retrying at once spins a core and
+                // fails the same way. Pause, as hyper and axum do, and let connections close.
+                shared.metrics.dropped("accept_failed");
+                tracing::warn!(error = %e, "accepting a TCP connection failed; pausing 1 s");
+                tokio::time::sleep_until((clock::now() + ACCEPT_ERROR_PAUSE).into()).await;
+                continue;
+            }
         };
         let open = shared.open_streams.fetch_add(1, Ordering::Relaxed);
         if open >= shared.streams.max_connections {

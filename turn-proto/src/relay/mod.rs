@@ -105,6 +105,15 @@ impl RelaySettings {
     }
 }
 
+/// Why the shell could not bind a relay socket ([`Relay::relay_failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindFailure {
+    /// The port is taken (`EADDRINUSE`): another port may work.
+    PortInUse,
+    /// Anything else (`EMFILE`, `ENOBUFS`, …): another port would fail the same way.
+    Other,
+}
+
 /// What to do with a packet from a client.
 #[derive(Debug)]
 pub enum FromClient<H> {
@@ -369,10 +378,17 @@ impl<H: Clone> Relay<H> {
         reply
     }
 
-    /// Binding the relay socket of `id` failed (the port is held by someone else):
-    /// another address to try, or the 508 response when out of attempts.
-    pub fn relay_failed(&mut self, id: AllocId) -> Result<SocketAddr, Vec<u8>> {
-        request::retry_bind(self, id)
+    /// Binding the relay socket of `id` failed: another address to try (when the port was
+    /// taken by someone else), or the 508 response (out of attempts, or a failure another
+    /// port would meet too, such as running out of file descriptors). The failed port goes
+    /// back to the pool either way: whoever held it may let it go, and a failure that was
+    /// not about the port says nothing about it.
+    pub fn relay_failed(&mut self, id: AllocId, why: BindFailure) -> Result<SocketAddr, Vec<u8>> {
+        self.metrics.dropped(match why {
+            BindFailure::PortInUse => "relay_port_in_use",
+            BindFailure::Other => "relay_bind_failed",
+        });
+        request::retry_bind(self, id, why)
     }
 
     /// A TCP/TLS connection closed: its allocation goes with it (RFC 8656 §3.1).

@@ -9,7 +9,7 @@ use stun_rs::attributes::turn::{LifeTime, XorRelayedAddress};
 use stun_rs::methods::{ALLOCATE, BINDING, CHANNEL_BIND, CREATE_PERMMISSION, REFRESH};
 use stun_rs::{AddressFamily, Algorithm, AlgorithmId, HMACKey, StunAttribute, StunMessage};
 
-use super::{BIND_ATTEMPTS, FromClient, Now, Relay};
+use super::{BIND_ATTEMPTS, BindFailure, FromClient, Now, Relay};
 use crate::allocation::{AllocId, Allocation, BindError};
 use crate::auth::AuthFailure;
 use crate::five_tuple::FiveTuple;
@@ -433,18 +433,22 @@ impl<H: Clone> Relay<H> {
     }
 }
 
-/// After a failed bind: another port, or 508 once [`BIND_ATTEMPTS`] are spent. The
-/// failed port stays marked as used: another process holds it.
+/// After a failed bind: another port, or 508 once [`BIND_ATTEMPTS`] are spent or when
+/// the failure was not about the port. The failed port goes back to the pool (after the
+/// next one is taken, so that this allocation does not draw it again): holding it for good
+/// lost a port per failure, and a relay out of file descriptors for a moment lost eight per
+/// Allocate and answered 508 to everyone afterwards.
 pub(super) fn retry_bind<H: Clone>(
     relay: &mut Relay<H>,
     id: AllocId,
+    why: BindFailure,
 ) -> Result<SocketAddr, Vec<u8>> {
     let Some(a) = relay.allocations.get_mut(&id) else {
         return Err(Vec::new());
     };
     a.bind_attempts += 1;
     let (old, attempts) = (a.relay, a.bind_attempts);
-    let port = if attempts < BIND_ATTEMPTS {
+    let port = if attempts < BIND_ATTEMPTS && why == BindFailure::PortInUse {
         relay
             .ports
             .take(&mut relay.rng, old.port().is_multiple_of(2))
@@ -454,8 +458,8 @@ pub(super) fn retry_bind<H: Clone>(
     let Some(port) = port else {
         let tid = a.allocate_transaction;
         let signer = a.pending.as_ref().map(|(s, _)| s.clone());
+        // Frees the allocation and its (failed) port.
         relay.free(id);
-        relay.ports.hold(old.port());
         return Err(response::error(
             ALLOCATE,
             &tid,
@@ -464,6 +468,7 @@ pub(super) fn retry_bind<H: Clone>(
             signer.as_ref(),
         ));
     };
+    relay.ports.release(old.port());
     let new = SocketAddr::new(old.ip(), port);
     let advertised = relay.advertised(new);
     relay.by_relay.retain(|_, owner| *owner != id);

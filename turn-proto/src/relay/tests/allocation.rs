@@ -166,7 +166,7 @@ fn failed_binds_try_other_ports_then_508() {
     let FromClient::Open { id, relay } = h.send(&bytes) else {
         panic!()
     };
-    let next = h.relay.relay_failed(id).unwrap();
+    let next = h.relay.relay_failed(id, BindFailure::PortInUse).unwrap();
     assert_ne!(next, relay);
     let reply = decode(&h.relay.relay_opened(id, 5));
     let advertised = reply
@@ -187,7 +187,7 @@ fn failed_binds_try_other_ports_then_508() {
     };
     let mut last = Ok(relay);
     for _ in 0..BIND_ATTEMPTS {
-        last = h.relay.relay_failed(id);
+        last = h.relay.relay_failed(id, BindFailure::PortInUse);
         if last.is_err() {
             break;
         }
@@ -204,4 +204,52 @@ fn closing_a_stream_frees_its_allocation() {
     assert_eq!(h.relay.client_closed(&h.from), Some(1));
     assert_eq!(h.relay.allocation_count(), 0);
     assert_eq!(h.relay.client_closed(&h.from), None);
+}
+
+#[test]
+fn failed_binds_give_their_ports_back() {
+    // Two ports. Every bind fails as "port in use" until the allocation gives up: without
+    // the ports coming back, the range would now be empty and every Allocate would get 508.
+    let mut s = settings();
+    s.ports = 50_000..=50_001;
+    let mut h = Harness::with(s);
+    h.ask(ALLOCATE, vec![udp()]);
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let mut last = Err(Vec::new());
+    for _ in 0..BIND_ATTEMPTS {
+        last = h.relay.relay_failed(id, BindFailure::PortInUse);
+        if last.is_err() {
+            break;
+        }
+    }
+    assert_eq!(error_code(&decode(&last.unwrap_err())), Some(508));
+    assert_eq!(h.relay.allocation_count(), 0);
+    h.allocate();
+    assert_eq!(
+        h.relay.allocation_count(),
+        1,
+        "a port of the range is free again"
+    );
+}
+
+#[test]
+fn a_failure_not_about_the_port_answers_508_at_once() {
+    // Out of file descriptors: another port would fail the same way, so no retry burns
+    // ports, and the port goes back.
+    let mut s = settings();
+    s.ports = 50_000..=50_000;
+    let mut h = Harness::with(s);
+    h.ask(ALLOCATE, vec![udp()]);
+    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let FromClient::Open { id, .. } = h.send(&bytes) else {
+        panic!()
+    };
+    let reply = h.relay.relay_failed(id, BindFailure::Other).unwrap_err();
+    assert_eq!(error_code(&decode(&reply)), Some(508));
+    assert_eq!(h.relay.allocation_count(), 0);
+    h.allocate();
+    assert_eq!(h.relay.allocation_count(), 1, "the only port is free again");
 }

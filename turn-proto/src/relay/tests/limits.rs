@@ -113,10 +113,10 @@ fn every_teardown_path_returns_the_port_and_the_quota() {
     let FromClient::Open { id, .. } = h.send(&bytes) else {
         panic!()
     };
-    let _ = h.relay.relay_failed(id);
+    let _ = h.relay.relay_failed(id, BindFailure::PortInUse);
     assert_eq!(h.relay.allocation_count(), 0);
     assert!(h.relay.per_user.is_empty(), "the quota came back");
-    // After all that, the range is still usable: only the port that failed stays held.
+    // After all that, the range is still usable: every port came back.
     let mut s = settings();
     s.ports = 50_000..=50_001;
     s.max_allocations_per_user = 1;
