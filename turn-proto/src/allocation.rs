@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use stun_rs::TransactionId;
 
+use crate::auth::Quota;
 use crate::five_tuple::FiveTuple;
 use crate::response::Signer;
 use server_kit::TokenBucket;
@@ -50,6 +51,8 @@ pub struct Allocation<H> {
     pub five_tuple: FiveTuple,
     /// The authenticated USERNAME; later requests must carry the same one (441).
     pub username: String,
+    /// Whose allocation quota it counts against.
+    pub quota: Quota,
     /// Where the relay socket is bound.
     pub relay: SocketAddr,
     /// What XOR-RELAYED-ADDRESS says (the external address behind a 1:1 NAT).
@@ -78,6 +81,7 @@ impl<H> Allocation<H> {
     pub fn new(
         five_tuple: FiveTuple,
         username: String,
+        quota: Quota,
         relay: SocketAddr,
         advertised: SocketAddr,
         expires: Instant,
@@ -86,6 +90,7 @@ impl<H> Allocation<H> {
         Self {
             five_tuple,
             username,
+            quota,
             relay,
             advertised,
             expires,
@@ -229,6 +234,7 @@ mod tests {
                 transport: Transport::Udp,
             },
             "alice".into(),
+            Quota::Fixed("alice".into()),
             "192.0.2.9:50000".parse().unwrap(),
             "192.0.2.9:50000".parse().unwrap(),
             now + Duration::from_secs(600),

@@ -48,6 +48,18 @@ impl AuthFailure {
     }
 }
 
+/// Whose quota an allocation counts against: a fixed user by name, a TURN REST credential
+/// by the user part of `<expiry>:<user>`. Every `welcome` of the signaling server mints a
+/// new expiry, so keyed on the whole username one user held as many allocations as
+/// credentials it asked for (issue 16, item 7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Quota {
+    /// A user of `Users::fixed`.
+    Fixed(String),
+    /// The user part of a TURN REST username.
+    Rest(String),
+}
+
 /// Who may use the relay: fixed users, TURN REST usernames, or both.
 #[derive(Clone, Default)]
 pub struct Users {
@@ -68,6 +80,17 @@ impl std::fmt::Debug for Users {
 }
 
 impl Users {
+    /// Whose quota `username` (already authenticated) counts against.
+    pub(crate) fn quota(&self, username: &str) -> Quota {
+        if self.fixed.contains_key(username) {
+            return Quota::Fixed(username.to_owned());
+        }
+        match username.split_once(':') {
+            Some((_, user)) => Quota::Rest(user.to_owned()),
+            None => Quota::Rest(username.to_owned()),
+        }
+    }
+
     /// The password of `username` at wall-clock time `now_unix`.
     pub(crate) fn password(&self, username: &str, now_unix: u64) -> Result<String, AuthFailure> {
         if let Some(password) = self.fixed.get(username) {

@@ -50,7 +50,7 @@ mod relay;
 mod response;
 
 pub use allocation::AllocId;
-pub use auth::Users;
+pub use auth::{Quota, Users};
 pub use five_tuple::{FiveTuple, Transport};
 pub use metrics::{Metrics, Way};
 pub use peer_policy::{PeerPolicy, Refusal};

@@ -109,7 +109,7 @@ pub struct Settings {
     /// Peer ranges to refuse in addition to the built-in ones, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub deny_peers: Vec<IpNet>,
-    /// Allocations per username; more get 486.
+    /// Allocations per user (a TURN REST username counts for the user it names, whatever its expiry); more get 486.
     #[arg(long, default_value_t = relay_defaults().max_allocations_per_user)]
     pub max_allocations_per_user: usize,
     /// Allocations in total; more get 508.

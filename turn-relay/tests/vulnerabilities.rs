@@ -362,3 +362,29 @@ async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
     assert_eq!(binding.method(), BINDING);
     assert_eq!(relay.server.allocation_count(), 1);
 }
+
+#[tokio::test]
+async fn fresh_rest_credentials_do_not_lift_a_users_allocation_quota() {
+    // Every `welcome` of the signaling server mints the user a TURN REST username with a new
+    // expiry. Keyed on the whole username, one user held 30 allocations under a quota of 10
+    // (issue 16, item 7); the quota now counts the user part.
+    let mut settings = support::settings(Peers::PublicOnly, Credentials::RestOnly);
+    settings.max_allocations_per_user = 2;
+    let relay = support::start(settings, Tls::Off).await;
+    let mut clients = Vec::new();
+    let mut codes = Vec::new();
+    for (i, user) in ["carol", "carol", "carol", "dave"].into_iter().enumerate() {
+        let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+        client.user = format!("{}:{user}", 4_000_000_000u64 + i as u64);
+        client.password =
+            turn_proto::credentials::password_for(support::REST_SECRET.as_bytes(), &client.user);
+        let reply = client.request(ALLOCATE, vec![udp()]).await;
+        codes.push(error_code(&reply));
+        clients.push(client);
+    }
+    assert_eq!(
+        codes,
+        [None, None, Some(486), None],
+        "carol's third credential is over her quota; dave is not"
+    );
+}

@@ -22,7 +22,7 @@ use stun_rs::methods::DATA;
 use stun_rs::{MessageClass, MessageDecoder, MessageDecoderBuilder, TransactionId};
 
 use crate::allocation::{AllocId, Allocation, HashMap};
-use crate::auth::{Nonces, Users};
+use crate::auth::{Nonces, Quota, Users};
 use crate::five_tuple::FiveTuple;
 use crate::framing::{self, CHANNEL_HEADER, Packet};
 use crate::metrics::{Metrics, Way};
@@ -173,7 +173,7 @@ pub struct Relay<H> {
     by_five_tuple: HashMap<FiveTuple, AllocId>,
     /// Bound and advertised relay addresses: peers on our own IPs must be one of these.
     by_relay: HashMap<SocketAddr, AllocId>,
-    per_user: HashMap<String, usize>,
+    per_user: HashMap<Quota, usize>,
     deadlines: BTreeSet<(Instant, AllocId)>,
     next_id: u64,
     unauthenticated: TokenBucket,
@@ -444,10 +444,10 @@ impl<H: Clone> Relay<H> {
         self.by_relay.remove(&a.advertised);
         self.deadlines.remove(&(a.expires, id));
         self.ports.release(a.relay.port());
-        if let Some(n) = self.per_user.get_mut(&a.username) {
+        if let Some(n) = self.per_user.get_mut(&a.quota) {
             *n -= 1;
             if *n == 0 {
-                self.per_user.remove(&a.username);
+                self.per_user.remove(&a.quota);
             }
         }
         self.metrics.set_allocations(self.allocations.len());

@@ -11,7 +11,7 @@ use stun_rs::{AddressFamily, Algorithm, AlgorithmId, HMACKey, StunAttribute, Stu
 
 use super::{BIND_ATTEMPTS, BindFailure, FromClient, Now, Relay};
 use crate::allocation::{AllocId, Allocation, BindError};
-use crate::auth::AuthFailure;
+use crate::auth::{AuthFailure, Quota};
 use crate::five_tuple::FiveTuple;
 use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
 use crate::integrity;
@@ -24,6 +24,7 @@ const PROTOCOL_UDP: u8 = 17;
 /// A request that passed authentication.
 struct Authenticated {
     username: String,
+    quota: Quota,
     signer: Signer,
 }
 
@@ -213,6 +214,7 @@ impl<H: Clone> Relay<H> {
         }
         Ok(Authenticated {
             username: username.to_owned(),
+            quota: self.settings.users.quota(username),
             signer: Signer { kind, key },
         })
     }
@@ -264,7 +266,7 @@ impl<H: Clone> Relay<H> {
         let Some(bound_ip) = bound_ip else {
             return fail(StunError::AddressFamilyNotSupported);
         };
-        let per_user = self.per_user.get(&auth.username).copied().unwrap_or(0);
+        let per_user = self.per_user.get(&auth.quota).copied().unwrap_or(0);
         if per_user >= self.settings.max_allocations_per_user {
             return fail(StunError::AllocationQuotaReached);
         }
@@ -281,6 +283,7 @@ impl<H: Clone> Relay<H> {
         let mut a = Allocation::new(
             from,
             auth.username.clone(),
+            auth.quota.clone(),
             relay,
             self.advertised(relay),
             now + lifetime,
@@ -295,7 +298,7 @@ impl<H: Clone> Relay<H> {
         self.by_relay.insert(a.relay, id);
         self.by_relay.insert(a.advertised, id);
         self.deadlines.insert((a.expires, id));
-        *self.per_user.entry(auth.username).or_default() += 1;
+        *self.per_user.entry(auth.quota).or_default() += 1;
         self.allocations.insert(id, a);
         self.finish_allocate_response(id);
         tracing::info!(allocation = id.0, client = %from.client, transport = from.transport.as_str(), %relay, "allocation created");

@@ -127,3 +127,25 @@ fn every_teardown_path_returns_the_port_and_the_quota() {
     }
     h.allocate();
 }
+
+#[test]
+fn rest_credentials_of_one_user_share_its_quota() {
+    // Each `welcome` of the signaling server mints the same user a new expiry: the quota
+    // counts the user, not the credential.
+    let mut h = Harness::new();
+    let rest = |h: &mut Harness, username: &str| {
+        h.user = username.into();
+        h.password = crate::credentials::password_for(b"rest-secret", username);
+    };
+    for (port, expiry) in [(1, 1_700_000_600u64), (2, 1_700_000_601)] {
+        rest(&mut h, &format!("{expiry}:carol"));
+        h.from = tuple(&format!("198.51.100.9:{port}"));
+        h.allocate();
+    }
+    rest(&mut h, "1700000602:carol");
+    h.from = tuple("198.51.100.9:3");
+    assert_eq!(error_code(&h.authed(ALLOCATE, vec![udp()])), Some(486));
+    // Another user of the same secret is not affected.
+    rest(&mut h, "1700000602:dave");
+    h.allocate();
+}
