@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -107,10 +109,13 @@ impl Users {
 
 /// Bytes of the HMAC a nonce carries.
 const TAG_BYTES: usize = 10;
+/// Bytes a nonce encodes: the expiry (4) and the tag.
+const NONCE_BYTES: usize = 4 + TAG_BYTES;
 
-/// Mints and checks nonces: `<expiry, 8 hex digits><first 10 bytes of
-/// HMAC-SHA256(secret, expiry ‖ client ip), hex>`, 28 characters in all, so a challenge
-/// stays small (no amplification). Expiry counts seconds on the relay's own clock.
+/// Mints and checks nonces: base64url (no padding) of `<expiry, 4 bytes><first 10 bytes of
+/// HMAC-SHA256(secret, expiry ‖ client ip)>`, 19 characters, so that a challenge stays
+/// small (it answers a request an attacker may send with a spoofed source: every byte of
+/// it is amplification). Expiry counts seconds on the relay's own clock.
 pub struct Nonces {
     secret: [u8; 32],
     lifetime_s: u64,
@@ -126,26 +131,24 @@ impl Nonces {
     pub fn mint(&self, ip: IpAddr, now_s: u64) -> String {
         let expiry = (now_s + self.lifetime_s).min(u64::from(u32::MAX));
         let tag = self.tag(expiry, ip);
-        let mut out = format!("{expiry:08x}");
-        for b in &tag[..TAG_BYTES] {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        let mut raw = [0u8; NONCE_BYTES];
+        raw[..4].copy_from_slice(&(expiry as u32).to_be_bytes());
+        raw[4..].copy_from_slice(&tag[..TAG_BYTES]);
+        URL_SAFE_NO_PAD.encode(raw)
     }
 
     /// Whether `nonce` was minted for `ip` and has not expired at `now_s`.
     pub fn check(&self, nonce: &str, ip: IpAddr, now_s: u64) -> Result<(), AuthFailure> {
-        if nonce.len() != 8 + 2 * TAG_BYTES || !nonce.is_ascii() {
-            return Err(AuthFailure::BadNonce);
+        let mut raw = [0u8; NONCE_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(nonce.as_bytes(), &mut raw) {
+            Ok(NONCE_BYTES) => {}
+            _ => return Err(AuthFailure::BadNonce),
         }
-        let expiry = u64::from_str_radix(&nonce[..8], 16).map_err(|_| AuthFailure::BadNonce)?;
-        let mut claimed = [0u8; TAG_BYTES];
-        for (i, byte) in claimed.iter_mut().enumerate() {
-            let hex = &nonce[8 + 2 * i..10 + 2 * i];
-            *byte = u8::from_str_radix(hex, 16).map_err(|_| AuthFailure::BadNonce)?;
-        }
+        let mut expiry = [0u8; 4];
+        expiry.copy_from_slice(&raw[..4]);
+        let expiry = u64::from(u32::from_be_bytes(expiry));
         self.mac(expiry, ip)
-            .verify_truncated_left(&claimed)
+            .verify_truncated_left(&raw[4..])
             .map_err(|_| AuthFailure::BadNonce)?;
         if expiry <= now_s {
             return Err(AuthFailure::StaleNonce);
@@ -180,21 +183,29 @@ mod tests {
     fn nonce_round_trip_expiry_and_forgery() {
         let n = Nonces::new([7; 32], 600);
         let nonce = n.mint(IP, 1_000);
-        assert_eq!(nonce.len(), 28);
+        assert_eq!(nonce.len(), 19);
         assert_eq!(n.check(&nonce, IP, 1_000), Ok(()));
         assert_eq!(n.check(&nonce, IP, 1_599), Ok(()));
         assert_eq!(n.check(&nonce, IP, 1_600), Err(AuthFailure::StaleNonce));
         let other_ip = "192.0.2.2".parse().unwrap();
         assert_eq!(n.check(&nonce, other_ip, 1_000), Err(AuthFailure::BadNonce));
         // Extending the expiry by hand breaks the tag.
-        let forged = format!("{:08x}{}", 999_999, &nonce[8..]);
+        let mut raw = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        raw[..4].copy_from_slice(&999_999u32.to_be_bytes());
+        let forged = URL_SAFE_NO_PAD.encode(&raw);
         assert_eq!(n.check(&forged, IP, 1_000), Err(AuthFailure::BadNonce));
         let other_relay = Nonces::new([8; 32], 600);
         assert_eq!(
             other_relay.check(&nonce, IP, 1_000),
             Err(AuthFailure::BadNonce)
         );
-        for junk in ["", "zz", &"g".repeat(28), "é".repeat(14).as_str()] {
+        for junk in [
+            "",
+            "zz",
+            &"g".repeat(19),
+            &"!".repeat(19),
+            "é".repeat(10).as_str(),
+        ] {
             assert_eq!(n.check(junk, IP, 0), Err(AuthFailure::BadNonce));
         }
     }

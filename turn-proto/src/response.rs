@@ -135,6 +135,8 @@ pub fn error(
 }
 
 /// 401 or 438 with our REALM and a fresh NONCE (unsigned: the client's key is not known).
+/// It answers requests anyone can send with a spoofed source, so it carries nothing more:
+/// no reason phrase ([`unauthenticated_error`]).
 pub fn challenge(
     method: MessageMethod,
     transaction: &TransactionId,
@@ -149,7 +151,38 @@ pub fn challenge(
     if let Ok(n) = Nonce::new(nonce) {
         extra.push(n.into());
     }
-    error(method, transaction, code, extra, None)
+    terse_error(method, transaction, code, extra)
+}
+
+/// An error answering an unauthenticated request: ERROR-CODE with an empty reason phrase
+/// (RFC 8489 §14.8 allows it; the code is what clients act on), so that the answer is as
+/// small as it can be: 36 bytes with FINGERPRINT.
+pub fn unauthenticated_error(
+    method: MessageMethod,
+    transaction: &TransactionId,
+    code: StunError,
+) -> Vec<u8> {
+    terse_error(method, transaction, code, Vec::new())
+}
+
+fn terse_error(
+    method: MessageMethod,
+    transaction: &TransactionId,
+    code: StunError,
+    extra: Vec<StunAttribute>,
+) -> Vec<u8> {
+    let mut attributes = Vec::with_capacity(extra.len() + 1);
+    if let Ok(e) = ErrorCodeType::new(code.code(), "") {
+        attributes.push(ErrorCode::new(e).into());
+    }
+    attributes.extend(extra);
+    encode(
+        method,
+        MessageClass::ErrorResponse,
+        transaction,
+        attributes,
+        None,
+    )
 }
 
 /// 420 listing the comprehension-required attributes we do not understand.

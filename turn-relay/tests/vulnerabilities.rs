@@ -388,3 +388,69 @@ async fn fresh_rest_credentials_do_not_lift_a_users_allocation_quota() {
         "carol's third credential is over her quota; dave is not"
     );
 }
+
+/// A STUN request as small as it can be: the 20-byte header, then `attributes` raw.
+fn raw_request(method: u16, attributes: &[u8]) -> Vec<u8> {
+    let mut m = method.to_be_bytes().to_vec();
+    m.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+    m.extend_from_slice(&[9u8; 12]);
+    m.extend_from_slice(attributes);
+    m
+}
+
+#[tokio::test]
+async fn unauthenticated_answers_are_at_most_two_and_a_half_times_the_request() {
+    // Anyone can send these with a spoofed source address: the answer goes to the victim.
+    // A 20-byte request used to get a 100-byte 401 (5x; issue 16, item 10). Now a request
+    // that cannot succeed gets a 36-byte error and only an Allocate that names its
+    // transport gets the challenge, without reason phrase, with a 19-character nonce.
+    let relay = support::start(
+        support::settings(Peers::PublicOnly, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let transport_udp = [0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0];
+    let mut worst = 0.0f64;
+    for (name, request, code) in [
+        ("Binding", raw_request(0x0001, &[]), None),
+        (
+            "Allocate, no transport",
+            raw_request(0x0003, &[]),
+            Some(400),
+        ),
+        ("Allocate", raw_request(0x0003, &transport_udp), Some(401)),
+        (
+            "Refresh, no allocation",
+            raw_request(0x0004, &[]),
+            Some(437),
+        ),
+        ("CreatePermission", raw_request(0x0008, &[]), Some(437)),
+        ("ChannelBind", raw_request(0x0009, &[]), Some(437)),
+        ("an unknown method", raw_request(0x0005, &[]), Some(400)),
+    ] {
+        socket.send_to(&request, relay.udp).await.unwrap();
+        let answer = recv_within(&socket, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(
+            error_code(&support::decode(&answer)),
+            code,
+            "{name}: {answer:?}"
+        );
+        let ratio = answer.len() as f64 / request.len() as f64;
+        println!(
+            "{name}: {} B in, {} B out, {ratio:.2}x",
+            request.len(),
+            answer.len()
+        );
+        worst = worst.max(ratio);
+    }
+    // The challenge: 20 + ERROR-CODE 8 + REALM ("test") 8 + NONCE 24 + FINGERPRINT 8 = 68
+    // bytes for 28; the relay's default realm ("turn-relay") makes it 76 (2.7x).
+    assert!(
+        worst <= 2.5,
+        "an unauthenticated answer is {worst:.2} times its request"
+    );
+}

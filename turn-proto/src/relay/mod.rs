@@ -286,12 +286,10 @@ impl<H: Clone> Relay<H> {
         }
         let mut tid = [0u8; 12];
         tid.copy_from_slice(&buf[8..20]);
-        FromClient::Reply(response::error(
+        FromClient::Reply(response::unauthenticated_error(
             kind.method(),
             &TransactionId::from(tid),
             response::StunError::BadRequest,
-            Vec::new(),
-            None,
         ))
     }
 

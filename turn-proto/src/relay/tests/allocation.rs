@@ -63,6 +63,7 @@ fn retransmitted_allocate_gets_the_same_answer() {
 #[test]
 fn bad_allocate_requests() {
     let mut h = Harness::new();
+    h.ask(ALLOCATE, vec![udp()]); // the challenge: a nonce
     assert_eq!(error_code(&h.authed(ALLOCATE, Vec::new())), Some(400));
     // REQUESTED-TRANSPORT TCP (6): stun-rs builds only UDP, so it goes in raw, first.
     let tcp = inject_attribute(&h, ALLOCATE, 0x0019, &[6, 0, 0, 0]);
