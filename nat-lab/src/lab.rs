@@ -13,6 +13,8 @@ use crate::pki::Pki;
 
 /// The public address of the signaling server and relay inside the lab.
 pub const PUBLIC: &str = "198.51.100.1";
+/// The signaling server's metrics port (`--metrics-listen`), beside its 8080.
+const METRICS_PORT: u16 = 9464;
 
 /// One lab at a time in a process: each runs a signaling server and WebRTC peers.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -140,7 +142,16 @@ impl NatLab {
         self.signaling = None; // kill_on_drop: the old one is gone
         let listen = format!("{PUBLIC}:8080");
         let turn = format!("{PUBLIC}:3478");
-        let mut args = vec!["--listen", &listen, "--turn-listen", &turn];
+        // Metrics on their own port, as an operator keeps them (read from inside `pub`).
+        let metrics = format!("{PUBLIC}:{METRICS_PORT}");
+        let mut args = vec![
+            "--listen",
+            &listen,
+            "--turn-listen",
+            &turn,
+            "--metrics-listen",
+            &metrics,
+        ];
         args.extend(self.tls_args.iter().map(String::as_str));
         args.extend_from_slice(extra);
         let exe = self.programs.signaling.display().to_string();
@@ -164,7 +175,11 @@ impl NatLab {
     pub fn metrics(&self) -> String {
         let out = Command::new("ip")
             .args(["netns", "exec", &format!("{}pub", self.prefix)])
-            .args(["curl", "-sf", &format!("http://{PUBLIC}:8080/metrics")])
+            .args([
+                "curl",
+                "-sf",
+                &format!("http://{PUBLIC}:{METRICS_PORT}/metrics"),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "GET /metrics failed");

@@ -13,6 +13,7 @@ async fn back_to_back_calls_stay_under_the_servers_message_limit() {
     let server = support::server_with(|c| {
         c.rate_per_s = 5;
         c.rate_burst = 10;
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let (alice, bob) = support::alice_and_bob(server.local_addr(), support::options()).await;
@@ -28,7 +29,8 @@ async fn back_to_back_calls_stay_under_the_servers_message_limit() {
         support::within("bob to see the hangup", bob_call.ended()).await;
     }
     let metrics =
-        test_support::signaling_server::http_get(server.local_addr(), "/metrics", &[]).await;
+        test_support::signaling_server::http_get(server.metrics_addr().unwrap(), "/metrics", &[])
+            .await;
     assert!(
         !metrics.contains("type=\"rate_limited\""),
         "the server dropped messages over its limit:\n{metrics}"

@@ -14,8 +14,9 @@ pub enum Auth {
     /// Any user name is accepted (demos, tests). The server warns at start.
     #[default]
     Open,
-    /// `hello.token` must be a JWT, signed with this key, whose `sub` is the user name and
-    /// whose `exp` is in the future.
+    /// `hello.token` must be a JWT, signed with this key, whose `sub` is the user name,
+    /// whose `exp` is in the future and whose `nbf`, if any, is not (60 s of clock skew
+    /// allowed); with an audience or issuer configured, `aud` and `iss` must name them.
     Jwt(JwtAuth),
 }
 
@@ -56,12 +57,20 @@ pub(crate) enum AuthError {
     WrongSubject,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
 }
+
+/// Clock skew allowed on `nbf` between the token's issuer and this server (jsonwebtoken's
+/// default leeway).
+const NBF_LEEWAY_S: u64 = 60;
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
 }
 
 impl JwtAuth {
@@ -78,6 +87,20 @@ impl JwtAuth {
         };
         let key = key.map_err(|source| KeyError { alg, source })?;
         Ok(Self::with(key, algorithm))
+    }
+
+    /// Also requires `aud` to contain `audience` and `iss` to be `issuer`, where given.
+    pub fn restricted_to(mut self, audience: Option<&str>, issuer: Option<&str>) -> Self {
+        if let Some(audience) = audience {
+            self.validation.validate_aud = true;
+            self.validation.set_audience(&[audience]);
+            self.validation.required_spec_claims.insert("aud".into());
+        }
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            self.validation.required_spec_claims.insert("iss".into());
+        }
+        self
     }
 
     fn with(key: DecodingKey, algorithm: Algorithm) -> Self {
@@ -97,6 +120,13 @@ impl JwtAuth {
         }
         if data.claims.exp <= now_unix {
             return Err(AuthError::Expired);
+        }
+        if data
+            .claims
+            .nbf
+            .is_some_and(|nbf| nbf > now_unix + NBF_LEEWAY_S)
+        {
+            return Err(AuthError::NotYetValid);
         }
         Ok(())
     }
@@ -171,5 +201,59 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("Rs256"), "{err}");
+    }
+
+    fn claims_token(claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn audience_issuer_and_not_before() {
+        let alice = UserName::new("alice").unwrap();
+        let auth = Auth::Jwt(JwtAuth::hs256(b"k").restricted_to(Some("calls"), Some("idp")));
+        let good = serde_json::json!({"sub": "alice", "exp": 1000, "aud": "calls", "iss": "idp"});
+        assert_eq!(
+            auth.check(Some(&claims_token(good.clone())), &alice, 10),
+            Ok(())
+        );
+        for (field, value) in [("aud", "other"), ("iss", "someone")] {
+            let mut claims = good.clone();
+            claims[field] = value.into();
+            assert!(
+                matches!(
+                    auth.check(Some(&claims_token(claims)), &alice, 10),
+                    Err(AuthError::Invalid(_))
+                ),
+                "wrong {field}"
+            );
+        }
+        for field in ["aud", "iss"] {
+            let mut claims = good.clone();
+            claims.as_object_mut().unwrap().remove(field);
+            assert!(
+                matches!(
+                    auth.check(Some(&claims_token(claims)), &alice, 10),
+                    Err(AuthError::Invalid(_))
+                ),
+                "missing {field}"
+            );
+        }
+        // nbf: honoured with 60 s of skew, also without audience or issuer configured.
+        let plain = Auth::Jwt(JwtAuth::hs256(b"k"));
+        let early = serde_json::json!({"sub": "alice", "exp": 1000, "nbf": 500});
+        assert_eq!(
+            plain.check(Some(&claims_token(early.clone())), &alice, 400),
+            Err(AuthError::NotYetValid)
+        );
+        assert_eq!(
+            plain.check(Some(&claims_token(early.clone())), &alice, 440),
+            Ok(())
+        );
+        assert_eq!(plain.check(Some(&claims_token(early)), &alice, 500), Ok(()));
     }
 }

@@ -60,6 +60,9 @@ pub struct Config {
     pub resume_queue: usize,
     /// Open WebSockets past which new ones are refused with 503.
     pub max_connections: usize,
+    /// Where `GET /metrics` is served; `None`: nowhere. Never on `listen`, which faces
+    /// users.
+    pub metrics_listen: Option<SocketAddr>,
     /// The embedded TURN relay; `None` with `--no-turn` (and in `Config::default()`).
     pub turn: Option<EmbeddedTurn>,
 }
@@ -147,6 +150,14 @@ pub struct Settings {
     /// Algorithm of --jwt-public-key; unset: rs256.
     #[arg(long)]
     pub jwt_algorithm: Option<JwtAlgorithm>,
+    /// Audience a JWT's `aud` must contain (e.g. `calls.example.com`); unset: `aud` is not
+    /// checked.
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
+    /// Issuer a JWT's `iss` must be (e.g. `https://id.example.com`); unset: `iss` is not
+    /// checked.
+    #[arg(long)]
+    pub jwt_issuer: Option<String>,
     /// Origins allowed to open a WebSocket, comma-separated (e.g. `https://app.example.com`).
     /// Empty: any. Requests without an Origin header (native apps) always pass.
     #[arg(long, value_delimiter = ',')]
@@ -193,6 +204,10 @@ pub struct Settings {
     /// Open WebSocket connections at most; more get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Address of the Prometheus /metrics endpoint, apart from listen (its URL is printed at
+    /// start), e.g. 127.0.0.1:9464; keep it private. Unset: no endpoint
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// UDP and TCP address of the embedded STUN/TURN relay.
     #[arg(long, default_value = "127.0.0.1:3478")]
     pub turn_listen: SocketAddr,
@@ -266,6 +281,7 @@ impl Settings {
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
             max_connections: self.max_connections,
+            metrics_listen: self.metrics_listen,
             turn,
         };
         validate(&config)?;
@@ -355,6 +371,19 @@ impl Settings {
     }
 
     fn auth(&self) -> Result<Auth, ConfigError> {
+        let restrict = |jwt: JwtAuth| {
+            jwt.restricted_to(self.jwt_audience.as_deref(), self.jwt_issuer.as_deref())
+        };
+        let jwt_configured = self.jwt_secret.is_some() || self.jwt_public_key.is_some();
+        if !jwt_configured && self.jwt_audience.is_some() {
+            return Err(invalid(
+                "jwt_audience",
+                "needs jwt_secret or jwt_public_key",
+            ));
+        }
+        if !jwt_configured && self.jwt_issuer.is_some() {
+            return Err(invalid("jwt_issuer", "needs jwt_secret or jwt_public_key"));
+        }
         match (&self.jwt_secret, &self.jwt_public_key) {
             (Some(_), Some(_)) => Err(invalid(
                 "jwt_secret",
@@ -363,14 +392,14 @@ impl Settings {
             (Some(secret), None) if secret.len() < 16 => {
                 Err(invalid("jwt_secret", "must be at least 16 bytes"))
             }
-            (Some(secret), None) => Ok(Auth::Jwt(JwtAuth::hs256(secret.as_bytes()))),
+            (Some(secret), None) => Ok(Auth::Jwt(restrict(JwtAuth::hs256(secret.as_bytes())))),
             (None, Some(path)) => {
                 let pem = std::fs::read(path)
                     .map_err(|e| invalid("jwt_public_key", format!("{}: {e}", path.display())))?;
                 let alg = self.jwt_algorithm.unwrap_or(JwtAlgorithm::Rs256);
                 let jwt = JwtAuth::from_public_key_pem(alg, &pem)
                     .map_err(|e| invalid("jwt_public_key", e.to_string()))?;
-                Ok(Auth::Jwt(jwt))
+                Ok(Auth::Jwt(restrict(jwt)))
             }
             (None, None) if self.jwt_algorithm.is_some() => {
                 Err(invalid("jwt_algorithm", "needs jwt_public_key"))
@@ -589,6 +618,14 @@ mod tests {
         assert_eq!(
             key_of(with(|s| s.jwt_algorithm = Some(JwtAlgorithm::EdDsa))),
             "jwt_algorithm"
+        );
+        assert_eq!(
+            key_of(with(|s| s.jwt_audience = Some("calls".into()))),
+            "jwt_audience"
+        );
+        assert_eq!(
+            key_of(with(|s| s.jwt_issuer = Some("idp".into()))),
+            "jwt_issuer"
         );
         assert_eq!(
             key_of(with(|s| s.ice_urls = vec!["http://x".into()])),

@@ -66,6 +66,9 @@ async fn main() -> ExitCode {
         ),
         None => writeln!(out, "signaling: embedded TURN relay off"),
     };
+    if let Some(metrics) = server.metrics_addr() {
+        let _ = writeln!(out, "signaling: metrics at http://{metrics}/metrics");
+    }
     let _ = out.flush();
     match hangup {
         Some(hangup) => reload_on_hangup(&server, hangup, shutdown).await,

@@ -162,8 +162,10 @@ impl Shared {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     http: JoinHandle<std::io::Result<()>>,
+    metrics_http: Option<JoinHandle<std::io::Result<()>>>,
     timer: JoinHandle<()>,
     turn: Option<TurnServer>,
 }
@@ -182,6 +184,15 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => {
+                let bind_error = |source| StartError::Bind { addr: at, source };
+                let listener = TcpListener::bind(at).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let mut ice = config.ice();
         let turn = match &config.turn {
             Some(embedded) => {
@@ -209,15 +220,20 @@ impl Server {
             }
         });
         let http = match tls.clone() {
-            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token),
-            None => spawn_http(listener, app, token),
+            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token.clone()),
+            None => spawn_http(listener, app, token.clone()),
         };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
+        let metrics_http = metrics_listener
+            .map(|(listener, _)| spawn_http(listener, metrics_router(shared.clone()), token));
         let timer = tokio::spawn(run_timers(shared.clone()));
-        info!(%addr, tls = tls.is_some(), "signaling server listening");
+        info!(%addr, tls = tls.is_some(), metrics = ?metrics_addr, "signaling server listening");
         Ok(Server {
             addr,
+            metrics_addr,
             shared,
             http,
+            metrics_http,
             timer,
             turn,
         })
@@ -226,6 +242,11 @@ impl Server {
     /// The address the server listens on (with the port chosen for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `GET /metrics` is served (`metrics_listen`, with the port chosen for port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Whether the listener serves HTTPS and WSS (`tls_cert` and `tls_key`).
@@ -263,6 +284,12 @@ impl Server {
         if tokio::time::timeout(GRACE, self.http).await.is_err() {
             warn!("the HTTP listener did not stop within 5 s; aborting it");
             http_abort.abort();
+        }
+        if let Some(metrics_http) = self.metrics_http {
+            let abort = metrics_http.abort_handle();
+            if tokio::time::timeout(GRACE, metrics_http).await.is_err() {
+                abort.abort();
+            }
         }
         self.shared.tracker.close();
         if tokio::time::timeout(GRACE, self.shared.tracker.wait())
@@ -303,8 +330,15 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
         .fallback(get(web_demo::serve))
+        .with_state(shared)
+}
+
+/// The metrics listener's routes: `/metrics` only. Counters by user-facing message type and
+/// error code tell an attacker what works, so they never share the user-facing listener.
+fn metrics_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(shared)
 }
 

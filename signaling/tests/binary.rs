@@ -16,6 +16,12 @@ fn signaling() -> Command {
 
 /// Starts the binary on a free port; returns it with the URL it printed.
 fn start(args: &[&str]) -> (Child, String) {
+    let (child, url, _) = start_printing(args);
+    (child, url)
+}
+
+/// [`start`], also returning the metrics URL it printed (with `--metrics-listen`).
+fn start_printing(args: &[&str]) -> (Child, String, Option<String>) {
     let mut child = signaling()
         .args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
         .args(["--log", "warn"])
@@ -25,16 +31,30 @@ fn start(args: &[&str]) -> (Child, String) {
         .spawn()
         .expect("spawn signaling");
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the first line");
+    reader.read_line(&mut line).expect("read the first line");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    (child, url)
+    // The relay line, then the metrics line when there is a metrics listener.
+    let mut rest = String::new();
+    reader.read_line(&mut rest).expect("read the relay line");
+    let metrics_url = args.contains(&"--metrics-listen").then(|| {
+        let mut metrics = String::new();
+        reader
+            .read_line(&mut metrics)
+            .expect("read the metrics line");
+        metrics
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no metrics URL in {metrics:?}"))
+            .trim_end_matches("metrics")
+            .to_string()
+    });
+    (child, url, metrics_url)
 }
 
 fn http_get(url: &str, path: &str) -> String {
@@ -71,7 +91,7 @@ fn terminate(mut child: Child) -> std::process::ExitStatus {
 
 #[test]
 fn prints_the_url_serves_and_stops_on_sigterm() {
-    let (child, url) = start(&[]);
+    let (child, url, metrics_url) = start_printing(&["--metrics-listen", "127.0.0.1:0"]);
     assert!(
         url.starts_with("http://127.0.0.1:") && !url.ends_with(":0/"),
         "{url}"
@@ -83,7 +103,10 @@ fn prints_the_url_serves_and_stops_on_sigterm() {
         page.contains("text/html") && page.contains("<html"),
         "{page}"
     );
-    let metrics = http_get(&url, "/metrics");
+    // Metrics are on their own listener (its URL printed), not on the user-facing one.
+    let public = http_get(&url, "/metrics");
+    assert!(public.starts_with("HTTP/1.1 404"), "{public}");
+    let metrics = http_get(&metrics_url.unwrap(), "/metrics");
     assert!(metrics.contains("signaling_connections"), "{metrics}");
     // The embedded relay's metrics are in the same exposition, which ends once.
     assert!(metrics.contains("turn_allocations"), "{metrics}");

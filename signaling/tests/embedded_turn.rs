@@ -14,6 +14,7 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
         let mut turn = EmbeddedTurn::new("127.0.0.1:0".parse().unwrap());
         turn.allow_peers = vec!["127.0.0.0/8".parse().unwrap()];
         c.turn = Some(turn);
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let relay = server.turn().unwrap();
@@ -40,7 +41,7 @@ async fn welcome_credentials_work_on_the_embedded_relay() {
     }
     relays_with_coturn(&username, &password, &[], udp.port()).await;
     // The signaling /metrics shows the relay's traffic.
-    let metrics = support::http_get(server.local_addr(), "/metrics", &[]).await;
+    let metrics = support::http_get(server.metrics_addr().unwrap(), "/metrics", &[]).await;
     assert!(
         metrics.contains("turn_relayed_bytes_total{direction=\"to_peer\"} 10000"),
         "{metrics}"
@@ -115,7 +116,7 @@ async fn with_a_tls_listener_the_welcome_names_turns_and_coturn_relays_over_it()
         format!(
             "listen = \"127.0.0.1:0\"\nturn_listen = \"127.0.0.1:0\"\nturn_allow_peers = [\"127.0.0.0/8\"]\n\
              turn_tls_listen = \"127.0.0.1:0\"\nturn_tls_cert = {cert_path:?}\nturn_tls_key = {key_path:?}\n\
-             turn_tls_host = \"turn.example.test\"\n"
+             turn_tls_host = \"turn.example.test\"\nmetrics_listen = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();
@@ -142,7 +143,7 @@ async fn with_a_tls_listener_the_welcome_names_turns_and_coturn_relays_over_it()
         ice.credential.clone().unwrap(),
     );
     relays_with_coturn(&username, &password, &["-t", "-S"], tls.port()).await;
-    let metrics = support::http_get(server.local_addr(), "/metrics", &[]).await;
+    let metrics = support::http_get(server.metrics_addr().unwrap(), "/metrics", &[]).await;
     assert!(
         metrics.contains("turn_relayed_bytes_total{direction=\"to_peer\"} 10000"),
         "{metrics}"

@@ -8,7 +8,7 @@ use support::*;
 
 #[tokio::test]
 async fn health_demo_and_metrics() {
-    let server = server().await;
+    let server = server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let addr = server.local_addr();
     let health = http_get(addr, "/healthz", &[]).await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -38,7 +38,13 @@ async fn health_demo_and_metrics() {
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     bob.send_raw("nope").await;
     bob.expect_error(ErrorCode::BadMessage).await;
-    let metrics = http_get(addr, "/metrics", &[]).await;
+    // Metrics are not on the user-facing listener (issue 16, item 9), only on their own.
+    let public = http_get(addr, "/metrics", &[]).await;
+    assert!(
+        public.starts_with("HTTP/1.1 404") && !public.contains("signaling_"),
+        "{public}"
+    );
+    let metrics = http_get(server.metrics_addr().unwrap(), "/metrics", &[]).await;
     for line in [
         "signaling_connections 2",
         "signaling_sessions 2",

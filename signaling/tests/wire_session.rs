@@ -119,6 +119,53 @@ async fn jwt_hs256() {
 }
 
 #[tokio::test]
+async fn jwt_audience_issuer_and_not_before_are_checked() {
+    // A token minted for another service of the same identity provider (another `aud`),
+    // by another issuer, or not valid yet must not open a session (issue 16, item 11).
+    let jwt = JwtAuth::hs256(SECRET).restricted_to(Some("calls"), Some("https://id.example"));
+    let server = server_with(|c| c.auth = Auth::Jwt(jwt)).await;
+    let addr = server.local_addr();
+    let (now, later) = (unix_now(), unix_now() + 600);
+    let token = |claims: serde_json::Value| {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let good = serde_json::json!({
+        "sub": "alice", "exp": later, "aud": "calls", "iss": "https://id.example", "nbf": now,
+    });
+    let (_, w) = Client::join_with(addr, with_token("alice", Some(token(good.clone())))).await;
+    assert_eq!(w.user.as_str(), "alice");
+    let with = |field: &str, value: serde_json::Value| {
+        let mut claims = good.clone();
+        claims[field] = value;
+        token(claims)
+    };
+    let without = |field: &str| {
+        let mut claims = good.clone();
+        claims.as_object_mut().unwrap().remove(field);
+        token(claims)
+    };
+    for (name, bad) in [
+        ("another audience", with("aud", "chat".into())),
+        ("no audience", without("aud")),
+        ("another issuer", with("iss", "https://evil.example".into())),
+        ("no issuer", without("iss")),
+        ("not valid for an hour", with("nbf", (now + 3600).into())),
+    ] {
+        let mut c = Client::open(addr).await;
+        c.send(&ClientMessage::Hello(with_token("alice", Some(bad))))
+            .await;
+        c.expect_error(ErrorCode::Unauthorized).await;
+        assert_eq!(c.recv_close().await, Some(1008), "{name}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn jwt_eddsa_public_key() {
     let public = include_bytes!("fixtures/ed25519-public.pem");
     let private = include_bytes!("fixtures/ed25519-private.pem");
