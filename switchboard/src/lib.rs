@@ -123,9 +123,17 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
 }
 
 impl<R: Registry> Switchboard<R> {
-    /// `seed` feeds the generator of resume tokens: tests pass a constant, the server
-    /// a random one.
-    pub fn new(settings: Settings, registry: R, metrics: Metrics, seed: u64, now: Instant) -> Self {
+    /// `seed` feeds the generator of resume tokens (ChaCha12, `StdRng`): tests pass a
+    /// constant, the server 32 bytes from the OS. A resume token is a bearer secret for a
+    /// session, so the generator gets the full 256-bit seed (a 64-bit one, as before, could
+    /// in principle be searched).
+    pub fn new(
+        settings: Settings,
+        registry: R,
+        metrics: Metrics,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
         Self {
             settings,
             sessions: HashMap::new(),
@@ -135,7 +143,7 @@ impl<R: Registry> Switchboard<R> {
             calls: HashMap::new(),
             deadlines: Deadlines::default(),
             next_id: 1,
-            rng: StdRng::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             outputs: VecDeque::new(),
             doomed: Vec::new(),
             metrics,

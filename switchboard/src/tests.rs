@@ -34,12 +34,16 @@ fn id(s: &str) -> CallId {
 
 impl Harness {
     fn new() -> Self {
+        Self::with_seed([7; 32])
+    }
+
+    fn with_seed(seed: [u8; 32]) -> Self {
         let now = server_kit::clock::now();
         let board = Switchboard::new(
             settings(),
             MemoryRegistry::default(),
             Metrics::new(),
-            7,
+            seed,
             now,
         );
         Self {
@@ -154,6 +158,24 @@ fn error_code(msgs: &[ServerMessage]) -> Option<ErrorCode> {
         [ServerMessage::Error(e)] => Some(e.code),
         _ => None,
     }
+}
+
+#[test]
+fn resume_tokens_depend_on_the_whole_256_bit_seed() {
+    // A resume token is a bearer secret: its generator must not be searchable. Seeds that
+    // differ only in their last byte give different tokens (a 64-bit seed ignored it).
+    let mut last = [7u8; 32];
+    last[31] = 8;
+    let tokens: Vec<String> = [[7u8; 32], last]
+        .into_iter()
+        .map(|seed| {
+            let mut h = Harness::with_seed(seed);
+            h.connect("alice");
+            h.token("alice")
+        })
+        .collect();
+    assert_ne!(tokens[0], tokens[1]);
+    assert_eq!(tokens[0].len(), 24, "18 random bytes, base64url");
 }
 
 #[test]
