@@ -42,6 +42,8 @@ pub struct Config {
     pub turn_credential_ttl: Duration,
     /// WebSocket ping interval; a connection silent for twice this long is closed.
     pub heartbeat: Duration,
+    /// How long a new WebSocket may take to say `hello` before it is closed (1008).
+    pub hello_timeout: Duration,
     /// How long a dropped session waits for a resume.
     pub resume_ttl: Duration,
     /// How long an invite rings.
@@ -177,6 +179,9 @@ pub struct Settings {
     /// Heartbeat interval, seconds; silent connections drop after twice this.
     #[arg(long, default_value_t = 20)]
     pub heartbeat_s: u64,
+    /// Seconds a new WebSocket may take to send hello; then it is closed with 1008.
+    #[arg(long, default_value_t = 10)]
+    pub hello_timeout_s: u64,
     /// How long a session outlives its socket, waiting for a resume, seconds.
     #[arg(long, default_value_t = 30)]
     pub resume_ttl_s: u64,
@@ -272,6 +277,7 @@ impl Settings {
             turn_secret: self.turn_secret,
             turn_credential_ttl: Duration::from_secs(self.turn_credential_ttl_s),
             heartbeat: Duration::from_secs(self.heartbeat_s),
+            hello_timeout: Duration::from_secs(self.hello_timeout_s),
             resume_ttl: Duration::from_secs(self.resume_ttl_s),
             ring_timeout: Duration::from_secs(self.ring_timeout_s),
             max_message_bytes: self.max_message_bytes,
@@ -414,6 +420,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     const DAY: u64 = 24 * 3600;
     for (key, value, min) in [
         ("heartbeat_s", c.heartbeat, 1),
+        ("hello_timeout_s", c.hello_timeout, 1),
         ("ring_timeout_s", c.ring_timeout, 1),
         ("resume_ttl_s", c.resume_ttl, 0),
     ] {
@@ -597,6 +604,7 @@ mod tests {
             s.resolve()
         };
         assert_eq!(key_of(with(|s| s.heartbeat_s = 0)), "heartbeat_s");
+        assert_eq!(key_of(with(|s| s.hello_timeout_s = 0)), "hello_timeout_s");
         assert_eq!(key_of(with(|s| s.ring_timeout_s = 0)), "ring_timeout_s");
         // Too large to add to an Instant: refused at start, not a panic per connection.
         assert_eq!(key_of(with(|s| s.heartbeat_s = u64::MAX)), "heartbeat_s");

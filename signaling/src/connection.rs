@@ -87,6 +87,7 @@ impl Connection {
             heartbeat: shared.config.heartbeat,
             rate_per_s: shared.config.rate_per_s,
             rate_burst: shared.config.rate_burst,
+            hello_timeout: shared.config.hello_timeout,
         };
         Connection {
             policy: ConnectionPolicy::new(limits, clock::now()),
@@ -300,6 +301,7 @@ impl Connection {
         });
         Span::current().record("session", sid.0);
         self.hello_done = true;
+        self.policy.hello_received();
         Flow::Continue
     }
 

@@ -106,6 +106,48 @@ async fn connections_over_the_limit_get_503() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn websockets_that_never_say_hello_are_closed_and_free_their_slot() {
+    // Two sockets that answer every ping but never say hello used to hold both slots of
+    // `max_connections` forever (issue 16, item 4).
+    let server = server_with(|c| {
+        c.max_connections = 2;
+        c.heartbeat = std::time::Duration::from_secs(1);
+        c.hello_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut squatters = [Client::open(addr).await, Client::open(addr).await];
+    for squatter in &mut squatters {
+        // Reading answers the server's pings, as a live client would.
+        assert_eq!(
+            squatter.recv_close().await,
+            Some(1008),
+            "closed for no hello"
+        );
+    }
+    // Their slots are free again (once their tasks have finished closing).
+    let upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = http_get_head(addr, &upgrade).await;
+        if answer.starts_with("HTTP/1.1 101") {
+            break;
+        }
+        #[allow(clippy::disallowed_methods)] // a test polling the real server
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let (_, welcome) = Client::join_with(addr, hello("alice")).await;
+    assert_eq!(welcome.user.as_str(), "alice");
+    server.shutdown().await;
+}
+
 /// Sends a GET /ws upgrade and returns what arrives first (a 101 keeps the socket open).
 async fn http_get_head(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use server_kit::TokenBucket;
 
-use crate::CLOSE_GOING_AWAY;
+use crate::{CLOSE_GOING_AWAY, CLOSE_POLICY};
 
 /// The limits every connection gets, from the server's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,10 @@ pub struct ConnectionLimits {
     pub rate_per_s: u32,
     /// Text messages in a burst (the bucket starts full).
     pub rate_burst: u32,
+    /// How long after opening the connection must have said `hello`; it is closed (1008)
+    /// otherwise, whatever else it sends. Pongs alone kept such a socket forever, and
+    /// enough of them locked users out at `max_connections` (issue 16, item 4).
+    pub hello_timeout: Duration,
 }
 
 /// What the I/O layer must do at a deadline.
@@ -60,6 +64,8 @@ pub struct ConnectionPolicy {
     last_seen: Instant,
     next_ping: Instant,
     bucket: TokenBucket,
+    /// When the connection is closed unless `hello` came; `None` once it did.
+    hello_by: Option<Instant>,
 }
 
 impl ConnectionPolicy {
@@ -71,7 +77,13 @@ impl ConnectionPolicy {
             last_seen: now,
             next_ping: now + heartbeat,
             bucket: TokenBucket::new(limits.rate_per_s.into(), limits.rate_burst.into(), now),
+            hello_by: Some(now + limits.hello_timeout),
         }
+    }
+
+    /// The connection said `hello` (and it was accepted): no more hello deadline.
+    pub fn hello_received(&mut self) {
+        self.hello_by = None;
     }
 
     /// A frame of any kind (text, binary, ping, pong, close) arrived at `now`: the client
@@ -91,13 +103,20 @@ impl ConnectionPolicy {
 
     /// When [`Self::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_ping.min(self.idle_deadline())
+        let next = self.next_ping.min(self.idle_deadline());
+        self.hello_by.map_or(next, |by| next.min(by))
     }
 
     /// Time is `now`: what is due, if anything. Pings go out once per heartbeat whatever the
     /// traffic; a connection silent for two heartbeats is closed (that comes first when both
     /// are due). Pings missed while the task could not run are not made up for.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Action> {
+        if self.hello_by.is_some_and(|by| now >= by) {
+            return Some(Action::Close {
+                code: CLOSE_POLICY,
+                reason: "no hello",
+            });
+        }
         if now >= self.idle_deadline() {
             return Some(Action::Close {
                 code: CLOSE_GOING_AWAY,
@@ -126,13 +145,48 @@ mod tests {
 
     const HEARTBEAT: Duration = Duration::from_secs(10);
 
-    fn policy(t0: Instant) -> ConnectionPolicy {
+    const HELLO: Duration = Duration::from_secs(5);
+
+    /// A connection opened at `t0` that has not said hello yet.
+    fn fresh(t0: Instant) -> ConnectionPolicy {
         let limits = ConnectionLimits {
             heartbeat: HEARTBEAT,
             rate_per_s: 4,
             rate_burst: 10,
+            hello_timeout: HELLO,
         };
         ConnectionPolicy::new(limits, t0)
+    }
+
+    /// A connection opened at `t0` that said hello at once.
+    fn policy(t0: Instant) -> ConnectionPolicy {
+        let mut p = fresh(t0);
+        p.hello_received();
+        p
+    }
+
+    #[test]
+    fn a_connection_without_hello_is_closed_at_the_deadline_whatever_it_sends() {
+        let t0 = server_kit::clock::now();
+        let mut p = fresh(t0);
+        // Pongs (any frame) keep it from the idle timeout, not from the hello deadline.
+        for s in [1.0, 2.0, 3.0, 4.0, 4.9] {
+            p.frame_received(t0 + secs(s));
+        }
+        assert_eq!(p.poll_timeout(), t0 + HELLO);
+        assert_eq!(p.handle_timeout(t0 + secs(4.9)), None);
+        assert_eq!(
+            p.handle_timeout(t0 + HELLO),
+            Some(Action::Close {
+                code: CLOSE_POLICY,
+                reason: "no hello"
+            })
+        );
+        // Once hello came, the deadline is gone: the heartbeat rules alone.
+        let mut p = fresh(t0);
+        p.hello_received();
+        assert_eq!(p.poll_timeout(), t0 + HEARTBEAT);
+        assert_eq!(p.handle_timeout(t0 + HELLO), None);
     }
 
     fn secs(s: f64) -> Duration {
@@ -226,6 +280,7 @@ mod tests {
             heartbeat: Duration::ZERO,
             rate_per_s: 1,
             rate_burst: 1,
+            hello_timeout: Duration::from_secs(10),
         };
         let p = ConnectionPolicy::new(limits, t0);
         assert!(p.poll_timeout() > t0);
