@@ -58,15 +58,24 @@ pub struct Listeners {
 pub struct StreamLimits {
     /// Open TCP/TLS connections at most, all listeners together; more are closed at once.
     pub max_connections: usize,
-    /// A connection silent this long with no allocation is closed.
+    /// Open TCP/TLS connections at most from one IP address (so that one host cannot take
+    /// all of `max_connections`); more are closed at once.
+    pub max_per_address: usize,
+    /// A connection with no allocation is closed when no complete frame arrived for this
+    /// long (bytes trickling in do not count: a frame must complete).
     pub idle: Duration,
+    /// A write to the client that takes longer than this closes the connection (a client
+    /// that never reads would otherwise be kept, with its queue, forever).
+    pub write: Duration,
 }
 
 impl Default for StreamLimits {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_per_address: 256,
             idle: Duration::from_secs(30),
+            write: Duration::from_secs(10),
         }
     }
 }
@@ -155,9 +164,43 @@ struct Shared {
     timer: tokio::sync::Notify,
     streams: StreamLimits,
     open_streams: std::sync::atomic::AtomicUsize,
+    /// Open TCP/TLS connections by client IP (only addresses with at least one).
+    streams_by_ip: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 impl Shared {
+    /// Counts a new TCP/TLS connection from `ip`; `false` (and not counted) when `ip` is at
+    /// its limit.
+    fn stream_opened(&self, ip: std::net::IpAddr) -> bool {
+        let mut by_ip = self
+            .streams_by_ip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = by_ip.entry(ip).or_default();
+        if *open >= self.streams.max_per_address {
+            if *open == 0 {
+                by_ip.remove(&ip);
+            }
+            return false;
+        }
+        *open += 1;
+        true
+    }
+
+    /// A TCP/TLS connection from `ip` ended.
+    fn stream_closed(&self, ip: std::net::IpAddr) {
+        let mut by_ip = self
+            .streams_by_ip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = by_ip.get_mut(&ip) {
+            *open -= 1;
+            if *open == 0 {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+
     fn core(&self) -> MutexGuard<'_, Relay<Handle>> {
         // A panic while holding the lock would be a bug; keep serving regardless.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
@@ -204,6 +247,7 @@ impl TurnServer {
             timer: tokio::sync::Notify::new(),
             streams: listeners.streams.clone(),
             open_streams: std::sync::atomic::AtomicUsize::new(0),
+            streams_by_ip: Mutex::new(std::collections::HashMap::new()),
         });
         let mut server = TurnServer {
             udp: Vec::new(),
@@ -505,6 +549,12 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
             drop(tcp);
             continue;
         }
+        if !shared.stream_opened(client.ip()) {
+            shared.open_streams.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.dropped("stream_address_limit");
+            drop(tcp);
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let Ok(server) = tcp.local_addr() else {
             continue;
@@ -531,6 +581,7 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
                 if let Some(io) = shared2.core().client_closed(&five_tuple) {
                     io.close();
                 }
+                shared2.stream_closed(client.ip());
                 shared2.open_streams.fetch_sub(1, Ordering::Relaxed);
             }
             .instrument(span),
@@ -566,10 +617,17 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
-    let writer_task = shared.tasks.spawn(async move {
+    let write_limit = shared.streams.write;
+    let metrics = shared.metrics.clone();
+    let mut writer_task = shared.tasks.spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if writer.write_all(&frame).await.is_err() {
-                return;
+            match tokio::time::timeout(write_limit, writer.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    metrics.dropped("stream_write_timeout");
+                    return;
+                }
             }
         }
     });
@@ -577,6 +635,9 @@ where
     // Small until a client sends something larger: idle connections stay cheap.
     let mut buf = vec![0u8; STREAM_BUFFER];
     let mut filled = 0;
+    // The idle clock runs from the last complete frame: a byte now and then does not
+    // keep a connection (issue 16, item 5).
+    let mut idle_until = clock::now() + shared.streams.idle;
     'read: loop {
         if filled == buf.len() {
             // A frame longer than what we hold: grow up to the largest frame there is.
@@ -586,8 +647,16 @@ where
             }
             buf.resize(grown, 0);
         }
-        match tokio::time::timeout(shared.streams.idle, reader.read(&mut buf[filled..])).await {
-            Err(_) if shared.core().has_allocation(&five_tuple) => continue,
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(idle_until.into(), reader.read(&mut buf[filled..])) => read,
+            // The writer gave up (the client stopped reading): so does the reader.
+            _ = &mut writer_task => break,
+        };
+        match read {
+            Err(_) if shared.core().has_allocation(&five_tuple) => {
+                idle_until = clock::now() + shared.streams.idle;
+                continue;
+            }
             Err(_) => {
                 shared.metrics.dropped("stream_idle");
                 break;
@@ -608,6 +677,7 @@ where
                 }
             };
             let frame = &buf[start..start + frame_len];
+            idle_until = clock::now() + shared.streams.idle;
             match handle(&shared, five_tuple, frame, || sink.clone()) {
                 Action::Reply(bytes) => {
                     if tx.send(bytes).await.is_err() {

@@ -270,6 +270,7 @@ async fn silent_tcp_connections_are_closed_and_their_number_is_capped() {
     let limits = turn_relay::StreamLimits {
         max_connections: 2,
         idle: Duration::from_millis(300),
+        ..Default::default()
     };
     let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
     let relay = support::start_with(settings, Tls::Off, limits).await;
@@ -314,6 +315,7 @@ async fn a_tcp_connection_with_an_allocation_may_stay_quiet() {
     let limits = turn_relay::StreamLimits {
         max_connections: 10,
         idle: Duration::from_millis(200),
+        ..Default::default()
     };
     let settings = support::settings(Peers::AllowLoopback, Credentials::FixedAndRest);
     let relay = support::start_with(settings, Tls::Off, limits).await;
@@ -452,5 +454,122 @@ async fn unauthenticated_answers_are_at_most_two_and_a_half_times_the_request() 
     assert!(
         worst <= 2.5,
         "an unauthenticated answer is {worst:.2} times its request"
+    );
+}
+
+#[tokio::test]
+async fn a_byte_now_and_then_does_not_keep_a_tcp_connection() {
+    // Slowloris on TURN/TCP: the idle clock restarted on every byte, so one byte every 20 s
+    // kept a connection for ever (issue 16, item 5). It now runs from the last whole frame.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = turn_relay::StreamLimits {
+        idle: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    let relay = support::start_with(settings, Tls::Off, limits).await;
+    let mut tcp = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    // The first bytes of a Binding request, one every 100 ms: the frame never completes.
+    let header = raw_request(0x0001, &[]);
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    for byte in header.iter().take(19) {
+        if tcp.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => panic!("an answer to a frame that never completed"),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        closed,
+        "the trickling connection was kept for {:?}",
+        started.elapsed()
+    );
+    assert!(relay.server.metrics().encode().contains("stream_idle"));
+}
+
+#[tokio::test]
+async fn a_tcp_client_that_never_reads_is_dropped() {
+    // Writes had no timeout: a client that sends requests and never reads its answers kept
+    // the connection, its queue and the relay's writer for ever (issue 16, item 5).
+    use tokio::io::AsyncWriteExt;
+    let limits = turn_relay::StreamLimits {
+        write: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    let relay = support::start_with(settings, Tls::Off, limits).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(relay.tcp).await.unwrap();
+    // Binding requests (40-byte answers) until the relay stops taking them: its answers
+    // fill our receive buffer and its send buffer, then its queue, then it stops reading.
+    let burst: Vec<u8> = (0..1000).flat_map(|_| raw_request(0x0001, &[])).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&burst)).await {
+            Ok(Ok(())) => {}
+            // Blocked (the relay stopped reading) or refused (it closed): stop sending.
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    assert!(
+        support::eventually(Duration::from_secs(5), || relay
+            .server
+            .metrics()
+            .encode()
+            .contains("stream_write_timeout"))
+        .await,
+        "the relay kept writing to a client that does not read"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_tcp_slot() {
+    // 10,000 idle connections from one address locked out a legitimate TCP Allocate: the
+    // cap was global only (issue 16, item 5). Now each address has its own cap as well.
+    use tokio::io::AsyncReadExt;
+    let limits = turn_relay::StreamLimits {
+        max_connections: 10,
+        max_per_address: 3,
+        ..Default::default()
+    };
+    let settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    let relay = support::start_with(settings, Tls::Off, limits).await;
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        mine.push(tokio::net::TcpStream::connect(relay.tcp).await.unwrap());
+    }
+    // The fourth from 127.0.0.1 is closed at once.
+    let mut fourth = tokio::net::TcpStream::connect(relay.tcp).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "fourth: {read:?}");
+    // Another address still gets in and is answered.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(relay.tcp).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    other.write_all(&raw_request(0x0001, &[])).await.unwrap();
+    let mut answer = [0u8; 40];
+    tokio::time::timeout(Duration::from_secs(2), other.read_exact(&mut answer))
+        .await
+        .expect("an answer within 2 s")
+        .unwrap();
+    assert_eq!(answer[..2], [0x01, 0x01], "a Binding success");
+    assert!(
+        relay
+            .server
+            .metrics()
+            .encode()
+            .contains("stream_address_limit")
     );
 }
