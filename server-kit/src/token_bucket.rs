@@ -52,6 +52,13 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket is full again at `now` (its owner has been quiet long enough to
+    /// be forgotten).
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;

@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod allocation;
+mod answer_budget;
 mod auth;
 pub mod credentials;
 mod five_tuple;

@@ -573,3 +573,64 @@ async fn one_address_cannot_take_every_tcp_slot() {
             .contains("stream_address_limit")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_flooding_source_does_not_silence_other_clients() {
+    // One budget of 2,000 unauthenticated answers a second for everyone: one source sending
+    // ~140k requests a second left a victim's Allocate 5 answers in 20 (issue 16, item 6).
+    // Each source now spends its own budget first. The relay's budget is 400 a second here
+    // (2,000 by default) so that a flood a debug build can read in full outruns it 25 times.
+    let mut settings = support::settings(Peers::PublicOnly, Credentials::FixedAndRest);
+    settings.unauthenticated_per_s = 400;
+    let relay = support::start(settings, Tls::Off).await;
+    let allocate = raw_request(0x0003, &[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]);
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = relay.udp;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (allocate, stop) = (allocate.clone(), stop.clone());
+        tokio::spawn(async move {
+            // About 10,000 requests a second, 25 times the relay's whole budget, yet few
+            // enough for a debug build to read them all (past what the relay can read, the
+            // kernel drops everyone's packets alike, which no answer budget can help).
+            // Bounded: until the victim is done, at most 10 s or 200,000 requests.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            for i in 0..200_000u32 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || tokio::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                let _ = flooder.send_to(&allocate, target).await;
+                if i % 100 == 99 {
+                    let pause = tokio::time::Instant::now() + Duration::from_millis(10);
+                    tokio::time::sleep_until(pause).await;
+                }
+            }
+        })
+    };
+    // Let the flood drain the relay's burst first.
+    let _ = recv_within(&UdpSocket::bind("127.0.0.3:0").await.unwrap(), QUIET).await;
+    let victim = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let mut answered = 0;
+    for _ in 0..20 {
+        victim.send_to(&allocate, target).await.unwrap();
+        if recv_within(&victim, Duration::from_millis(200))
+            .await
+            .is_some()
+        {
+            answered += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.await.unwrap();
+    assert!(
+        answered >= 18,
+        "the victim got {answered} answers to 20 Allocates during the flood"
+    );
+    let metrics = relay.server.metrics().encode();
+    assert!(
+        metrics.contains("unauthenticated_budget"),
+        "the flood was held: {metrics}"
+    );
+}

@@ -22,6 +22,7 @@ use stun_rs::methods::DATA;
 use stun_rs::{MessageClass, MessageDecoder, MessageDecoderBuilder, TransactionId};
 
 use crate::allocation::{AllocId, Allocation, HashMap};
+use crate::answer_budget::AnswerBudget;
 use crate::auth::{Nonces, Quota, Users};
 use crate::five_tuple::FiveTuple;
 use crate::framing::{self, CHANNEL_HEADER, Packet};
@@ -29,7 +30,6 @@ use crate::metrics::{Metrics, Way};
 use crate::peer_policy::{PeerPolicy, Refusal};
 use crate::ports::PortPool;
 use crate::response;
-use server_kit::TokenBucket;
 
 /// Both clocks: monotonic for protocol timers, wall-clock seconds for TURN REST expiry.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +78,9 @@ pub struct RelaySettings {
     pub nonce_lifetime: Duration,
     /// Challenges (401/438/400) answered a second, all sources together.
     pub unauthenticated_per_s: u64,
+    /// Of those, answered a second to one source IP (burst four times as many), so that one
+    /// flooding source cannot spend everyone's budget.
+    pub unauthenticated_per_source_per_s: u64,
 }
 
 impl RelaySettings {
@@ -101,6 +104,7 @@ impl RelaySettings {
             bandwidth_per_allocation: None,
             nonce_lifetime: Duration::from_secs(600),
             unauthenticated_per_s: 2_000,
+            unauthenticated_per_source_per_s: 50,
         }
     }
 }
@@ -176,10 +180,14 @@ pub struct Relay<H> {
     per_user: HashMap<Quota, usize>,
     deadlines: BTreeSet<(Instant, AllocId)>,
     next_id: u64,
-    unauthenticated: TokenBucket,
+    unauthenticated: AnswerBudget,
     next_sweep: Instant,
     metrics: Metrics,
 }
+
+/// Sources whose unauthenticated answers are counted one by one (about 50 bytes each);
+/// beyond, new sources share the global budget only.
+const MAX_TRACKED_SOURCES: usize = 10_000;
 
 /// How often permissions and channels are pruned and counted.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -203,9 +211,11 @@ impl<H: Clone> Relay<H> {
             per_user: HashMap::default(),
             deadlines: BTreeSet::new(),
             next_id: 1,
-            unauthenticated: TokenBucket::new(
+            unauthenticated: AnswerBudget::new(
                 settings.unauthenticated_per_s,
-                settings.unauthenticated_per_s,
+                settings.unauthenticated_per_source_per_s,
+                4 * settings.unauthenticated_per_source_per_s,
+                MAX_TRACKED_SOURCES,
                 now,
             ),
             next_sweep: now + SWEEP_EVERY,
@@ -266,7 +276,7 @@ impl<H: Clone> Relay<H> {
         }
         let msg = match self.decoder.decode(buf) {
             Ok((msg, _)) => msg,
-            Err(_) => return self.malformed_request(buf, now.mono),
+            Err(_) => return self.malformed_request(from, buf, now.mono),
         };
         match msg.class() {
             MessageClass::Request => self.request(from, &msg, buf, now),
@@ -279,9 +289,9 @@ impl<H: Clone> Relay<H> {
 
     /// A request stun-rs could not decode (bad attribute value, truncated attribute…):
     /// 400, within the unauthenticated answer budget.
-    fn malformed_request(&mut self, buf: &[u8], now: Instant) -> FromClient<H> {
+    fn malformed_request(&mut self, from: FiveTuple, buf: &[u8], now: Instant) -> FromClient<H> {
         let kind = stun_rs::MessageType::from(&[buf[0], buf[1]]);
-        if kind.class() != MessageClass::Request || !self.unauthenticated.allow(now) {
+        if kind.class() != MessageClass::Request || !self.may_answer_unauthenticated(from, now) {
             return self.drop("malformed");
         }
         let mut tid = [0u8; 12];
@@ -418,6 +428,7 @@ impl<H: Clone> Relay<H> {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
+            self.unauthenticated.prune(now);
             let (mut permissions, mut channels) = (0, 0);
             for a in self.allocations.values_mut() {
                 a.sweep(now);
@@ -451,6 +462,14 @@ impl<H: Clone> Relay<H> {
         self.metrics.set_allocations(self.allocations.len());
         tracing::info!(allocation = id.0, client = %a.five_tuple.client, relay = %a.relay, "allocation freed");
         a.handle
+    }
+
+    /// Whether an answer to an unauthenticated request from `from` fits the budget. A
+    /// 5-tuple that holds an allocation is not counted: its owner's refreshes must get their
+    /// 438 even while someone floods the relay, and it cannot be a spoofed reflector source
+    /// without guessing a live client's address and port.
+    fn may_answer_unauthenticated(&mut self, from: FiveTuple, now: Instant) -> bool {
+        self.by_five_tuple.contains_key(&from) || self.unauthenticated.allow(from.client.ip(), now)
     }
 
     fn drop(&self, reason: &'static str) -> FromClient<H> {

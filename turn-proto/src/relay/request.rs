@@ -93,7 +93,7 @@ impl<H: Clone> Relay<H> {
         let f = fields(msg);
         if let Some(code) = self.refused_unsigned(from, method, &f, buf) {
             // Cannot succeed, whoever sent it: the small error instead of a challenge.
-            if !self.unauthenticated.allow(now.mono) {
+            if !self.may_answer_unauthenticated(from, now.mono) {
                 return self.drop("unauthenticated_budget");
             }
             let tid = msg.transaction_id();
@@ -194,7 +194,7 @@ impl<H: Clone> Relay<H> {
         };
         let failure = refusal.unwrap_or(AuthFailure::Missing);
         self.metrics.auth_failure(failure.as_str());
-        if !self.unauthenticated.allow(clock.mono) {
+        if !self.may_answer_unauthenticated(from, clock.mono) {
             return Err(self.drop("unauthenticated_budget"));
         }
         let tid = msg.transaction_id();

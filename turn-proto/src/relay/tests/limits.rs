@@ -149,3 +149,48 @@ fn rest_credentials_of_one_user_share_its_quota() {
     rest(&mut h, "1700000602:dave");
     h.allocate();
 }
+
+#[test]
+fn one_flooding_source_does_not_silence_the_others() {
+    let mut s = settings();
+    s.unauthenticated_per_s = 100;
+    s.unauthenticated_per_source_per_s = 5;
+    s.nonce_lifetime = Duration::from_secs(10);
+    let mut h = Harness::with(s);
+    // An allocation holder (its first, unsigned Allocate was challenged).
+    let holder = h.from;
+    h.allocate();
+    let signed_nonce = h.nonce.take();
+    let unsigned = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+    let answered = |h: &mut Harness, from: &str, n: usize| {
+        h.from = tuple(from);
+        (0..n)
+            .filter(|_| matches!(h.send(&unsigned), FromClient::Reply(_)))
+            .count()
+    };
+    // One source floods: it gets its own burst (4 x 5), not the relay's 100.
+    assert_eq!(answered(&mut h, "198.51.100.50:1", 10_000), 20);
+    assert_eq!(
+        answered(&mut h, "198.51.100.51:1", 30),
+        20,
+        "a victim is answered"
+    );
+    // The holder's nonce goes stale (the allocation lives on); then many sources drain the
+    // global budget. The holder's refresh is answered all the same (438), so it can go on.
+    h.advance(Duration::from_secs(11));
+    for i in 0..200 {
+        answered(&mut h, &format!("203.0.113.{}:1", i % 250), 1);
+    }
+    assert_eq!(
+        answered(&mut h, "198.51.100.52:1", 5),
+        0,
+        "global budget spent"
+    );
+    h.from = holder;
+    h.nonce = signed_nonce;
+    let refresh = h.build(REFRESH, MessageClass::Request, vec![]);
+    let FromClient::Reply(reply) = h.send(&refresh) else {
+        panic!("the refresh was not answered")
+    };
+    assert_eq!(error_code(&decode(&reply)), Some(438));
+}
