@@ -62,6 +62,10 @@ pub struct Config {
     pub resume_queue: usize,
     /// Open WebSockets past which new ones are refused with 503.
     pub max_connections: usize,
+    /// How long a client may take to send a request's headers (slowloris).
+    pub http_header_timeout: Duration,
+    /// Connections at the HTTP stage (not yet upgraded to a WebSocket) at most.
+    pub max_http_connections: usize,
     /// Where `GET /metrics` is served; `None`: nowhere. Never on `listen`, which faces
     /// users.
     pub metrics_listen: Option<SocketAddr>,
@@ -209,6 +213,14 @@ pub struct Settings {
     /// Open WebSocket connections at most; more get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Seconds a client may take to send an HTTP request's headers (and to start the next
+    /// request on a kept-alive connection); then the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    pub http_header_timeout_s: u64,
+    /// Connections not yet upgraded to a WebSocket (reading a request, or idle between
+    /// two) at most; more are closed when accepted.
+    #[arg(long, default_value_t = 4096)]
+    pub max_http_connections: usize,
     /// Address of the Prometheus /metrics endpoint, apart from listen (its URL is printed at
     /// start), e.g. 127.0.0.1:9464; keep it private. Unset: no endpoint
     #[arg(long)]
@@ -287,6 +299,8 @@ impl Settings {
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
             max_connections: self.max_connections,
+            http_header_timeout: Duration::from_secs(self.http_header_timeout_s),
+            max_http_connections: self.max_http_connections,
             metrics_listen: self.metrics_listen,
             turn,
         };
@@ -421,6 +435,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     for (key, value, min) in [
         ("heartbeat_s", c.heartbeat, 1),
         ("hello_timeout_s", c.hello_timeout, 1),
+        ("http_header_timeout_s", c.http_header_timeout, 1),
         ("ring_timeout_s", c.ring_timeout, 1),
         ("resume_ttl_s", c.resume_ttl, 0),
     ] {
@@ -451,6 +466,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("send_queue", c.send_queue),
         ("resume_queue", c.resume_queue),
         ("max_connections", c.max_connections),
+        ("max_http_connections", c.max_http_connections),
     ] {
         if v == 0 {
             return Err(invalid(key, "must be at least 1"));
@@ -605,6 +621,14 @@ mod tests {
         };
         assert_eq!(key_of(with(|s| s.heartbeat_s = 0)), "heartbeat_s");
         assert_eq!(key_of(with(|s| s.hello_timeout_s = 0)), "hello_timeout_s");
+        assert_eq!(
+            key_of(with(|s| s.http_header_timeout_s = 0)),
+            "http_header_timeout_s"
+        );
+        assert_eq!(
+            key_of(with(|s| s.max_http_connections = 0)),
+            "max_http_connections"
+        );
         assert_eq!(key_of(with(|s| s.ring_timeout_s = 0)), "ring_timeout_s");
         // Too large to add to an Instant: refused at start, not a panic per connection.
         assert_eq!(key_of(with(|s| s.heartbeat_s = u64::MAX)), "heartbeat_s");

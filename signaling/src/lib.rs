@@ -24,6 +24,7 @@ mod auth;
 mod clock;
 mod config;
 mod connection;
+mod http;
 mod ice;
 mod server;
 mod tls;

@@ -23,6 +23,7 @@ use turn_relay::TurnServer;
 use crate::clock;
 use crate::config::Config;
 use crate::connection;
+use crate::http::{self, HttpLimits};
 use crate::ice::IceConfig;
 use crate::tls::TlsListener;
 use crate::turn;
@@ -219,13 +220,18 @@ impl Server {
                 debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
+        let limits = HttpLimits {
+            header_timeout: shared.config.http_header_timeout,
+            max_connections: shared.config.max_http_connections,
+        };
         let http = match tls.clone() {
-            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token.clone()),
-            None => spawn_http(listener, app, token.clone()),
+            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token.clone(), limits),
+            None => spawn_http(listener, app, token.clone(), limits),
         };
         let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
-        let metrics_http = metrics_listener
-            .map(|(listener, _)| spawn_http(listener, metrics_router(shared.clone()), token));
+        let metrics_http = metrics_listener.map(|(listener, _)| {
+            spawn_http(listener, metrics_router(shared.clone()), token, limits)
+        });
         let timer = tokio::spawn(run_timers(shared.clone()));
         info!(%addr, tls = tls.is_some(), metrics = ?metrics_addr, "signaling server listening");
         Ok(Server {
@@ -309,21 +315,17 @@ impl Server {
     }
 }
 
-/// Serves `app` on `listener` until `stop` is cancelled.
+/// Serves `app` on `listener` until `stop` is cancelled (the HTTP limits: `http.rs`).
 fn spawn_http<L>(
     listener: L,
     app: Router,
     stop: CancellationToken,
+    limits: HttpLimits,
 ) -> JoinHandle<std::io::Result<()>>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    })
+    tokio::spawn(http::serve(listener, app, stop, limits))
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -23,6 +23,8 @@ use tracing::debug;
 
 /// How long a client has for the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in flight at most; connections beyond are closed when accepted.
+const MAX_HANDSHAKES: usize = 1024;
 
 /// The listener's certificate: the PEM files it came from and what they held when last
 /// read. Clones share the loaded configuration, so that [`Server::reload_tls`]
@@ -98,6 +100,11 @@ impl<L> TlsListener<L> {
     }
 
     fn start_handshake(&mut self, tcp: TcpStream, addr: SocketAddr) {
+        if self.handshakes.len() >= MAX_HANDSHAKES {
+            // Each costs a task and rustls state: refuse the excess instead of queueing it.
+            debug!(%addr, "too many TLS handshakes in flight; closing");
+            return;
+        }
         let acceptor = TlsAcceptor::from(self.tls.current());
         self.handshakes.spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -148,6 +148,72 @@ async fn websockets_that_never_say_hello_are_closed_and_free_their_slot() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn slow_and_idle_http_connections_are_closed_and_capped() {
+    // Slowloris: headers sent a byte now and then were read with no deadline, and
+    // connections that had not upgraded were not counted (issue 16, item 3).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server_with(|c| {
+        c.http_header_timeout = std::time::Duration::from_secs(1);
+        c.max_http_connections = 3;
+    })
+    .await;
+    let addr = server.local_addr();
+    // A request whose headers trickle in is closed after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..30 {
+        if slow.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(std::time::Duration::from_millis(200), slow.read(&mut buf)).await
+        {
+            // Closed (hyper may say 408 first).
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => assert!(
+                String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+                "{}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        closed,
+        "a trickling request kept for {:?}",
+        started.elapsed()
+    );
+    // Three silent connections fill the HTTP stage; a fourth is closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    #[allow(clippy::disallowed_methods)] // a test: let the server accept the three
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), fourth.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "fourth: {read:?}");
+    // The silent ones are closed by the header timeout, and the server serves again.
+    for conn in &mut silent {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "silent: {read:?}");
+    }
+    let health = http_get(addr, "/healthz", &[]).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    server.shutdown().await;
+}
+
 /// Sends a GET /ws upgrade and returns what arrives first (a 101 keeps the socket open).
 async fn http_get_head(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
