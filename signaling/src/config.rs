@@ -56,6 +56,8 @@ pub struct Config {
     pub rate_burst: u32,
     /// Calls a session may take part in at once.
     pub max_calls_per_session: usize,
+    /// Sessions (devices, tabs) one user may have at once.
+    pub max_sessions_per_user: usize,
     /// Queued messages past which a connected reader is dropped as too slow.
     pub send_queue: usize,
     /// Queued messages past which a detached session ends.
@@ -101,6 +103,7 @@ impl Config {
             resume_ttl: self.resume_ttl,
             ring_timeout: self.ring_timeout,
             max_calls_per_session: self.max_calls_per_session,
+            max_sessions_per_user: self.max_sessions_per_user,
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
             rate: Some((self.rate_per_s, self.rate_burst)),
@@ -204,6 +207,10 @@ pub struct Settings {
     /// Calls a session may take part in at once.
     #[arg(long, default_value_t = 8)]
     pub max_calls_per_session: usize,
+    /// Sessions (devices, tabs) one user may have at once; a new one over it ends the
+    /// user's oldest session waiting for a resume, or is refused if all are connected.
+    #[arg(long, default_value_t = 16)]
+    pub max_sessions_per_user: usize,
     /// Messages queued for a connected client before it is dropped as too slow.
     #[arg(long, default_value_t = 256)]
     pub send_queue: usize,
@@ -296,6 +303,7 @@ impl Settings {
             rate_per_s: self.rate_per_s,
             rate_burst: self.rate_burst,
             max_calls_per_session: self.max_calls_per_session,
+            max_sessions_per_user: self.max_sessions_per_user,
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
             max_connections: self.max_connections,
@@ -463,6 +471,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for (key, v) in [
         ("max_calls_per_session", c.max_calls_per_session),
+        ("max_sessions_per_user", c.max_sessions_per_user),
         ("send_queue", c.send_queue),
         ("resume_queue", c.resume_queue),
         ("max_connections", c.max_connections),

@@ -289,7 +289,8 @@ impl Connection {
         Span::current().record("user", user.as_str());
         let ice = self.shared.ice.servers_for(&user, unix_now);
         let conn = self.conn;
-        let sid = self.shared.with_board(|b| {
+        let max_sessions = self.shared.config.max_sessions_per_user;
+        let Some(sid) = self.shared.with_board(|b| {
             b.hello(
                 conn,
                 user,
@@ -298,7 +299,10 @@ impl Connection {
                 ice,
                 now,
             )
-        });
+        }) else {
+            let text = format!("at most {max_sessions} sessions per user, all connected");
+            return self.refuse(ErrorCode::RateLimited, text).await;
+        };
         Span::current().record("session", sid.0);
         self.hello_done = true;
         self.policy.hello_received();

@@ -245,3 +245,36 @@ async fn a_silent_connection_is_pinged_then_dropped_and_a_pong_keeps_it() {
     assert_eq!(live.recv().await, ServerMessage::Pong);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn sessions_per_user_are_capped() {
+    // Any number of sessions per user, each queueing up to resume_queue messages, let one
+    // user grow the server without bound (issue 16, item 2).
+    let server = server_with(|c| c.max_sessions_per_user = 2).await;
+    let addr = server.local_addr();
+    let first = Client::join(addr, "bob").await;
+    let _second = Client::join(addr, "bob").await;
+    let mut third = Client::open(addr).await;
+    third.send(&ClientMessage::Hello(hello("bob"))).await;
+    third.expect_error(ErrorCode::RateLimited).await;
+    assert_eq!(third.recv_close().await, Some(1008));
+    // A dropped socket leaves a session waiting for a resume: a new one takes its place.
+    drop(first);
+    let mut joined = None;
+    for _ in 0..50 {
+        let mut c = Client::open(addr).await;
+        c.send(&ClientMessage::Hello(hello("bob"))).await;
+        match c.recv_close_or_message().await {
+            Ok(ServerMessage::Welcome(w)) => {
+                joined = Some(w);
+                break;
+            }
+            _ => {
+                #[allow(clippy::disallowed_methods)] // a test polling the real server
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert!(joined.is_some(), "a new session once the old one dropped");
+    server.shutdown().await;
+}

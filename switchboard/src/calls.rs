@@ -4,6 +4,8 @@ use signaling_protocol::{
     Accept, Accepted, CallId, Candidate, EndReason, ErrorCode, IncomingInvite, Invite, Renegotiate,
     Ringing, ServerMessage,
 };
+use std::sync::Arc;
+
 use tracing::info;
 
 use super::{Switchboard, Timer};
@@ -86,19 +88,20 @@ impl<R: Registry> Switchboard<R> {
         let key = CallKey(self.next_id());
         let deadline = self.now + self.settings.ring_timeout;
         info!(call = %inv.call_id, from = %caller_user, to = %inv.to, sessions = ringable.len(), "ringing");
-        let invite = ServerMessage::Invite(IncomingInvite {
+        // One body shared by every ringing device's queue.
+        let invite = Arc::new(ServerMessage::Invite(IncomingInvite {
             call_id: inv.call_id.clone(),
             from: caller_user.clone(),
             offer: inv.offer,
             meta: inv.meta,
-        });
+        }));
         for &t in ringable.iter().chain([&sid]) {
             if let Some(s) = self.sessions.get_mut(&t) {
                 s.calls.insert(inv.call_id.clone(), key);
             }
         }
         for &t in &ringable {
-            self.send(t, invite.clone());
+            self.send_shared(t, invite.clone());
         }
         self.send(
             sid,
@@ -232,9 +235,9 @@ impl<R: Registry> Switchboard<R> {
             Side::Caller => call.callee_sessions(),
             Side::Ringing | Side::Callee => vec![call.caller],
         };
-        let msg = ServerMessage::Candidate(c);
+        let msg = Arc::new(ServerMessage::Candidate(c));
         for t in targets {
-            self.send(t, msg.clone());
+            self.send_shared(t, msg.clone());
         }
     }
 

@@ -26,6 +26,7 @@ pub use registry::{MemoryRegistry, Registry};
 pub use session::{ConnId, Outgoing, SessionId};
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -61,6 +62,9 @@ pub struct Settings {
     pub ring_timeout: Duration,
     /// Calls a session may take part in at once, ringing or connected.
     pub max_calls_per_session: usize,
+    /// Sessions one user may have at once (devices, tabs). A new one over it first ends the
+    /// user's oldest detached session; if all are connected, its `hello` is refused.
+    pub max_sessions_per_user: usize,
     /// Queued messages past which a connected reader is dropped as too slow.
     pub send_queue: usize,
     /// Queued (or kept for replay) messages past which a detached session ends.
@@ -151,7 +155,9 @@ impl<R: Registry> Switchboard<R> {
         }
     }
 
-    /// A verified `hello` on `conn`: starts a session or resumes one, and returns it.
+    /// A verified `hello` on `conn`: starts a session or resumes one, and returns it;
+    /// `None` when the user already has `max_sessions_per_user` connected sessions (the
+    /// caller refuses the `hello`).
     pub fn hello(
         &mut self,
         conn: ConnId,
@@ -160,12 +166,12 @@ impl<R: Registry> Switchboard<R> {
         received: Option<u64>,
         ice_servers: Vec<IceServer>,
         now: Instant,
-    ) -> SessionId {
+    ) -> Option<SessionId> {
         self.now = now;
         if let Some(&sid) = self.by_conn.get(&conn) {
             self.second_hello(sid);
             self.settle();
-            return sid;
+            return Some(sid);
         }
         let resumable = resume
             .and_then(|token| self.by_token.get(token).copied())
@@ -175,10 +181,15 @@ impl<R: Registry> Switchboard<R> {
                 self.reattach(sid, conn, received);
                 (sid, true)
             }
-            None => (self.start_session(conn, user, received), false),
+            None => {
+                if !self.room_for_a_session(&user) {
+                    return None;
+                }
+                (self.start_session(conn, user, received), false)
+            }
         };
         let Some(session) = self.sessions.get_mut(&sid) else {
-            return sid;
+            return Some(sid);
         };
         session.push_welcome(ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -193,7 +204,31 @@ impl<R: Registry> Switchboard<R> {
         }));
         self.outputs.push_back(Output::Wake(conn));
         self.settle();
-        sid
+        Some(sid)
+    }
+
+    /// Whether `user` may start another session: under the cap, or after ending its oldest
+    /// detached session (one that waits for a resume; its calls end with `peer_lost`).
+    fn room_for_a_session(&mut self, user: &UserName) -> bool {
+        let sessions = self.registry.sessions(user);
+        if sessions.len() < self.settings.max_sessions_per_user {
+            return true;
+        }
+        let oldest_detached = sessions
+            .into_iter()
+            .filter(|sid| self.sessions.get(sid).is_some_and(|s| s.conn.is_none()))
+            .min();
+        match oldest_detached {
+            Some(sid) => {
+                info!(user = %user, session = sid.0, "session cap: ending the oldest detached session");
+                self.end_session(sid);
+                true
+            }
+            None => {
+                warn!(user = %user, "session cap reached: hello refused");
+                false
+            }
+        }
     }
 
     fn start_session(&mut self, conn: ConnId, user: UserName, received: Option<u64>) -> SessionId {
@@ -374,6 +409,11 @@ impl<R: Registry> Switchboard<R> {
 
     /// Queues `msg` for `sid`, waking or dropping its connection as needed.
     fn send(&mut self, sid: SessionId, msg: ServerMessage) {
+        self.send_shared(sid, Arc::new(msg));
+    }
+
+    /// Queues one message body for `sid`; fan-outs pass clones of one `Arc`.
+    fn send_shared(&mut self, sid: SessionId, msg: Outgoing) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };

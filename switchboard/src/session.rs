@@ -57,8 +57,10 @@ impl Session {
     }
 
     /// Queues `msg`; returns the new queue length.
-    pub fn push(&mut self, msg: ServerMessage) -> usize {
-        self.outbox.push_back(Arc::new(msg));
+    /// Queues `msg`, shared with every other session it goes to (a candidate for ten
+    /// ringing devices is one allocation, not ten).
+    pub fn push(&mut self, msg: Outgoing) -> usize {
+        self.outbox.push_back(msg);
         self.outbox.len()
     }
 
@@ -145,8 +147,11 @@ mod tests {
     use super::*;
     use signaling_protocol::{EndReason, Welcome};
 
-    fn ended(n: u64) -> ServerMessage {
-        ServerMessage::ended(CallId::new(format!("c{n}")).unwrap(), EndReason::Hangup)
+    fn ended(n: u64) -> Outgoing {
+        Arc::new(ServerMessage::ended(
+            CallId::new(format!("c{n}")).unwrap(),
+            EndReason::Hangup,
+        ))
     }
 
     fn welcome() -> ServerMessage {

@@ -22,6 +22,7 @@ fn settings() -> Settings {
         resume_ttl: Duration::from_secs(30),
         ring_timeout: Duration::from_secs(45),
         max_calls_per_session: 2,
+        max_sessions_per_user: 3,
         send_queue: 8,
         resume_queue: 16,
         rate: Some((50, 200)),
@@ -529,4 +530,55 @@ fn second_hello_is_bad_state() {
     );
     assert_eq!(error_code(&h.take(alice)), Some(ErrorCode::BadState));
     assert_eq!(h.board.session_count(), 1);
+}
+
+#[test]
+fn one_message_for_many_devices_is_one_body() {
+    // A candidate for every ringing device of the callee was deep-copied per session: 24 MB
+    // uploaded grew the server by 460 MiB with 20 sessions (issue 16, item 2).
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let phones = [h.connect("bob"), h.connect("bob"), h.connect("bob")];
+    h.drain_all();
+    h.invite(alice, "c1", "bob");
+    h.send(
+        alice,
+        ClientMessage::Candidate(signaling_protocol::Candidate {
+            call_id: id("c1"),
+            candidate: None,
+        }),
+    );
+    let queued: Vec<Vec<Outgoing>> = phones.iter().map(|&p| h.board.take_outbox(p)).collect();
+    for (i, kind) in ["invite", "candidate"].into_iter().enumerate() {
+        assert_eq!(queued[0][i].kind(), kind);
+        for other in &queued[1..] {
+            assert!(
+                Arc::ptr_eq(&queued[0][i], &other[i]),
+                "the {kind} is shared, not copied"
+            );
+        }
+    }
+}
+
+#[test]
+fn sessions_per_user_are_capped() {
+    let mut h = Harness::new(); // at most 3 sessions per user
+    let bob = [h.connect("bob"), h.connect("bob"), h.connect("bob")];
+    let fourth = ConnId(99);
+    let user = || UserName::new("bob").unwrap();
+    // All three connected: the fourth hello is refused.
+    assert_eq!(
+        h.board.hello(fourth, user(), None, None, vec![], h.now),
+        None
+    );
+    assert_eq!(h.board.session_count(), 3);
+    // One drops (waiting for a resume): a new session ends it and takes its place.
+    h.board
+        .disconnected(bob[0], Disconnect::Dropped, &[], h.now);
+    assert!(
+        h.board
+            .hello(fourth, user(), None, None, vec![], h.now)
+            .is_some()
+    );
+    assert_eq!(h.board.session_count(), 3);
 }
