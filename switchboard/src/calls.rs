@@ -128,19 +128,32 @@ impl<R: Registry> Switchboard<R> {
 
     /// An invite from A to B while B's call to A still rings: the lower `call_id` wins.
     /// Returns whether the new invite lost (and was answered with `ended` `glare`).
+    ///
+    /// Only A's own calls are looked at (those its sessions ring for): at most
+    /// `max_sessions_per_user` × `max_calls_per_session`, where scanning every call of the
+    /// server on each invite held the switchboard's lock for as long as it had calls.
     fn resolve_glare(&mut self, sid: SessionId, inv: &Invite) -> bool {
         let Some(me) = self.sessions.get(&sid).map(|s| s.user.clone()) else {
             return false;
         };
-        let crossing: Vec<(CallKey, CallId)> = self
-            .calls
+        let mut mine: Vec<CallKey> = self
+            .registry
+            .sessions(&me)
             .iter()
+            .filter_map(|s| self.sessions.get(s))
+            .flat_map(|s| s.calls.values().copied())
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        let crossing: Vec<(CallKey, CallId)> = mine
+            .into_iter()
+            .filter_map(|key| self.calls.get(&key).map(|c| (key, c)))
             .filter(|(_, c)| {
                 c.caller_user == inv.to
                     && c.callee_user == me
                     && matches!(c.state, CallState::Ringing { .. })
             })
-            .map(|(k, c)| (*k, c.call_id.clone()))
+            .map(|(k, c)| (k, c.call_id.clone()))
             .collect();
         for (key, other_id) in crossing {
             if inv.call_id < other_id {
