@@ -120,8 +120,20 @@ pub fn error(
     extra: Vec<StunAttribute>,
     signer: Option<&Signer>,
 ) -> Vec<u8> {
+    error_with_reason(method, transaction, code, code.reason(), extra, signer)
+}
+
+/// ERROR-CODE (`code`, `reason`), then `extra`, signed with `signer` if any.
+fn error_with_reason(
+    method: MessageMethod,
+    transaction: &TransactionId,
+    code: StunError,
+    reason: &str,
+    extra: Vec<StunAttribute>,
+    signer: Option<&Signer>,
+) -> Vec<u8> {
     let mut attributes = Vec::with_capacity(extra.len() + 1);
-    if let Ok(e) = ErrorCodeType::new(code.code(), code.reason()) {
+    if let Ok(e) = ErrorCodeType::new(code.code(), reason) {
         attributes.push(ErrorCode::new(e).into());
     }
     attributes.extend(extra);
@@ -171,18 +183,7 @@ fn terse_error(
     code: StunError,
     extra: Vec<StunAttribute>,
 ) -> Vec<u8> {
-    let mut attributes = Vec::with_capacity(extra.len() + 1);
-    if let Ok(e) = ErrorCodeType::new(code.code(), "") {
-        attributes.push(ErrorCode::new(e).into());
-    }
-    attributes.extend(extra);
-    encode(
-        method,
-        MessageClass::ErrorResponse,
-        transaction,
-        attributes,
-        None,
-    )
+    error_with_reason(method, transaction, code, "", extra, None)
 }
 
 /// 420 listing the comprehension-required attributes we do not understand.
