@@ -110,6 +110,11 @@ impl NatLab {
         self.script(&["nat", nat_box, mode]);
     }
 
+    /// Drops `percent`% of what namespace `name` sends and receives, at random.
+    pub fn lossy(&self, name: &str, percent: u32) {
+        self.script(&["lossy", name, &percent.to_string()]);
+    }
+
     /// Runs `exe` inside namespace `name` of the lab.
     pub fn spawn(&self, name: &str, exe: &str, args: &[&str]) -> Example {
         let ns = format!("{}{name}", self.prefix);

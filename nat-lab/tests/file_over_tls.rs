@@ -27,74 +27,17 @@ async fn a_32_mib_file_crosses_turn_over_tls_intact() {
         return;
     };
     lab.nat("a", "tlsonly");
-
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nat-lab-nl9-files");
-    let _ = std::fs::remove_dir_all(&dir);
-    let inbox = dir.join("inbox");
-    std::fs::create_dir_all(&inbox).unwrap();
-    // Not compressible, not periodic: a byte out of place shows.
-    let mut data = vec![0u8; SIZE];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    let file = dir.join("payload.bin");
-    std::fs::write(&file, &data).unwrap();
-
-    let ws = lab.ws_url();
     let ca = pki.ca.display().to_string();
-    let (file_arg, inbox_arg) = (file.display().to_string(), inbox.display().to_string());
-    let bob = lab.spawn(
-        "lanb",
-        env!("CARGO_BIN_EXE_lab-file-transfer"),
-        &[
-            "--server",
-            &ws,
-            "--user",
-            "bob",
-            "--ca",
-            &ca,
-            "--receive-dir",
-            &inbox_arg,
-        ],
-    );
-    bob.wait_line("bob to sign in", |l| l.contains("waiting for a file"))
-        .await;
-    let relayed_before = lab.relayed_bytes();
-    let alice = lab.spawn(
-        "lana",
-        env!("CARGO_BIN_EXE_lab-file-transfer"),
-        &[
-            "--server", &ws, "--user", "alice", "--ca", &ca, "--to", "bob", "--send", &file_arg,
-        ],
-    );
-    let reply = alice
-        .wait_line_for(TRANSFER_LIMIT, "the receiver's reply", |l| {
-            l.starts_with("receiver says")
-        })
-        .await;
-    assert_eq!(reply, format!("receiver says: ok {SIZE}"));
-    let path = alice
-        .wait_line("the path", |l| l.starts_with("path "))
-        .await;
+    let done = support::transfer(&lab, "nl9", SIZE, Some(&ca), TRANSFER_LIMIT).await;
     assert!(
-        path.starts_with("path relay/") && path.ends_with(", relay tls"),
-        "{path}"
+        done.path.starts_with("path relay/") && done.path.ends_with(", relay tls"),
+        "{}",
+        done.path
     );
-    assert!(alice.exit().await, "the sender failed");
-    assert!(bob.exit().await, "the receiver failed");
-
-    let received = std::fs::read(inbox.join("payload.bin")).unwrap();
-    assert_eq!(received.len(), SIZE);
-    assert!(received == data, "the file arrived changed");
-    let relayed = lab.relayed_bytes() - relayed_before;
     assert!(
-        relayed >= SIZE as u64,
-        "the relay carried {relayed} B of a {SIZE} B file"
+        done.relayed >= SIZE as u64,
+        "the relay carried {} B of a {SIZE} B file",
+        done.relayed
     );
-    eprintln!("relayed {relayed} B for {SIZE} B");
-    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("relayed {} B for {SIZE} B", done.relayed);
 }
