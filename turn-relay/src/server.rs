@@ -3,7 +3,6 @@
 //! core says; every protocol decision is in the core.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -163,42 +162,59 @@ struct Shared {
     shutdown: CancellationToken,
     timer: tokio::sync::Notify,
     streams: StreamLimits,
-    open_streams: std::sync::atomic::AtomicUsize,
-    /// Open TCP/TLS connections by client IP (only addresses with at least one).
-    streams_by_ip: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    open_streams: Mutex<OpenStreams>,
+}
+
+/// The TCP/TLS connections open now, in all and by client IP (only addresses with at least
+/// one), against [`StreamLimits`].
+#[derive(Default)]
+struct OpenStreams {
+    total: usize,
+    by_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+/// One TCP/TLS connection's place in [`OpenStreams`], given back when dropped: however its
+/// task ends, the counts cannot leak.
+struct StreamSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.shared.open_streams();
+        open.total -= 1;
+        if let Some(n) = open.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Shared {
-    /// Counts a new TCP/TLS connection from `ip`; `false` (and not counted) when `ip` is at
-    /// its limit.
-    fn stream_opened(&self, ip: std::net::IpAddr) -> bool {
-        let mut by_ip = self
-            .streams_by_ip
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let open = by_ip.entry(ip).or_default();
-        if *open >= self.streams.max_per_address {
-            if *open == 0 {
-                by_ip.remove(&ip);
-            }
-            return false;
-        }
-        *open += 1;
-        true
+    fn open_streams(&self) -> MutexGuard<'_, OpenStreams> {
+        self.open_streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A TCP/TLS connection from `ip` ended.
-    fn stream_closed(&self, ip: std::net::IpAddr) {
-        let mut by_ip = self
-            .streams_by_ip
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(open) = by_ip.get_mut(&ip) {
-            *open -= 1;
-            if *open == 0 {
-                by_ip.remove(&ip);
-            }
+    /// A place for a new TCP/TLS connection from `ip`, or the limit it is over (the name
+    /// of its drop counter).
+    fn stream_slot(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<StreamSlot, &'static str> {
+        let mut open = self.open_streams();
+        if open.total >= self.streams.max_connections {
+            return Err("stream_limit");
         }
+        let from_ip = open.by_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.streams.max_per_address {
+            return Err("stream_address_limit");
+        }
+        open.total += 1;
+        open.by_ip.insert(ip, from_ip + 1);
+        Ok(StreamSlot {
+            shared: self.clone(),
+            ip,
+        })
     }
 
     fn core(&self) -> MutexGuard<'_, Relay<Handle>> {
@@ -246,8 +262,7 @@ impl TurnServer {
             shutdown: shutdown.clone(),
             timer: tokio::sync::Notify::new(),
             streams: listeners.streams.clone(),
-            open_streams: std::sync::atomic::AtomicUsize::new(0),
-            streams_by_ip: Mutex::new(std::collections::HashMap::new()),
+            open_streams: Mutex::default(),
         });
         let mut server = TurnServer {
             udp: Vec::new(),
@@ -542,19 +557,14 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
                 continue;
             }
         };
-        let open = shared.open_streams.fetch_add(1, Ordering::Relaxed);
-        if open >= shared.streams.max_connections {
-            shared.open_streams.fetch_sub(1, Ordering::Relaxed);
-            shared.metrics.dropped("stream_limit");
-            drop(tcp);
-            continue;
-        }
-        if !shared.stream_opened(client.ip()) {
-            shared.open_streams.fetch_sub(1, Ordering::Relaxed);
-            shared.metrics.dropped("stream_address_limit");
-            drop(tcp);
-            continue;
-        }
+        let slot = match shared.stream_slot(client.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                shared.metrics.dropped(limit);
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let Ok(server) = tcp.local_addr() else {
             continue;
@@ -581,8 +591,7 @@ async fn accept_streams(shared: Arc<Shared>, listener: TcpListener, tls: Option<
                 if let Some(io) = shared2.core().client_closed(&five_tuple) {
                     io.close();
                 }
-                shared2.stream_closed(client.ip());
-                shared2.open_streams.fetch_sub(1, Ordering::Relaxed);
+                drop(slot);
             }
             .instrument(span),
         );
@@ -677,7 +686,6 @@ where
                 }
             };
             let frame = &buf[start..start + frame_len];
-            idle_until = clock::now() + shared.streams.idle;
             match handle(&shared, five_tuple, frame, || sink.clone()) {
                 Action::Reply(bytes) => {
                     if tx.send(bytes).await.is_err() {
@@ -693,6 +701,10 @@ where
                 Action::None => {}
             }
             start += frame_len;
+        }
+        if start > 0 {
+            // At least one whole frame in this read.
+            idle_until = clock::now() + shared.streams.idle;
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
