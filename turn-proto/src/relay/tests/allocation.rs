@@ -163,10 +163,7 @@ fn requests_without_allocation_are_437() {
 fn failed_binds_try_other_ports_then_508() {
     let mut h = Harness::new();
     h.ask(ALLOCATE, vec![udp()]);
-    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
-    let FromClient::Open { id, relay } = h.send(&bytes) else {
-        panic!()
-    };
+    let (id, relay) = h.open_allocation();
     let next = h.relay.relay_failed(id, BindFailure::PortInUse).unwrap();
     assert_ne!(next, relay);
     let reply = decode(&h.relay.relay_opened(id, 5));
@@ -182,18 +179,8 @@ fn failed_binds_try_other_ports_then_508() {
     );
     // A second client exhausts its attempts.
     h.from = tuple("198.51.100.7:40002");
-    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
-    let FromClient::Open { id, .. } = h.send(&bytes) else {
-        panic!()
-    };
-    let mut last = Ok(relay);
-    for _ in 0..BIND_ATTEMPTS {
-        last = h.relay.relay_failed(id, BindFailure::PortInUse);
-        if last.is_err() {
-            break;
-        }
-    }
-    assert_eq!(error_code(&decode(&last.unwrap_err())), Some(508));
+    let (id, _) = h.open_allocation();
+    assert_eq!(error_code(&decode(&h.fail_every_bind(id))), Some(508));
     assert_eq!(h.relay.allocation_count(), 1);
 }
 
@@ -215,18 +202,8 @@ fn failed_binds_give_their_ports_back() {
     s.ports = 50_000..=50_001;
     let mut h = Harness::with(s);
     h.ask(ALLOCATE, vec![udp()]);
-    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
-    let FromClient::Open { id, .. } = h.send(&bytes) else {
-        panic!()
-    };
-    let mut last = Err(Vec::new());
-    for _ in 0..BIND_ATTEMPTS {
-        last = h.relay.relay_failed(id, BindFailure::PortInUse);
-        if last.is_err() {
-            break;
-        }
-    }
-    assert_eq!(error_code(&decode(&last.unwrap_err())), Some(508));
+    let (id, _) = h.open_allocation();
+    assert_eq!(error_code(&decode(&h.fail_every_bind(id))), Some(508));
     assert_eq!(h.relay.allocation_count(), 0);
     h.allocate();
     assert_eq!(
@@ -244,10 +221,7 @@ fn a_failure_not_about_the_port_answers_508_at_once() {
     s.ports = 50_000..=50_000;
     let mut h = Harness::with(s);
     h.ask(ALLOCATE, vec![udp()]);
-    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
-    let FromClient::Open { id, .. } = h.send(&bytes) else {
-        panic!()
-    };
+    let (id, _) = h.open_allocation();
     let reply = h.relay.relay_failed(id, BindFailure::Other).unwrap_err();
     assert_eq!(error_code(&decode(&reply)), Some(508));
     assert_eq!(h.relay.allocation_count(), 0);

@@ -109,11 +109,8 @@ fn every_teardown_path_returns_the_port_and_the_quota() {
     assert!(h.relay.client_closed(&h.from).is_some());
     // A failed bind that ends in 508.
     h.from.transport = Transport::Udp;
-    let bytes = h.build(ALLOCATE, MessageClass::Request, vec![udp()]);
-    let FromClient::Open { id, .. } = h.send(&bytes) else {
-        panic!()
-    };
-    let _ = h.relay.relay_failed(id, BindFailure::PortInUse);
+    let (id, _) = h.open_allocation();
+    assert_eq!(error_code(&decode(&h.fail_every_bind(id))), Some(508));
     assert_eq!(h.relay.allocation_count(), 0);
     assert!(h.relay.per_user.is_empty(), "the quota came back");
     // After all that, the range is still usable: every port came back.

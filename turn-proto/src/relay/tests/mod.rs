@@ -146,6 +146,26 @@ impl Harness {
         first
     }
 
+    /// A signed Allocate (the nonce already learnt) that the relay takes: the allocation
+    /// and the address it asks the shell to bind.
+    fn open_allocation(&mut self) -> (AllocId, SocketAddr) {
+        let bytes = self.build(ALLOCATE, MessageClass::Request, vec![udp()]);
+        let FromClient::Open { id, relay } = self.send(&bytes) else {
+            panic!("expected the relay to ask for a socket")
+        };
+        (id, relay)
+    }
+
+    /// Fails every bind of `id` as "port in use" until the relay gives up; its answer.
+    fn fail_every_bind(&mut self, id: AllocId) -> Vec<u8> {
+        for _ in 0..BIND_ATTEMPTS {
+            if let Err(reply) = self.relay.relay_failed(id, BindFailure::PortInUse) {
+                return reply;
+            }
+        }
+        panic!("still retrying after {BIND_ATTEMPTS} failed binds")
+    }
+
     fn allocate(&mut self) -> SocketAddr {
         let reply = self.authed(ALLOCATE, vec![udp()]);
         assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
