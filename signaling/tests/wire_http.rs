@@ -6,6 +6,14 @@ mod support;
 use signaling_protocol::ErrorCode;
 use support::*;
 
+/// The headers of a WebSocket upgrade (RFC 6455's example key).
+const UPGRADE: [(&str, &str); 4] = [
+    ("Connection", "Upgrade"),
+    ("Upgrade", "websocket"),
+    ("Sec-WebSocket-Version", "13"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
 #[tokio::test]
 async fn health_demo_and_metrics() {
     let server = server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
@@ -65,14 +73,8 @@ async fn health_demo_and_metrics() {
 async fn origin_allow_list() {
     let server = server_with(|c| c.allowed_origins = vec!["https://call.example.com".into()]).await;
     let addr = server.local_addr();
-    let upgrade = [
-        ("Connection", "Upgrade"),
-        ("Upgrade", "websocket"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ];
     let with = |origin: &'static str| {
-        let mut h = upgrade.to_vec();
+        let mut h = UPGRADE.to_vec();
         h.push(("Origin", origin));
         h
     };
@@ -95,13 +97,7 @@ async fn connections_over_the_limit_get_503() {
     let addr = server.local_addr();
     let _a = Client::join(addr, "a").await;
     let _b = Client::join(addr, "b").await;
-    let upgrade = [
-        ("Connection", "Upgrade"),
-        ("Upgrade", "websocket"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ];
-    let third = http_get(addr, "/ws", &upgrade).await;
+    let third = http_get(addr, "/ws", &UPGRADE).await;
     assert!(third.starts_with("HTTP/1.1 503"), "{third}");
     server.shutdown().await;
 }
@@ -127,15 +123,9 @@ async fn websockets_that_never_say_hello_are_closed_and_free_their_slot() {
         );
     }
     // Their slots are free again (once their tasks have finished closing).
-    let upgrade = [
-        ("Connection", "Upgrade"),
-        ("Upgrade", "websocket"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ];
     let mut answer = String::new();
     for _ in 0..100 {
-        answer = http_get_head(addr, &upgrade).await;
+        answer = http_get_head(addr, &UPGRADE).await;
         if answer.starts_with("HTTP/1.1 101") {
             break;
         }
