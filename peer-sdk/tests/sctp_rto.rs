@@ -47,6 +47,15 @@ impl Side {
         &mut self.association.as_mut().unwrap().1
     }
 
+    /// Writes one message on `stream` at `now`.
+    fn write(&mut self, stream: u16, now: Instant, message: &[u8]) {
+        self.association()
+            .stream(stream)
+            .unwrap()
+            .write(now, message)
+            .unwrap();
+    }
+
     /// The datagrams this side's association wants to send now.
     fn transmit(&mut self, now: Instant) -> Vec<Bytes> {
         let mut datagrams = Vec::new();
@@ -116,12 +125,7 @@ fn a_lost_data_chunk_is_resent_after_400_ms_not_1_s() {
         .open_stream(stream, PayloadProtocolIdentifier::Binary)
         .unwrap();
     for _ in 0..2 {
-        client
-            .association()
-            .stream(stream)
-            .unwrap()
-            .write(now, &[7u8; 1000])
-            .unwrap();
+        client.write(stream, now, &[7u8; 1000]);
     }
     let data = client.transmit(now);
     assert_eq!(data.len(), 2, "two messages, two DATA packets");
@@ -132,12 +136,7 @@ fn a_lost_data_chunk_is_resent_after_400_ms_not_1_s() {
     exchange(&mut client, &mut server, now);
 
     // The next message is lost on the way.
-    client
-        .association()
-        .stream(stream)
-        .unwrap()
-        .write(now, &[8u8; 1000])
-        .unwrap();
+    client.write(stream, now, &[8u8; 1000]);
     let lost = client.transmit(now);
     assert_eq!(lost.len(), 1);
     let sent = now;
