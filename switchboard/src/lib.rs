@@ -250,7 +250,7 @@ impl<R: Registry> Switchboard<R> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if let Some(old) = s.conn.replace(conn) {
+        if let Some(old) = s.attach(conn) {
             self.by_conn.remove(&old);
             self.outputs.push_back(Output::Close {
                 conn: old,
@@ -419,20 +419,30 @@ impl<R: Registry> Switchboard<R> {
         };
         debug!(session = sid.0, kind = msg.kind(), "queued");
         let len = s.push(msg);
-        if let Some(conn) = s.conn {
-            if len == 1 {
-                self.outputs.push_back(Output::Wake(conn));
+        // Thresholds are crossed with `>`, not met with `==`: a queue that started above
+        // one (after a resume's replay) must still stop growing (found by the fuzzer: a
+        // resumed client that never read grew its queue without bound).
+        let cap = match s.conn {
+            Some(conn) => {
+                if len == 1 {
+                    self.outputs.push_back(Output::Wake(conn));
+                }
+                if s.unsent() > self.settings.send_queue && !s.closing {
+                    s.closing = true;
+                    warn!(user = %s.user, session = sid.0, "send queue full: dropping the slow reader");
+                    self.outputs.push_back(Output::Close {
+                        conn,
+                        code: CLOSE_POLICY,
+                        reason: "send queue full",
+                    });
+                }
+                // Until the I/O layer has closed it: the backlog, the send queue, and as
+                // much again as a detached session may hold.
+                len - s.unsent() + self.settings.send_queue + self.settings.resume_queue
             }
-            if len == self.settings.send_queue + 1 {
-                warn!(user = %s.user, session = sid.0, "send queue full: dropping the slow reader");
-                self.outputs.push_back(Output::Close {
-                    conn,
-                    code: CLOSE_POLICY,
-                    reason: "send queue full",
-                });
-            }
-        }
-        if len == self.settings.resume_queue + 1 {
+            None => self.settings.resume_queue,
+        };
+        if len > cap {
             self.doomed.push(sid);
         }
     }

@@ -39,6 +39,12 @@ pub struct Session {
     delivered: u64,
     /// The client sends `received` counts, so unacknowledged messages can be replayed.
     pub acks: bool,
+    /// Messages queued when the connection attached (a resume's replay and what waited
+    /// for it): the I/O layer was handed them at once, so they do not count against the
+    /// slow-reader limit until the next [`Session::take`].
+    backlog: usize,
+    /// The connection was told to close as a slow reader.
+    pub closing: bool,
 }
 
 impl Session {
@@ -53,6 +59,8 @@ impl Session {
             unacked: VecDeque::new(),
             delivered: 0,
             acks,
+            backlog: 0,
+            closing: false,
         }
     }
 
@@ -64,8 +72,12 @@ impl Session {
         self.outbox.len()
     }
 
-    /// Puts `welcome` ahead of everything queued.
+    /// Puts `welcome` ahead of everything queued, in place of a `welcome` still queued for
+    /// an earlier connection that closed before it was written (found by the fuzzer: the
+    /// next connection read two, the stale one first).
     pub fn push_welcome(&mut self, msg: ServerMessage) {
+        self.outbox
+            .retain(|m| !matches!(**m, ServerMessage::Welcome(_)));
         self.outbox.push_front(Arc::new(msg));
     }
 
@@ -73,9 +85,23 @@ impl Session {
         self.outbox.len()
     }
 
+    /// Queued messages the I/O layer has not been given a chance to write: beyond the
+    /// backlog of the attach.
+    pub fn unsent(&self) -> usize {
+        self.outbox.len().saturating_sub(self.backlog)
+    }
+
+    /// A connection attaches: what is queued now is its backlog.
+    pub fn attach(&mut self, conn: ConnId) -> Option<ConnId> {
+        self.backlog = self.outbox.len();
+        self.closing = false;
+        self.conn.replace(conn)
+    }
+
     /// Takes every queued message for writing. What the client does not acknowledge stays
     /// in the replay buffer (at most `keep` messages).
     pub fn take(&mut self, keep: usize) -> Vec<Outgoing> {
+        self.backlog = 0;
         let batch: Vec<Outgoing> = self.outbox.drain(..).collect();
         if !self.acks {
             self.unacked.clear();
@@ -223,6 +249,16 @@ mod tests {
         s.take(2);
         assert_eq!(s.rewind(Some(1)), 2, "c2 and c3 are gone");
         assert_eq!(ids(&s.take(100)), ["c4", "c5"]);
+    }
+
+    #[test]
+    fn an_unwritten_welcome_is_replaced_not_repeated() {
+        let mut s = session(true);
+        s.push_welcome(welcome());
+        s.push(ended(1));
+        // The connection closed before anything was written; the next one says hello.
+        s.push_welcome(welcome());
+        assert_eq!(ids(&s.take(100)), ["welcome", "c1"]);
     }
 
     #[test]

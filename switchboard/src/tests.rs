@@ -517,6 +517,57 @@ fn a_detached_queue_overflow_ends_the_session() {
 }
 
 #[test]
+fn a_resumed_reader_that_never_reads_is_still_bounded() {
+    // Found by the fuzzer: after a resume whose replay left more than `send_queue` (and
+    // `resume_queue`) messages queued, the limits, met with `==`, were never met again, and
+    // the queue of a client that never read grew without bound.
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(bob);
+    h.accept(bob, "c1");
+    h.take(alice);
+    let candidate = || {
+        ClientMessage::Candidate(Candidate {
+            call_id: id("c1"),
+            candidate: None,
+        })
+    };
+    // 16 messages written that alice never read, and 16 more while she is away.
+    for _ in 0..16 {
+        h.send(bob, candidate());
+    }
+    h.board.take_outbox(alice);
+    h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
+    for _ in 0..16 {
+        h.send(bob, candidate());
+    }
+    let token = h.token("alice");
+    let again = ConnId(50);
+    h.resume(again, "alice", &token, 1);
+    h.outputs();
+    // Her replay (33 with the welcome) is the I/O layer's to write; she reads nothing.
+    for _ in 0..100 {
+        h.send(bob, candidate());
+    }
+    let outs = h.outputs();
+    assert!(
+        outs.contains(&Output::Close {
+            conn: again,
+            code: CLOSE_POLICY,
+            reason: "send queue full"
+        }),
+        "{outs:?}"
+    );
+    let queued = h.board.take_outbox(again).len();
+    assert!(
+        queued <= 33 + 8 + 16,
+        "{queued} messages queued for a reader that never reads"
+    );
+}
+
+#[test]
 fn second_hello_is_bad_state() {
     let mut h = Harness::new();
     let alice = h.connect("alice");
