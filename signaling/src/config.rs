@@ -62,6 +62,10 @@ pub struct Config {
     pub send_queue: usize,
     /// Queued messages past which a detached session ends.
     pub resume_queue: usize,
+    /// Bytes queued for one session past which it is over its queue.
+    pub queue_bytes: usize,
+    /// Bytes queued and kept for replay, all sessions together.
+    pub total_queue_bytes: usize,
     /// Open WebSockets past which new ones are refused with 503.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers (slowloris).
@@ -106,6 +110,8 @@ impl Config {
             max_sessions_per_user: self.max_sessions_per_user,
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
+            queue_bytes: self.queue_bytes,
+            total_queue_bytes: self.total_queue_bytes,
             rate: Some((self.rate_per_s, self.rate_burst)),
         }
     }
@@ -217,6 +223,15 @@ pub struct Settings {
     /// Messages kept for a disconnected session (and for replay) before it ends.
     #[arg(long, default_value_t = 1024)]
     pub resume_queue: usize,
+    /// Bytes queued for one session (counted generously, per message) before it is over
+    /// its queue: a connected client is dropped as too slow, a disconnected session ends.
+    /// Its replay buffer keeps at most as many bytes besides.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub queue_bytes: usize,
+    /// Bytes queued and kept for replay by all sessions together before the session a
+    /// message is for is over its queue (unless it keeps up with what is sent to it).
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    pub total_queue_bytes: usize,
     /// Open WebSocket connections at most; more get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: usize,
@@ -306,6 +321,8 @@ impl Settings {
             max_sessions_per_user: self.max_sessions_per_user,
             send_queue: self.send_queue,
             resume_queue: self.resume_queue,
+            queue_bytes: self.queue_bytes,
+            total_queue_bytes: self.total_queue_bytes,
             max_connections: self.max_connections,
             http_header_timeout: Duration::from_secs(self.http_header_timeout_s),
             max_http_connections: self.max_http_connections,
@@ -462,6 +479,15 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             "max_message_bytes",
             "must be between 1024 and 16777216",
         ));
+    }
+    if c.queue_bytes < c.max_message_bytes {
+        return Err(invalid(
+            "queue_bytes",
+            "must be at least max_message_bytes (one message must fit)",
+        ));
+    }
+    if c.total_queue_bytes < c.queue_bytes {
+        return Err(invalid("total_queue_bytes", "must be at least queue_bytes"));
     }
     if c.rate_per_s == 0 || c.rate_burst == 0 {
         return Err(invalid(

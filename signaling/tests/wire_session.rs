@@ -278,3 +278,62 @@ async fn sessions_per_user_are_capped() {
     assert!(joined.is_some(), "a new session once the old one dropped");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn detached_sessions_cannot_hold_more_than_their_byte_budget() {
+    // Issue 16, item 2: 24 MB of candidates for a user's 20 detached, ringing sessions grew
+    // the server by 460 MiB. Bodies are shared now, and each session holds at most
+    // `queue_bytes` (4 MiB by default): past it the session ends, and with it the call.
+    let server = server_with(|c| {
+        c.rate_per_s = 100_000;
+        c.rate_burst = 100_000;
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut alice = Client::join(addr, "alice").await;
+    let mut devices = Vec::new();
+    for _ in 0..16 {
+        devices.push(Client::join(addr, "bob").await);
+    }
+    alice.invite("c1", "bob").await;
+    alice.expect_ringing("c1").await;
+    for d in &mut devices {
+        d.expect_invite("c1", "alice").await;
+    }
+    // Every device loses its network: 16 sessions wait for a resume, ringing.
+    for d in devices {
+        d.cut();
+    }
+    let payload = "x".repeat(60 * 1024);
+    let mut ended_after = None;
+    for i in 1..=400 {
+        alice.send(&candidate("c1", &payload)).await;
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(2), alice.recv()).await {
+            match msg {
+                ServerMessage::Ended(e) if e.call_id.as_str() == "c1" => {
+                    assert_eq!(e.reason, signaling_protocol::EndReason::PeerLost);
+                    ended_after = Some(i);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let n = ended_after.expect("24 MB of candidates queued and the call still rings");
+    // 4 MiB of 60 KiB candidates is 68 of them; the rest is the time the ended takes.
+    assert!(n <= 120, "the sessions ended after {n} candidates");
+    let metrics = http_get(server.metrics_addr().unwrap(), "/metrics", &[]).await;
+    let queued: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("signaling_queued_bytes "))
+        .expect("the queued_bytes gauge")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(queued < 64 * 1024, "{queued} bytes still queued");
+    // Alice's session is untouched.
+    alice.send(&ClientMessage::Ping(Ping::default())).await;
+    assert_eq!(alice.recv().await, ServerMessage::Pong);
+    server.shutdown().await;
+}

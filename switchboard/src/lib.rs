@@ -23,7 +23,7 @@ mod tests;
 pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
 pub use metrics::Metrics;
 pub use registry::{MemoryRegistry, Registry};
-pub use session::{ConnId, Outgoing, SessionId};
+pub use session::{ConnId, Outgoing, SessionId, weight};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +69,13 @@ pub struct Settings {
     pub send_queue: usize,
     /// Queued (or kept for replay) messages past which a detached session ends.
     pub resume_queue: usize,
+    /// Bytes ([`session::weight`]) queued for one session past which it is treated as
+    /// over its queue (a connected reader is dropped as too slow, a detached session ends);
+    /// its replay buffer keeps at most as many bytes besides.
+    pub queue_bytes: usize,
+    /// Bytes queued and kept for replay, all sessions together, past which the session a
+    /// message is for is treated as over its queue.
+    pub total_queue_bytes: usize,
     /// Sent in `welcome.rate_per_s` and `welcome.rate_burst`: the message rate limit the
     /// I/O layer applies to each connection, so that clients can pace themselves under it.
     pub rate: Option<(u32, u32)>,
@@ -124,6 +131,8 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     doomed: Vec<SessionId>,
     metrics: Metrics,
     now: Instant,
+    /// [`Session::held_bytes`] of every session.
+    held_bytes: usize,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -152,7 +161,22 @@ impl<R: Registry> Switchboard<R> {
             doomed: Vec::new(),
             metrics,
             now,
+            held_bytes: 0,
         }
+    }
+
+    /// Bytes queued and kept for replay, all sessions together ([`Settings::total_queue_bytes`]).
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Runs `f` on session `sid`, keeping [`Self::held_bytes`] in step with it.
+    fn on_session<T>(&mut self, sid: SessionId, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+        let s = self.sessions.get_mut(&sid)?;
+        let before = s.held_bytes();
+        let out = f(s);
+        self.held_bytes = (self.held_bytes + s.held_bytes()).saturating_sub(before);
+        Some(out)
     }
 
     /// A verified `hello` on `conn`: starts a session or resumes one, and returns it;
@@ -188,10 +212,10 @@ impl<R: Registry> Switchboard<R> {
                 (self.start_session(conn, user, received), false)
             }
         };
-        let Some(session) = self.sessions.get_mut(&sid) else {
+        let Some(session) = self.sessions.get(&sid) else {
             return Some(sid);
         };
-        session.push_welcome(ServerMessage::Welcome(Welcome {
+        let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             user: session.user.clone(),
             session: session.token.clone(),
@@ -201,7 +225,8 @@ impl<R: Registry> Switchboard<R> {
             ice_servers,
             rate_per_s: self.settings.rate.map(|(per_s, _)| per_s),
             rate_burst: self.settings.rate.map(|(_, burst)| burst),
-        }));
+        });
+        self.on_session(sid, |s| s.push_welcome(welcome));
         self.outputs.push_back(Output::Wake(conn));
         self.settle();
         Some(sid)
@@ -247,6 +272,9 @@ impl<R: Registry> Switchboard<R> {
     }
 
     fn reattach(&mut self, sid: SessionId, conn: ConnId, received: Option<u64>) {
+        let Some(missing) = self.on_session(sid, |s| s.rewind(received)) else {
+            return;
+        };
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -261,7 +289,6 @@ impl<R: Registry> Switchboard<R> {
         if let Some(at) = s.expires.take() {
             self.deadlines.cancel(at, Timer::Resume(sid));
         }
-        let missing = s.rewind(received);
         s.acks |= received.is_some();
         if missing > 0 {
             warn!(
@@ -282,8 +309,8 @@ impl<R: Registry> Switchboard<R> {
         match msg {
             ClientMessage::Hello(_) => self.second_hello(sid),
             ClientMessage::Ping(ping) => {
-                if let (Some(n), Some(s)) = (ping.received, self.sessions.get_mut(&sid)) {
-                    s.ack(n);
+                if let Some(n) = ping.received {
+                    self.on_session(sid, |s| s.ack(n));
                 }
                 self.send(sid, ServerMessage::Pong);
             }
@@ -314,15 +341,15 @@ impl<R: Registry> Switchboard<R> {
 
     /// Everything queued for the session on `conn`, to write in order.
     pub fn take_outbox(&mut self, conn: ConnId) -> Vec<Outgoing> {
-        let keep = self.settings.resume_queue;
-        match self
-            .by_conn
-            .get(&conn)
-            .and_then(|sid| self.sessions.get_mut(sid))
-        {
-            Some(s) => s.take(keep),
-            None => Vec::new(),
-        }
+        let (keep, keep_bytes) = (self.settings.resume_queue, self.settings.queue_bytes);
+        let Some(&sid) = self.by_conn.get(&conn) else {
+            return Vec::new();
+        };
+        let batch = self
+            .on_session(sid, |s| s.take(keep, keep_bytes))
+            .unwrap_or_default();
+        self.settle();
+        batch
     }
 
     /// `conn` is gone, as `how` says; `unwritten` are the last messages taken from the
@@ -338,10 +365,12 @@ impl<R: Registry> Switchboard<R> {
         let Some(sid) = self.by_conn.remove(&conn) else {
             return;
         };
+        if self.on_session(sid, |s| s.untake(unwritten)).is_none() {
+            return;
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        s.untake(unwritten);
         s.conn = None;
         if how == Disconnect::SignedOff {
             info!(user = %s.user, session = sid.0, "session signed off");
@@ -349,7 +378,9 @@ impl<R: Registry> Switchboard<R> {
         } else {
             let at = now + self.settings.resume_ttl;
             s.expires = Some(at);
-            if s.queued() > self.settings.resume_queue {
+            if s.queued() > self.settings.resume_queue
+                || s.queued_bytes() > self.settings.queue_bytes
+            {
                 self.doomed.push(sid);
             }
             info!(user = %s.user, session = sid.0, "session detached, waiting for a resume");
@@ -418,16 +449,23 @@ impl<R: Registry> Switchboard<R> {
             return;
         };
         debug!(session = sid.0, kind = msg.kind(), "queued");
+        self.held_bytes += weight(&msg);
         let len = s.push(msg);
+        let (queue_bytes, total_bytes) =
+            (self.settings.queue_bytes, self.settings.total_queue_bytes);
+        // Over its byte budget, or the server over its own while this session has a backlog
+        // (a reader that keeps up is spared): as if over its queue.
+        let over_total = self.held_bytes > total_bytes;
+        let over_bytes = s.unsent_bytes() > queue_bytes || (over_total && s.unsent() > 1);
         // Thresholds are crossed with `>`, not met with `==`: a queue that started above
         // one (after a resume's replay) must still stop growing (found by the fuzzer: a
         // resumed client that never read grew its queue without bound).
-        let cap = match s.conn {
+        let doom = match s.conn {
             Some(conn) => {
                 if len == 1 {
                     self.outputs.push_back(Output::Wake(conn));
                 }
-                if s.unsent() > self.settings.send_queue && !s.closing {
+                if (s.unsent() > self.settings.send_queue || over_bytes) && !s.closing {
                     s.closing = true;
                     warn!(user = %s.user, session = sid.0, "send queue full: dropping the slow reader");
                     self.outputs.push_back(Output::Close {
@@ -438,11 +476,15 @@ impl<R: Registry> Switchboard<R> {
                 }
                 // Until the I/O layer has closed it: the backlog, the send queue, and as
                 // much again as a detached session may hold.
-                len - s.unsent() + self.settings.send_queue + self.settings.resume_queue
+                let cap = len - s.unsent() + self.settings.send_queue + self.settings.resume_queue;
+                let cap_bytes = s.queued_bytes() - s.unsent_bytes() + 2 * queue_bytes;
+                len > cap || s.queued_bytes() > cap_bytes
             }
-            None => self.settings.resume_queue,
+            None => {
+                len > self.settings.resume_queue || over_total || s.queued_bytes() > queue_bytes
+            }
         };
-        if len > cap {
+        if doom {
             self.doomed.push(sid);
         }
     }
@@ -458,6 +500,13 @@ impl<R: Registry> Switchboard<R> {
 
     /// Ends the sessions that overflowed while handling the last input.
     fn settle(&mut self) {
+        self.settle_sessions();
+        self.metrics
+            .queued_bytes()
+            .set(i64::try_from(self.held_bytes).unwrap_or(i64::MAX));
+    }
+
+    fn settle_sessions(&mut self) {
         while let Some(sid) = self.doomed.pop() {
             if self.sessions.contains_key(&sid) {
                 warn!(session = sid.0, "queue overflow: ending the session");
@@ -471,6 +520,7 @@ impl<R: Registry> Switchboard<R> {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        self.held_bytes = self.held_bytes.saturating_sub(s.held_bytes());
         self.registry.remove(&s.user, sid);
         self.by_token.remove(&s.token);
         if let Some(at) = s.expires {

@@ -49,6 +49,7 @@ struct Inner {
     connections: Gauge,
     sessions: Gauge,
     calls: Gauge,
+    queued_bytes: Gauge,
     messages_in: Family<Labels, Counter>,
     messages_out: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
@@ -65,6 +66,7 @@ impl Metrics {
     /// Every metric at zero.
     pub fn new() -> Self {
         let (connections, sessions, calls) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let queued_bytes = Gauge::default();
         let (messages_in, messages_out) = (Family::default(), Family::default());
         let (errors, outcomes) = (Family::default(), Family::default());
         let mut registry = Registry::with_prefix("signaling");
@@ -79,6 +81,11 @@ impl Metrics {
             sessions.clone(),
         );
         registry.register("calls", "Calls ringing or connected", calls.clone());
+        registry.register(
+            "queued_bytes",
+            "Bytes queued for clients and kept for their replay, as the byte budgets count them",
+            queued_bytes.clone(),
+        );
         registry.register(
             "messages_in",
             "Messages received, by type",
@@ -100,6 +107,7 @@ impl Metrics {
             connections,
             sessions,
             calls,
+            queued_bytes,
             messages_in,
             messages_out,
             errors,
@@ -126,6 +134,10 @@ impl Metrics {
 
     pub(crate) fn calls(&self) -> &Gauge {
         &self.0.calls
+    }
+
+    pub(crate) fn queued_bytes(&self) -> &Gauge {
+        &self.0.queued_bytes
     }
 
     /// Counts a received message of type `kind` (`invalid`, `rate_limited` for those

@@ -19,6 +19,50 @@ pub struct SessionId(pub u64);
 /// A message on its way to a client, shared between the queue and the replay buffer.
 pub type Outgoing = Arc<ServerMessage>;
 
+/// About how many bytes a message holds in memory: its variable-length fields, plus its
+/// fixed part and the queue slot. Byte budgets count with it (a message shared by several
+/// sessions counts once for each: an overestimate of memory, never an underestimate).
+pub fn weight(msg: &ServerMessage) -> usize {
+    const FIXED: usize = 128;
+    let variable = match msg {
+        ServerMessage::Welcome(w) => {
+            w.session.len()
+                + w.ice_servers
+                    .iter()
+                    .map(|s| {
+                        s.urls.iter().map(String::len).sum::<usize>()
+                            + s.username.as_ref().map_or(0, String::len)
+                            + s.credential.as_ref().map_or(0, String::len)
+                    })
+                    .sum::<usize>()
+        }
+        ServerMessage::Invite(i) => {
+            i.call_id.as_str().len()
+                + i.offer.len()
+                + i.meta
+                    .as_ref()
+                    .map_or(0, |_| signaling_protocol::MAX_META_BYTES)
+        }
+        ServerMessage::Ringing(r) => r.call_id.as_str().len(),
+        ServerMessage::Accepted(a) => a.call_id.as_str().len() + a.answer.len(),
+        ServerMessage::Candidate(c) => {
+            c.call_id.as_str().len()
+                + c.candidate.as_ref().map_or(0, |c| {
+                    c.candidate.len()
+                        + c.sdp_mid.as_ref().map_or(0, String::len)
+                        + c.username_fragment.as_ref().map_or(0, String::len)
+                })
+        }
+        ServerMessage::Renegotiate(r) => r.call_id.as_str().len() + r.description.sdp.len(),
+        ServerMessage::Ended(e) => e.call_id.as_str().len(),
+        ServerMessage::Error(e) => {
+            e.message.len() + e.call_id.as_ref().map_or(0, |c| c.as_str().len())
+        }
+        ServerMessage::Pong => 0,
+    };
+    FIXED + variable
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub user: UserName,
@@ -32,9 +76,13 @@ pub struct Session {
     pub calls: HashMap<CallId, CallKey>,
     /// Messages not yet taken for writing, in order.
     outbox: VecDeque<Outgoing>,
+    /// Their [`weight`].
+    outbox_bytes: usize,
     /// Messages taken for writing and not yet acknowledged, oldest first; the last one has
     /// index `delivered`. Only kept beyond one batch when the client acknowledges.
     unacked: VecDeque<Outgoing>,
+    /// Their [`weight`].
+    unacked_bytes: usize,
     /// How many messages after `welcome` were taken for writing in this session.
     delivered: u64,
     /// The client sends `received` counts, so unacknowledged messages can be replayed.
@@ -43,6 +91,8 @@ pub struct Session {
     /// for it): the I/O layer was handed them at once, so they do not count against the
     /// slow-reader limit until the next [`Session::take`].
     backlog: usize,
+    /// Their bytes.
+    backlog_bytes: usize,
     /// The connection was told to close as a slow reader.
     pub closing: bool,
 }
@@ -56,10 +106,13 @@ impl Session {
             expires: None,
             calls: HashMap::new(),
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
             unacked: VecDeque::new(),
+            unacked_bytes: 0,
             delivered: 0,
             acks,
             backlog: 0,
+            backlog_bytes: 0,
             closing: false,
         }
     }
@@ -68,16 +121,32 @@ impl Session {
     /// Queues `msg`, shared with every other session it goes to (a candidate for ten
     /// ringing devices is one allocation, not ten).
     pub fn push(&mut self, msg: Outgoing) -> usize {
+        self.outbox_bytes += weight(&msg);
         self.outbox.push_back(msg);
         self.outbox.len()
+    }
+
+    /// Bytes queued for writing ([`weight`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox_bytes
+    }
+
+    /// Bytes this session holds: queued, and kept for replay.
+    pub fn held_bytes(&self) -> usize {
+        self.outbox_bytes + self.unacked_bytes
     }
 
     /// Puts `welcome` ahead of everything queued, in place of a `welcome` still queued for
     /// an earlier connection that closed before it was written (found by the fuzzer: the
     /// next connection read two, the stale one first).
     pub fn push_welcome(&mut self, msg: ServerMessage) {
+        let before = self.outbox.len();
         self.outbox
             .retain(|m| !matches!(**m, ServerMessage::Welcome(_)));
+        if self.outbox.len() != before {
+            self.outbox_bytes = self.outbox.iter().map(|m| weight(m)).sum();
+        }
+        self.outbox_bytes += weight(&msg);
         self.outbox.push_front(Arc::new(msg));
     }
 
@@ -91,30 +160,48 @@ impl Session {
         self.outbox.len().saturating_sub(self.backlog)
     }
 
+    /// Bytes of [`Session::unsent`].
+    pub fn unsent_bytes(&self) -> usize {
+        self.outbox_bytes.saturating_sub(self.backlog_bytes)
+    }
+
     /// A connection attaches: what is queued now is its backlog.
     pub fn attach(&mut self, conn: ConnId) -> Option<ConnId> {
         self.backlog = self.outbox.len();
+        self.backlog_bytes = self.outbox_bytes;
         self.closing = false;
         self.conn.replace(conn)
     }
 
     /// Takes every queued message for writing. What the client does not acknowledge stays
-    /// in the replay buffer (at most `keep` messages).
-    pub fn take(&mut self, keep: usize) -> Vec<Outgoing> {
+    /// in the replay buffer (at most `keep` messages and `keep_bytes` bytes: the oldest go
+    /// first).
+    pub fn take(&mut self, keep: usize, keep_bytes: usize) -> Vec<Outgoing> {
         self.backlog = 0;
+        self.backlog_bytes = 0;
         let batch: Vec<Outgoing> = self.outbox.drain(..).collect();
+        self.outbox_bytes = 0;
         if !self.acks {
             self.unacked.clear();
+            self.unacked_bytes = 0;
         }
         for msg in &batch {
             if !matches!(**msg, ServerMessage::Welcome(_)) {
                 self.delivered += 1;
+                self.unacked_bytes += weight(msg);
                 self.unacked.push_back(msg.clone());
             }
         }
-        let limit = if self.acks { keep } else { batch.len() };
-        while self.unacked.len() > limit {
-            self.unacked.pop_front();
+        let (limit, limit_bytes) = if self.acks {
+            (keep, keep_bytes)
+        } else {
+            (batch.len(), usize::MAX)
+        };
+        while self.unacked.len() > limit || self.unacked_bytes > limit_bytes {
+            let Some(old) = self.unacked.pop_front() else {
+                break;
+            };
+            self.unacked_bytes -= weight(&old);
         }
         batch
     }
@@ -123,8 +210,11 @@ impl Session {
     pub fn untake(&mut self, unwritten: &[Outgoing]) {
         for msg in unwritten.iter().rev() {
             if !matches!(**msg, ServerMessage::Welcome(_)) {
-                self.unacked.pop_back();
+                if let Some(m) = self.unacked.pop_back() {
+                    self.unacked_bytes -= weight(&m);
+                }
                 self.delivered = self.delivered.saturating_sub(1);
+                self.outbox_bytes += weight(msg);
                 self.outbox.push_front(msg.clone());
             }
         }
@@ -143,7 +233,9 @@ impl Session {
             .saturating_add(1)
             .saturating_sub(first)
             .min(self.unacked.len() as u64);
-        self.unacked.drain(..done as usize);
+        for m in self.unacked.drain(..done as usize) {
+            self.unacked_bytes -= weight(&m);
+        }
     }
 
     /// On resume: the client got `received` messages. Everything after that which is still
@@ -152,14 +244,17 @@ impl Session {
     pub fn rewind(&mut self, received: Option<u64>) -> u64 {
         let Some(received) = received.filter(|_| self.acks) else {
             self.unacked.clear();
+            self.unacked_bytes = 0;
             return 0;
         };
         let received = received.min(self.delivered);
         let first = self.first_unacked();
         let missing = first.saturating_sub(received + 1);
         let replay: Vec<Outgoing> = self.unacked.drain(..).collect();
+        self.unacked_bytes = 0;
         let skip = (received + 1).saturating_sub(first) as usize;
         for msg in replay.into_iter().skip(skip).rev() {
+            self.outbox_bytes += weight(&msg);
             self.outbox.push_front(msg);
         }
         // Replayed messages are numbered again from what the client counted.
@@ -214,11 +309,11 @@ mod tests {
         for n in 1..=3 {
             s.push(ended(n));
         }
-        let batch = s.take(100);
+        let batch = s.take(100, usize::MAX);
         assert_eq!(ids(&batch), ["welcome", "c1", "c2", "c3"]);
         s.untake(&batch[2..]);
         s.push(ended(4));
-        assert_eq!(ids(&s.take(100)), ["c2", "c3", "c4"]);
+        assert_eq!(ids(&s.take(100, usize::MAX)), ["c2", "c3", "c4"]);
     }
 
     #[test]
@@ -228,13 +323,13 @@ mod tests {
         for n in 1..=5 {
             s.push(ended(n));
         }
-        s.take(100);
+        s.take(100, usize::MAX);
         s.ack(2);
         s.push(ended(6));
         // The socket died; the client got 3 messages, and c6 was never taken.
         assert_eq!(s.rewind(Some(3)), 0);
         s.push_welcome(welcome());
-        assert_eq!(ids(&s.take(100)), ["welcome", "c4", "c5", "c6"]);
+        assert_eq!(ids(&s.take(100, usize::MAX)), ["welcome", "c4", "c5", "c6"]);
         // Indices continue: the client now counts 6.
         s.ack(6);
         assert_eq!(s.unacked.len(), 0);
@@ -246,9 +341,9 @@ mod tests {
         for n in 1..=5 {
             s.push(ended(n));
         }
-        s.take(2);
+        s.take(2, usize::MAX);
         assert_eq!(s.rewind(Some(1)), 2, "c2 and c3 are gone");
-        assert_eq!(ids(&s.take(100)), ["c4", "c5"]);
+        assert_eq!(ids(&s.take(100, usize::MAX)), ["c4", "c5"]);
     }
 
     #[test]
@@ -258,7 +353,7 @@ mod tests {
         s.push(ended(1));
         // The connection closed before anything was written; the next one says hello.
         s.push_welcome(welcome());
-        assert_eq!(ids(&s.take(100)), ["welcome", "c1"]);
+        assert_eq!(ids(&s.take(100, usize::MAX)), ["welcome", "c1"]);
     }
 
     #[test]
@@ -267,8 +362,8 @@ mod tests {
         for n in 1..=3 {
             s.push(ended(n));
         }
-        s.take(100);
+        s.take(100, usize::MAX);
         assert_eq!(s.rewind(None), 0);
-        assert!(s.take(100).is_empty());
+        assert!(s.take(100, usize::MAX).is_empty());
     }
 }

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use signaling_protocol::{
-    Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, Invite, Ping, Reject,
-    RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
+    Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, IceCandidate, Invite,
+    Ping, Reject, RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
 };
 
 use super::*;
@@ -25,6 +25,8 @@ fn settings() -> Settings {
         max_sessions_per_user: 3,
         send_queue: 8,
         resume_queue: 16,
+        queue_bytes: 1 << 20,
+        total_queue_bytes: 64 << 20,
         rate: Some((50, 200)),
     }
 }
@@ -564,6 +566,51 @@ fn a_resumed_reader_that_never_reads_is_still_bounded() {
     assert!(
         queued <= 33 + 8 + 16,
         "{queued} messages queued for a reader that never reads"
+    );
+}
+
+#[test]
+fn a_detached_session_over_its_byte_budget_ends_and_its_bytes_are_freed() {
+    // Issue 16, item 2: counts alone let a detached session hold 1,024 messages of 64 KiB.
+    let mut h = Harness::new();
+    let alice = h.connect("alice");
+    let bob = h.connect("bob");
+    h.invite(alice, "c1", "bob");
+    h.take(bob);
+    h.accept(bob, "c1");
+    h.take(alice);
+    h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
+    let big = "x".repeat(100 * 1024);
+    let mut sent = 0;
+    while h.board.session_count() == 2 {
+        assert!(
+            sent < 12,
+            "1 MiB of candidates queued and the session lives on"
+        );
+        h.send(
+            bob,
+            ClientMessage::Candidate(Candidate {
+                call_id: id("c1"),
+                candidate: Some(IceCandidate {
+                    candidate: big.clone(),
+                    sdp_mid: None,
+                    sdp_m_line_index: None,
+                    username_fragment: None,
+                }),
+            }),
+        );
+        sent += 1;
+    }
+    assert_eq!(sent, 11, "ended at the candidate that took it past 1 MiB");
+    assert!(h.take(bob).contains(&ended("c1", EndReason::PeerLost)));
+    assert!(h.board.held_bytes() < 1024, "bob's replay buffer only");
+    h.board.disconnected(bob, Disconnect::SignedOff, &[], h.now);
+    assert_eq!(h.board.held_bytes(), 0, "every byte accounted for");
+    assert!(
+        h.board
+            .metrics
+            .encode()
+            .contains("signaling_queued_bytes 0")
     );
 }
 
