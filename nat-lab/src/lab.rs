@@ -23,9 +23,14 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// `env!("CARGO_BIN_EXE_…")`; `lab-matrix` finds them beside itself.
 #[derive(Clone, Debug)]
 pub struct Programs {
+    /// `lab-signaling`: the signaling server with its embedded relay.
     pub signaling: PathBuf,
+    /// `lab-call`: the SDK's `call` example.
     pub call: PathBuf,
+    /// `lab-answer`: the SDK's `answer` example.
     pub answer: PathBuf,
+    /// `lab-shaper`: the userspace netem behind `scripts/nat-lab shape`.
+    pub shaper: PathBuf,
 }
 
 impl Programs {
@@ -37,10 +42,12 @@ impl Programs {
             signaling: dir.join("lab-signaling"),
             call: dir.join("lab-call"),
             answer: dir.join("lab-answer"),
+            shaper: dir.join("lab-shaper"),
         }
     }
 }
 
+/// A running lab: its namespaces (under its prefix) and its signaling server.
 pub struct NatLab {
     prefix: String,
     programs: Programs,
@@ -55,7 +62,8 @@ pub struct NatLab {
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
-fn script() -> PathBuf {
+/// `scripts/nat-lab`.
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-lab")
 }
 
@@ -92,8 +100,14 @@ impl NatLab {
         Some(lab)
     }
 
+    /// The programs this lab runs.
     pub fn programs(&self) -> &Programs {
         &self.programs
+    }
+
+    /// The prefix of the lab's namespaces (`NAT_LAB_PREFIX` of the script).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     fn script(&self, args: &[&str]) {
@@ -167,6 +181,7 @@ impl NatLab {
         self.signaling = Some(server);
     }
 
+    /// The signaling server's WebSocket URL, as peers inside the lab reach it.
     pub fn ws_url(&self) -> String {
         format!("ws://{PUBLIC}:8080/ws")
     }

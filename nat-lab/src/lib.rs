@@ -14,9 +14,13 @@ pub mod lab;
 pub mod matrix;
 pub mod pki;
 pub mod sdk_call;
+pub mod shaped_link;
+pub mod shaper;
 pub mod table;
 
 pub use browser_peer::{BrowserOutcome, BrowserPeer};
 pub use lab::{NatLab, PUBLIC, Programs};
 pub use pki::Pki;
 pub use sdk_call::{CONNECT, CallOutcome, Pair};
+pub use shaped_link::{ShapedCounters, ShapedLink};
+pub use shaper::{Counters, Impairment};

@@ -1,8 +1,9 @@
 //! An impaired network (issue 16): alice's LAN host drops 5% of what it sends and of what it
 //! receives, at random (`scripts/nat-lab lossy`, iptables `statistic`). Signaling (TCP)
 //! retransmits, ICE retries its checks, and SCTP repairs the data channel: the call
-//! connects, and a 4 MiB file arrives byte for byte. `tc netem` (added delay, reordering)
-//! is not in this machine's kernel, so only loss is exercised here. docs/nat-lab.md.
+//! connects, and a 4 MiB file arrives byte for byte. Only loss here; delay, jitter and
+//! reordering on top of it are `impaired.rs`, through the lab's userspace shaper (`tc
+//! netem` is not in this machine's kernel). docs/nat-lab.md.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod support;

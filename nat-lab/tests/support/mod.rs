@@ -12,6 +12,7 @@ pub fn programs() -> Programs {
         signaling: env!("CARGO_BIN_EXE_lab-signaling").into(),
         call: env!("CARGO_BIN_EXE_lab-call").into(),
         answer: env!("CARGO_BIN_EXE_lab-answer").into(),
+        shaper: env!("CARGO_BIN_EXE_lab-shaper").into(),
     }
 }
 
@@ -34,9 +35,15 @@ pub fn browser_pki(prefix: &str) -> Option<Pki> {
     Pki::new(&pki_dir(prefix))
 }
 
-/// What [`transfer`] saw: the sender's path line and the relay's byte count during it.
+/// What [`transfer`] saw: the sender's path line, its summary, and the relay's byte count
+/// during it.
 pub struct Transfer {
+    /// `path <local>/<remote>[, relay <t>]`.
     pub path: String,
+    /// `sent <n> bytes in <s> s, <r> MB/s`: from the channel's opening to the receiver's
+    /// reply.
+    pub sent: String,
+    /// What the relay carried meanwhile, both ways.
     pub relayed: u64,
 }
 
@@ -96,6 +103,9 @@ pub async fn transfer(
     let path = alice
         .wait_line("the path", |l| l.starts_with("path "))
         .await;
+    let sent = alice
+        .wait_line("the sender's summary", |l| l.starts_with("sent "))
+        .await;
     assert!(alice.exit().await, "the sender failed");
     assert!(bob.exit().await, "the receiver failed");
     let received = std::fs::read(inbox.join("payload.bin")).unwrap();
@@ -103,5 +113,9 @@ pub async fn transfer(
     assert!(received == data, "the file arrived changed");
     let relayed = lab.relayed_bytes() - relayed_before;
     let _ = std::fs::remove_dir_all(&dir);
-    Transfer { path, relayed }
+    Transfer {
+        path,
+        sent,
+        relayed,
+    }
 }
