@@ -147,6 +147,10 @@ async fn a_reader_that_never_reads_is_dropped_and_loses_nothing() {
         c.send_queue = 16;
         c.rate_per_s = 10_000;
         c.rate_burst = 10_000;
+        // What loopback's socket buffers swallowed unread (up to 36 MiB) must fit in the
+        // replay buffer, whose bytes the default 4 MiB `queue_bytes` bounds (past it the
+        // oldest are dropped: wire_session.rs has the budget's own test).
+        c.queue_bytes = 64 << 20;
     })
     .await;
     let addr = server.local_addr();
