@@ -190,6 +190,20 @@ impl Watchdog {
     }
 }
 
+/// One run, watched: whether it reached something new, or the panic message.
+fn try_input(
+    target: &Target,
+    coverage: &mut Coverage,
+    watchdog: &Watchdog,
+    data: &[u8],
+    run: u64,
+) -> Result<bool, String> {
+    watchdog.arm(run, data);
+    coverage.reset();
+    run_one(target, data)?;
+    Ok(coverage.merge() > 0)
+}
+
 /// Fuzzes `target` until the CPU time or run budget of `options` is spent.
 pub fn fuzz(target: &Target, options: &Options) -> Result<Summary, FuzzError> {
     let mut coverage = Coverage::new();
@@ -220,12 +234,9 @@ pub fn fuzz(target: &Target, options: &Options) -> Result<Summary, FuzzError> {
     let stored_count = stored.len();
     for data in stored.into_iter().chain((target.seeds)()) {
         runs += 1;
-        watchdog.arm(runs, &data);
-        coverage.reset();
-        if let Err(message) = run_one(target, &data) {
-            return Err(crash(&data, message));
-        }
-        if coverage.merge() > 0 {
+        let new = try_input(target, &mut coverage, &watchdog, &data, runs)
+            .map_err(|message| crash(&data, message))?;
+        if new {
             corpus.push(data);
         }
     }
@@ -275,12 +286,9 @@ pub fn fuzz(target: &Target, options: &Options) -> Result<Summary, FuzzError> {
         data.extend_from_slice(&corpus[pick]);
         mutate(&mut data, &corpus[other], options.max_len, &mut rng);
         runs += 1;
-        watchdog.arm(runs, &data);
-        coverage.reset();
-        if let Err(message) = run_one(target, &data) {
-            return Err(crash(&data, message));
-        }
-        if coverage.merge() > 0 {
+        let new = try_input(target, &mut coverage, &watchdog, &data, runs)
+            .map_err(|message| crash(&data, message))?;
+        if new {
             save(&options.corpus, &data, "")?;
             corpus.push(data.clone());
             found += 1;

@@ -142,6 +142,18 @@ impl Harness {
         );
     }
 
+    /// alice has called bob on `c1`, bob accepted, both have read everything.
+    fn in_a_call() -> (Self, ConnId, ConnId) {
+        let mut h = Self::new();
+        let alice = h.connect("alice");
+        let bob = h.connect("bob");
+        h.invite(alice, "c1", "bob");
+        h.take(bob);
+        h.accept(bob, "c1");
+        h.take(alice);
+        (h, alice, bob)
+    }
+
     fn advance(&mut self, d: Duration) {
         self.now += d;
         self.board.handle_timeout(self.now);
@@ -154,6 +166,14 @@ impl Harness {
 
 fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
     ServerMessage::ended(id(call_id), reason)
+}
+
+/// An end-of-candidates on `c1`.
+fn no_more_candidates() -> ClientMessage {
+    ClientMessage::Candidate(Candidate {
+        call_id: id("c1"),
+        candidate: None,
+    })
 }
 
 fn error_code(msgs: &[ServerMessage]) -> Option<ErrorCode> {
@@ -523,27 +543,15 @@ fn a_resumed_reader_that_never_reads_is_still_bounded() {
     // Found by the fuzzer: after a resume whose replay left more than `send_queue` (and
     // `resume_queue`) messages queued, the limits, met with `==`, were never met again, and
     // the queue of a client that never read grew without bound.
-    let mut h = Harness::new();
-    let alice = h.connect("alice");
-    let bob = h.connect("bob");
-    h.invite(alice, "c1", "bob");
-    h.take(bob);
-    h.accept(bob, "c1");
-    h.take(alice);
-    let candidate = || {
-        ClientMessage::Candidate(Candidate {
-            call_id: id("c1"),
-            candidate: None,
-        })
-    };
+    let (mut h, alice, bob) = Harness::in_a_call();
     // 16 messages written that alice never read, and 16 more while she is away.
     for _ in 0..16 {
-        h.send(bob, candidate());
+        h.send(bob, no_more_candidates());
     }
     h.board.take_outbox(alice);
     h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     for _ in 0..16 {
-        h.send(bob, candidate());
+        h.send(bob, no_more_candidates());
     }
     let token = h.token("alice");
     let again = ConnId(50);
@@ -551,7 +559,7 @@ fn a_resumed_reader_that_never_reads_is_still_bounded() {
     h.outputs();
     // Her replay (33 with the welcome) is the I/O layer's to write; she reads nothing.
     for _ in 0..100 {
-        h.send(bob, candidate());
+        h.send(bob, no_more_candidates());
     }
     let outs = h.outputs();
     assert!(
@@ -572,13 +580,7 @@ fn a_resumed_reader_that_never_reads_is_still_bounded() {
 #[test]
 fn a_detached_session_over_its_byte_budget_ends_and_its_bytes_are_freed() {
     // Issue 16, item 2: counts alone let a detached session hold 1,024 messages of 64 KiB.
-    let mut h = Harness::new();
-    let alice = h.connect("alice");
-    let bob = h.connect("bob");
-    h.invite(alice, "c1", "bob");
-    h.take(bob);
-    h.accept(bob, "c1");
-    h.take(alice);
+    let (mut h, alice, bob) = Harness::in_a_call();
     h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     let big = "x".repeat(100 * 1024);
     let mut sent = 0;
