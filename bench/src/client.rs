@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use bench_support::BenchError;
 
+/// A client's WebSocket to the server.
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// How long any single protocol step may take before the run fails.
@@ -19,19 +20,7 @@ pub const STEP: Duration = Duration::from_secs(30);
 
 /// Connects from `source` (any 127.x address) and completes `hello`.
 pub async fn join(server: SocketAddr, source: IpAddr, user: &str) -> Result<Ws, BenchError> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    let stream = tokio::time::timeout(STEP, socket.connect(server)).await??;
-    stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(0);
-    let url = format!("ws://{server}/ws");
-    let (mut ws, _) = tokio::time::timeout(
-        STEP,
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)),
-    )
-    .await??;
+    let mut ws = open(server, source).await?;
     let hello = Hello {
         version: 1,
         user: user.into(),
@@ -48,6 +37,26 @@ pub async fn join(server: SocketAddr, source: IpAddr, user: &str) -> Result<Ws, 
     }
 }
 
+/// Opens a WebSocket from `source` (any 127.x address) to the server's `/ws`, before
+/// `hello`.
+pub async fn open(server: SocketAddr, source: IpAddr) -> Result<Ws, BenchError> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = tokio::time::timeout(STEP, socket.connect(server)).await??;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(0);
+    let url = format!("ws://{server}/ws");
+    let (ws, _) = tokio::time::timeout(
+        STEP,
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)),
+    )
+    .await??;
+    Ok(ws)
+}
+
+/// Sends one protocol message.
 pub async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), BenchError> {
     let text = serde_json::to_string(msg).map_err(|e| BenchError::Protocol(e.to_string()))?;
     tokio::time::timeout(STEP, ws.send(Message::Text(text.into()))).await??;

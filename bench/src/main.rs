@@ -1,5 +1,7 @@
 //! `signaling-bench`: runs the signaling server as a child process and measures
 //! memory per idle connection, call setup rate and relay latency. Prints a markdown table.
+//! With `--soak`, it runs the soak instead (module [`soak`]): calls through signaling and
+//! the embedded relay for a long time, with sockets dropped and sessions resumed.
 //!
 //! Every phase is bounded in count and time; all traffic stays on 127.0.0.0/8.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock; the server does not
@@ -7,6 +9,7 @@
 mod calls;
 mod client;
 mod server_process;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,8 +29,9 @@ struct Args {
     /// Idle sessions to open and hold.
     #[arg(long, default_value_t = 50_000)]
     idle: usize,
-    /// Concurrent calls (2 sessions each).
-    #[arg(long, default_value_t = 500)]
+    /// Concurrent calls (2 sessions each); with --soak, calls over the whole run
+    /// [with --soak, default: 1000].
+    #[arg(long, default_value_t = 500, default_value_if("soak", "true", "1000"))]
     calls: usize,
     /// Candidate messages per second, all calls together.
     #[arg(long, default_value_t = 10_000)]
@@ -36,9 +40,17 @@ struct Args {
     /// `taskset -c 1` so the two do not compete for the same core.
     #[arg(long)]
     server_cpus: Option<String>,
-    /// Duration of the relay phase, seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Duration of the relay phase, seconds; with --soak, of the whole run
+    /// [with --soak, default: 1800].
+    #[arg(long, default_value_t = 10, default_value_if("soak", "true", "1800"))]
     seconds: u64,
+    /// Run the soak instead: calls through signaling and the embedded relay with sockets
+    /// dropped and sessions resumed; fails on any lost, duplicated or reordered message.
+    #[arg(long)]
+    soak: bool,
+    /// With --soak: seeds which sockets drop and when (the same seed, the same drops).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -57,6 +69,16 @@ fn ms(us: u64) -> String {
 async fn main() -> Result<(), BenchError> {
     let args = Args::parse();
     rlimit::increase_nofile_limit(u64::MAX)?;
+    if args.soak {
+        let soak = soak::SoakArgs {
+            server: args.server,
+            seconds: args.seconds,
+            calls: args.calls,
+            seed: args.seed,
+        };
+        let deadline = Duration::from_secs(300 + soak.seconds);
+        return tokio::time::timeout(deadline, soak::run(soak)).await?;
+    }
     let deadline = Duration::from_secs(600 + args.seconds);
     tokio::time::timeout(deadline, run(args)).await?
 }
@@ -168,4 +190,19 @@ async fn run(args: Args) -> Result<(), BenchError> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soak_has_defaults_of_its_own() {
+        let load = Args::parse_from(["signaling-bench"]);
+        assert_eq!((load.soak, load.calls, load.seconds), (false, 500, 10));
+        let soak = Args::parse_from(["signaling-bench", "--soak"]);
+        assert_eq!((soak.soak, soak.calls, soak.seconds), (true, 1000, 1800));
+        let short = Args::parse_from(["signaling-bench", "--soak", "--seconds", "60"]);
+        assert_eq!((short.calls, short.seconds, short.seed), (1000, 60, 1));
+    }
 }

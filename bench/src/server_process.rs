@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use bench_support::{BenchError, ChildProcess};
 
+/// A running signaling server; dropping it stops the server.
 pub struct ServerProcess {
     process: ChildProcess,
+    /// Where it listens for WebSockets (`ws://<addr>/ws`).
     pub addr: SocketAddr,
 }
 
@@ -16,13 +18,33 @@ impl ServerProcess {
     /// Starts `binary` on a free loopback port with limits raised for the load.
     /// With `cpus` (e.g. "0"), the server runs pinned to those CPUs (via `taskset`).
     pub async fn start(binary: &Path, cpus: Option<&str>) -> Result<ServerProcess, BenchError> {
+        let load = ["--heartbeat-s", "600", "--max-connections", "200000"]
+            .into_iter()
+            .chain(["--rate-per-s", "1000", "--rate-burst", "1000"]);
+        ServerProcess::start_with(binary, cpus, load).await
+    }
+
+    /// Starts `binary` on a free loopback port with its default limits and the embedded
+    /// TURN relay on a free loopback port, allowed to relay between loopback addresses
+    /// (what `--soak` needs: real clients, real relay, nothing raised).
+    pub async fn start_with_relay(binary: &Path) -> Result<ServerProcess, BenchError> {
+        let relay = ["--turn-listen", "127.0.0.1:0"]
+            .into_iter()
+            .chain(["--turn-allow-peers", "127.0.0.0/8"]);
+        ServerProcess::start_with(binary, None, relay).await
+    }
+
+    async fn start_with(
+        binary: &Path,
+        cpus: Option<&str>,
+        args: impl IntoIterator<Item = &'static str>,
+    ) -> Result<ServerProcess, BenchError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut process = ChildProcess::start(binary, cpus, |command| {
             command
                 .args(["--listen", &addr.to_string(), "--log", "warn"])
-                .args(["--heartbeat-s", "600", "--max-connections", "200000"])
-                .args(["--rate-per-s", "1000", "--rate-burst", "1000"])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit());
         })?;
@@ -49,6 +71,17 @@ impl ServerProcess {
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .ok_or_else(|| problem("no VmRSS line with a size in kB".into()))?;
         Ok(kib * 1024)
+    }
+
+    /// Open file descriptors of the server (sockets included): the entries of
+    /// `/proc/<pid>/fd`.
+    pub fn open_fds(&self) -> Result<u64, BenchError> {
+        let path = format!("/proc/{}/fd", self.process.id());
+        let entries = std::fs::read_dir(&path).map_err(|e| BenchError::Proc {
+            path: path.clone().into(),
+            problem: format!("cannot list: {e}"),
+        })?;
+        Ok(entries.count() as u64)
     }
 
     /// CPU time the server has used so far (user + system), seconds.
