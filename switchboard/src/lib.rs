@@ -23,7 +23,7 @@ mod tests;
 pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
 pub use metrics::Metrics;
 pub use registry::{MemoryRegistry, Registry};
-pub use session::{ConnId, Outgoing, SessionId, weight};
+pub use session::{ConnId, Outgoing, SessionId};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -69,8 +69,8 @@ pub struct Settings {
     pub send_queue: usize,
     /// Queued (or kept for replay) messages past which a detached session ends.
     pub resume_queue: usize,
-    /// Bytes ([`session::weight`]) queued for one session past which it is treated as
-    /// over its queue (a connected reader is dropped as too slow, a detached session ends);
+    /// Bytes queued for one session (each message counted as its variable-length fields
+    /// plus 128) past which it is treated as over its queue (a connected reader is dropped as too slow, a detached session ends);
     /// its replay buffer keeps at most as many bytes besides.
     pub queue_bytes: usize,
     /// Bytes queued and kept for replay, all sessions together, past which the session a
@@ -105,6 +105,12 @@ pub enum Disconnect {
     /// Anything else (a dropped socket, going away, an error): the session waits
     /// `resume_ttl` for a resume.
     Dropped,
+}
+
+/// Whether a session without a connection holds more than a detached session may:
+/// `resume_queue` messages or `queue_bytes` bytes queued.
+fn over_detached_limits(settings: &Settings, s: &Session) -> bool {
+    s.queued() > settings.resume_queue || s.queued_bytes() > settings.queue_bytes
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -378,9 +384,7 @@ impl<R: Registry> Switchboard<R> {
         } else {
             let at = now + self.settings.resume_ttl;
             s.expires = Some(at);
-            if s.queued() > self.settings.resume_queue
-                || s.queued_bytes() > self.settings.queue_bytes
-            {
+            if over_detached_limits(&self.settings, s) {
                 self.doomed.push(sid);
             }
             info!(user = %s.user, session = sid.0, "session detached, waiting for a resume");
@@ -449,8 +453,9 @@ impl<R: Registry> Switchboard<R> {
             return;
         };
         debug!(session = sid.0, kind = msg.kind(), "queued");
-        self.held_bytes += weight(&msg);
+        let before = s.held_bytes();
         let len = s.push(msg);
+        self.held_bytes += s.held_bytes() - before;
         let (queue_bytes, total_bytes) =
             (self.settings.queue_bytes, self.settings.total_queue_bytes);
         // Over its byte budget, or the server over its own while this session has a backlog
@@ -480,9 +485,7 @@ impl<R: Registry> Switchboard<R> {
                 let cap_bytes = s.queued_bytes() - s.unsent_bytes() + 2 * queue_bytes;
                 len > cap || s.queued_bytes() > cap_bytes
             }
-            None => {
-                len > self.settings.resume_queue || over_total || s.queued_bytes() > queue_bytes
-            }
+            None => over_total || over_detached_limits(&self.settings, s),
         };
         if doom {
             self.doomed.push(sid);
@@ -500,19 +503,15 @@ impl<R: Registry> Switchboard<R> {
 
     /// Ends the sessions that overflowed while handling the last input.
     fn settle(&mut self) {
-        self.settle_sessions();
-        self.metrics
-            .queued_bytes()
-            .set(i64::try_from(self.held_bytes).unwrap_or(i64::MAX));
-    }
-
-    fn settle_sessions(&mut self) {
         while let Some(sid) = self.doomed.pop() {
             if self.sessions.contains_key(&sid) {
                 warn!(session = sid.0, "queue overflow: ending the session");
                 self.end_session(sid);
             }
         }
+        self.metrics
+            .queued_bytes()
+            .set(i64::try_from(self.held_bytes).unwrap_or(i64::MAX));
     }
 
     /// Ends a session: its calls end for the other parties with `peer_lost`.

@@ -140,11 +140,13 @@ impl Session {
     /// an earlier connection that closed before it was written (found by the fuzzer: the
     /// next connection read two, the stale one first).
     pub fn push_welcome(&mut self, msg: ServerMessage) {
-        let before = self.outbox.len();
-        self.outbox
-            .retain(|m| !matches!(**m, ServerMessage::Welcome(_)));
-        if self.outbox.len() != before {
-            self.outbox_bytes = self.outbox.iter().map(|m| weight(m)).sum();
+        if let Some(i) = self
+            .outbox
+            .iter()
+            .position(|m| matches!(**m, ServerMessage::Welcome(_)))
+            && let Some(stale) = self.outbox.remove(i)
+        {
+            self.outbox_bytes -= weight(&stale);
         }
         self.outbox_bytes += weight(&msg);
         self.outbox.push_front(Arc::new(msg));

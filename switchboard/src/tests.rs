@@ -168,6 +168,15 @@ fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
     ServerMessage::ended(id(call_id), reason)
 }
 
+/// What the switchboard says to a reader it drops as too slow.
+fn dropped_as_slow(conn: ConnId) -> Output {
+    Output::Close {
+        conn,
+        code: CLOSE_POLICY,
+        reason: "send queue full",
+    }
+}
+
 /// An end-of-candidates on `c1`.
 fn no_more_candidates() -> ClientMessage {
     ClientMessage::Candidate(Candidate {
@@ -495,14 +504,7 @@ fn a_slow_reader_is_dropped_without_losing_messages() {
         h.send(alice, ClientMessage::Ping(Ping::default()));
     }
     let outs = h.outputs();
-    assert!(
-        outs.contains(&Output::Close {
-            conn: alice,
-            code: CLOSE_POLICY,
-            reason: "send queue full"
-        }),
-        "{outs:?}"
-    );
+    assert!(outs.contains(&dropped_as_slow(alice)), "{outs:?}");
     h.board.disconnected(alice, Disconnect::Dropped, &[], h.now);
     assert_eq!(h.board.session_count(), 1, "the session waits for a resume");
     let token = h.token("alice");
@@ -562,14 +564,7 @@ fn a_resumed_reader_that_never_reads_is_still_bounded() {
         h.send(bob, no_more_candidates());
     }
     let outs = h.outputs();
-    assert!(
-        outs.contains(&Output::Close {
-            conn: again,
-            code: CLOSE_POLICY,
-            reason: "send queue full"
-        }),
-        "{outs:?}"
-    );
+    assert!(outs.contains(&dropped_as_slow(again)), "{outs:?}");
     let queued = h.board.take_outbox(again).len();
     assert!(
         queued <= 33 + 8 + 16,
