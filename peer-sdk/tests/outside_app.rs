@@ -16,14 +16,22 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The crates.io names of the crates we vendor; none may be in the app's graph.
-const UPSTREAM: [&str; 5] = ["webrtc", "rtc", "rtc-ice", "rtc-datachannel", "rtc-sctp"];
+const UPSTREAM: [&str; 6] = [
+    "webrtc",
+    "rtc",
+    "rtc-ice",
+    "rtc-datachannel",
+    "rtc-sctp",
+    "rtc-dtls",
+];
 /// Our names for them; all must be, from `vendor/`.
-const VENDORED: [&str; 5] = [
+const VENDORED: [&str; 6] = [
     "peer-sdk-webrtc",
     "peer-sdk-rtc",
     "peer-sdk-rtc-ice",
     "peer-sdk-rtc-datachannel",
     "peer-sdk-rtc-sctp",
+    "peer-sdk-rtc-dtls",
 ];
 
 /// The app's directory, removed when the test ends.

@@ -200,6 +200,7 @@ pub struct Connect {
 impl Connect {
     /// Signs in, or exits with the reason.
     pub async fn client(&self) -> peer_sdk::Client {
+        logs();
         let mut options = peer_sdk::ClientOptions::default();
         if self.relay_only {
             options.peer.policy = peer_sdk::IcePolicy::RelayOnly;
@@ -266,5 +267,16 @@ fn hint(e: &peer_sdk::Error) -> Option<&'static str> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// With `RUST_LOG` set (e.g. `RUST_LOG=peer_sdk=debug,rtc_dtls=trace`), the SDK's and
+/// webrtc-rs's logs go to stderr; without it, nothing is logged.
+fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }

@@ -192,7 +192,11 @@ impl DTLSConn {
                 srv_cli_str(self.state.is_client),
                 self.current_flight
             );
-            self.current_retransmit_timer = None;
+            // The retransmit timer stays armed until the peer's flight is complete (the
+            // `Ok` arm below moves on to `Preparing`, whose `send` arms it afresh). Packets
+            // that do not complete the flight (a repeat of the peer's previous flight, or
+            // part of the next one) must not disarm it: our flight may be the one that was
+            // lost, and nothing else would ever send it again.
             let result = self.current_flight.parse(
                 /*&mut self.handle_queue_tx,*/ &mut self.state,
                 &self.cache,
@@ -222,6 +226,7 @@ impl DTLSConn {
                         self.current_flight,
                         next_flight
                     );
+                    self.current_retransmit_timer = None;
                     if next_flight.is_last_recv_flight()
                         && self.current_flight.to_string() == next_flight.to_string()
                     {
