@@ -82,6 +82,11 @@ impl Hub {
                         s.close.notify_one();
                     }
                 }
+                // Only a clustered switchboard emits these, and this one is not.
+                Output::Lookup { .. }
+                | Output::Node { .. }
+                | Output::Registered { .. }
+                | Output::Unregistered { .. } => {}
             }
         }
         let next = self.board.poll_timeout();

@@ -12,16 +12,21 @@
 
 mod call;
 mod calls;
+#[cfg(test)]
+mod cluster_tests;
 mod connection_policy;
 mod deadlines;
 mod metrics;
+mod node;
 mod registry;
 mod session;
 #[cfg(test)]
 mod tests;
 
+pub use call::CallKey;
 pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
 pub use metrics::Metrics;
+pub use node::{CallRef, NodeId, NodeMessage, RingAnswer, SessionAddr};
 pub use registry::{MemoryRegistry, Registry};
 pub use session::{ConnId, Outgoing, SessionId};
 
@@ -39,10 +44,9 @@ use signaling_protocol::{
 };
 use tracing::{debug, info, warn};
 
-use crate::call::{Call, CallKey, CallState, Side};
+use crate::call::Call;
 use crate::deadlines::Deadlines;
-use crate::metrics::Outcome;
-use crate::session::Session;
+use crate::session::{Membership, Session};
 
 /// Close code for a socket whose session was resumed on another socket.
 pub const CLOSE_TAKEN_OVER: u16 = 4000;
@@ -82,7 +86,7 @@ pub struct Settings {
 }
 
 /// What the I/O layer must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// The session on this connection has messages queued: call [`Switchboard::take_outbox`].
     Wake(ConnId),
@@ -94,6 +98,37 @@ pub enum Output {
         code: u16,
         /// The close frame's reason text.
         reason: &'static str,
+    },
+    /// In a cluster: find `user`'s sessions on every node and answer with
+    /// [`Switchboard::lookup_done`] for `call` (an invite waits for it).
+    Lookup {
+        /// The call whose callee is looked up.
+        call: CallKey,
+        /// The callee.
+        user: UserName,
+    },
+    /// In a cluster: carry `msg` to node `to`'s switchboard ([`Switchboard::from_node`]), in
+    /// order with everything else sent to that node.
+    Node {
+        /// The node.
+        to: NodeId,
+        /// What its switchboard is told.
+        msg: NodeMessage,
+    },
+    /// In a cluster: `user` has a new session here (the shell records it where other nodes
+    /// look it up).
+    Registered {
+        /// The user.
+        user: UserName,
+        /// The session.
+        session: SessionId,
+    },
+    /// In a cluster: `user`'s session here ended.
+    Unregistered {
+        /// The user.
+        user: UserName,
+        /// The session.
+        session: SessionId,
     },
 }
 
@@ -139,6 +174,13 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     now: Instant,
     /// [`Session::held_bytes`] of every session.
     held_bytes: usize,
+    /// This node's name ([`Self::clustered`]).
+    node: NodeId,
+    /// Whether other nodes exist: invites look the callee up ([`Output::Lookup`]), and
+    /// sessions are announced ([`Output::Registered`]).
+    clustered: bool,
+    /// Invites waiting for their lookup: the `invite` their callee's sessions will get.
+    pending_invites: HashMap<CallKey, Outgoing>,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -168,7 +210,25 @@ impl<R: Registry> Switchboard<R> {
             metrics,
             now,
             held_bytes: 0,
+            node: NodeId::new("local"),
+            clustered: false,
+            pending_invites: HashMap::new(),
         }
+    }
+
+    /// The switchboard of node `node` of a cluster: it looks callees up and talks to the
+    /// other nodes' switchboards through its outputs ([`Output::Lookup`], [`Output::Node`],
+    /// [`Output::Registered`]).
+    #[must_use]
+    pub fn clustered(mut self, node: NodeId) -> Self {
+        self.node = node;
+        self.clustered = true;
+        self
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &NodeId {
+        &self.node
     }
 
     /// Bytes queued and kept for replay, all sessions together ([`Settings::total_queue_bytes`]).
@@ -269,6 +329,12 @@ impl<R: Registry> Switchboard<R> {
         let token = URL_SAFE_NO_PAD.encode(bytes);
         info!(user = %user, session = sid.0, "session started");
         self.registry.insert(&user, sid);
+        if self.clustered {
+            self.outputs.push_back(Output::Registered {
+                user: user.clone(),
+                session: sid,
+            });
+        }
         self.by_token.insert(token.clone(), sid);
         self.by_conn.insert(conn, sid);
         self.sessions
@@ -321,11 +387,11 @@ impl<R: Registry> Switchboard<R> {
                 self.send(sid, ServerMessage::Pong);
             }
             ClientMessage::Invite(m) => self.invite(sid, m),
-            ClientMessage::Accept(m) => self.accept(sid, m),
-            ClientMessage::Reject(m) => self.reject(sid, &m.call_id, m.reason.into()),
-            ClientMessage::Candidate(m) => self.candidate(sid, m),
-            ClientMessage::Renegotiate(m) => self.renegotiate(sid, m),
-            ClientMessage::Hangup(m) => self.hangup(sid, &m.call_id),
+            msg @ (ClientMessage::Accept(_)
+            | ClientMessage::Reject(_)
+            | ClientMessage::Candidate(_)
+            | ClientMessage::Renegotiate(_)
+            | ClientMessage::Hangup(_)) => self.call_message(sid, msg),
         }
         self.settle();
     }
@@ -406,6 +472,161 @@ impl<R: Registry> Switchboard<R> {
                     }
                     self.end_session(sid);
                 }
+            }
+        }
+        self.settle();
+    }
+
+    /// The answer to [`Output::Lookup`] for `call`: the callee's sessions on every node
+    /// (those of this node are taken from its own index, whatever the answer says), or
+    /// `Err` when the lookup failed (Redis unreachable): then only this node's sessions
+    /// ring.
+    pub fn lookup_done(
+        &mut self,
+        call: CallKey,
+        found: Result<Vec<SessionAddr>, ()>,
+        now: Instant,
+    ) {
+        self.now = now;
+        if found.is_err() {
+            warn!(
+                call = call.0,
+                "lookup failed: ringing this node's sessions only"
+            );
+        }
+        self.ring(call, &found.unwrap_or_default());
+        self.settle();
+    }
+
+    /// What node `from`'s switchboard sent this one ([`Output::Node`] there).
+    pub fn from_node(&mut self, from: NodeId, msg: NodeMessage, now: Instant) {
+        self.now = now;
+        debug!(from = %from, kind = msg.kind(), "from node");
+        match msg {
+            NodeMessage::Ring {
+                call,
+                session,
+                caller,
+                invite,
+            } => self.rung(from, call, session, &caller, invite),
+            NodeMessage::RingAnswer {
+                call,
+                session,
+                answer,
+            } => {
+                let party = SessionAddr {
+                    node: from,
+                    session,
+                };
+                self.ring_answered(call, party, answer);
+            }
+            NodeMessage::Input { call, session, msg } => {
+                self.call_input(
+                    call,
+                    SessionAddr {
+                        node: from,
+                        session,
+                    },
+                    msg,
+                );
+            }
+            NodeMessage::Deliver {
+                session,
+                call,
+                call_id,
+                msg,
+                leave,
+            } => self.delivered(&from, session, call, call_id, msg, leave),
+            NodeMessage::Left { call, session } => {
+                self.leave_call(
+                    call,
+                    &SessionAddr {
+                        node: from,
+                        session,
+                    },
+                );
+            }
+        }
+        self.settle();
+    }
+
+    /// A message from call `call` on node `home` for `sid`: queued only if `sid` is in that
+    /// call (or it is no call's: an `error`).
+    fn delivered(
+        &mut self,
+        home: &NodeId,
+        sid: SessionId,
+        call: Option<CallKey>,
+        call_id: Option<CallId>,
+        msg: Option<ServerMessage>,
+        leave: bool,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if let (Some(key), Some(call_id)) = (call, &call_id) {
+            let member = Membership::Remote(CallRef {
+                home: home.clone(),
+                key,
+            });
+            if s.calls.get(call_id) != Some(&member) {
+                debug!(session = sid.0, call = %call_id, "not in that call: dropped");
+                return;
+            }
+            if leave {
+                s.calls.remove(call_id);
+            }
+        } else if call.is_some() || call_id.is_some() {
+            return;
+        }
+        if let Some(msg) = msg {
+            self.send(sid, msg);
+        }
+    }
+
+    /// Node `node` is gone (its lease expired, or it was seen to leave): its sessions leave
+    /// the calls that live here, and this node's sessions in calls that lived there get
+    /// `ended` `peer_lost`.
+    pub fn node_down(&mut self, node: &NodeId, now: Instant) {
+        self.now = now;
+        if *node == self.node {
+            return;
+        }
+        let mut keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let gone: Vec<SessionAddr> = self
+                .calls
+                .get(&key)
+                .map(|c| {
+                    c.parties()
+                        .into_iter()
+                        .filter(|p| p.node == *node)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for party in gone {
+                self.leave_call(key, &party);
+            }
+        }
+        let mut sids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        sids.sort_unstable();
+        for sid in sids {
+            let lost: Vec<CallId> = self.sessions.get(&sid).map_or_else(Vec::new, |s| {
+                let mut ids: Vec<CallId> = s
+                    .calls
+                    .iter()
+                    .filter(|(_, m)| matches!(m, Membership::Remote(r) if r.home == *node))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.sort();
+                ids
+            });
+            for call_id in lost {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.calls.remove(&call_id);
+                }
+                self.send(sid, ServerMessage::ended(call_id, EndReason::PeerLost));
             }
         }
         self.settle();
@@ -521,6 +742,12 @@ impl<R: Registry> Switchboard<R> {
         };
         self.held_bytes = self.held_bytes.saturating_sub(s.held_bytes());
         self.registry.remove(&s.user, sid);
+        if self.clustered {
+            self.outputs.push_back(Output::Unregistered {
+                user: s.user.clone(),
+                session: sid,
+            });
+        }
         self.by_token.remove(&s.token);
         if let Some(at) = s.expires {
             self.deadlines.cancel(at, Timer::Resume(sid));
@@ -534,65 +761,19 @@ impl<R: Registry> Switchboard<R> {
             });
         }
         self.metrics.sessions().dec();
-        for key in s.calls.into_values() {
-            self.leave_call(key, sid);
-        }
-    }
-
-    /// `sid` vanished from call `key`.
-    fn leave_call(&mut self, key: CallKey, sid: SessionId) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let side = call.side(sid);
-        match &mut call.state {
-            CallState::Ringing { sessions, .. }
-                if side == Some(Side::Ringing) && sessions.len() > 1 =>
-            {
-                sessions.retain(|s| *s != sid);
-            }
-            CallState::Ringing { .. } => {
-                self.finish(key, EndReason::PeerLost, Some(Outcome::PeerLost))
-            }
-            CallState::Connected { .. } => self.finish(key, EndReason::PeerLost, None),
-        }
-    }
-
-    /// Ends call `key`: everyone still in it gets `ended` with `reason`.
-    fn finish(&mut self, key: CallKey, reason: EndReason, outcome: Option<Outcome>) {
-        self.finish_with(key, outcome, |_, _| Some(reason));
-    }
-
-    /// Ends call `key`; `reason_for(session, caller)` says what each party is told
-    /// (`None`: nothing, for the one who ended it).
-    fn finish_with(
-        &mut self,
-        key: CallKey,
-        outcome: Option<Outcome>,
-        reason_for: impl Fn(SessionId, SessionId) -> Option<EndReason>,
-    ) {
-        let Some(call) = self.calls.remove(&key) else {
-            return;
-        };
-        if let Some(at) = call.ring_deadline() {
-            self.deadlines.cancel(at, Timer::Ring(key));
-        }
-        if let Some(outcome) = outcome {
-            self.metrics.outcome(outcome);
-        }
-        self.metrics.calls().dec();
-        info!(call = %call.call_id, from = %call.caller_user, to = %call.callee_user, "call ended");
-        let mut everyone = call.callee_sessions();
-        everyone.push(call.caller);
-        for sid in everyone {
-            let Some(s) = self.sessions.get_mut(&sid) else {
-                continue;
-            };
-            if s.calls.get(&call.call_id) == Some(&key) {
-                s.calls.remove(&call.call_id);
-            }
-            if let Some(reason) = reason_for(sid, call.caller) {
-                self.send(sid, ServerMessage::ended(call.call_id.clone(), reason));
+        let me = self.here(sid);
+        let mut calls: Vec<Membership> = s.calls.into_values().collect();
+        calls.sort_by_key(|m| m.home()); // one order on every run (HashMap's is random)
+        for membership in calls {
+            match membership {
+                Membership::Home(key) => self.leave_call(key, &me),
+                Membership::Remote(CallRef { home, key }) => self.to_node(
+                    home,
+                    NodeMessage::Left {
+                        call: key,
+                        session: sid,
+                    },
+                ),
             }
         }
     }

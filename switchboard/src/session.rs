@@ -7,14 +7,36 @@ use std::time::Instant;
 use signaling_protocol::{CallId, ServerMessage, UserName};
 
 use crate::call::CallKey;
+use crate::node::CallRef;
 
 /// Identity of a WebSocket connection, assigned by the I/O layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
 /// Identity of a session, assigned by the switchboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SessionId(pub u64);
+
+/// How a session takes part in a call: the call lives here, or on another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// The call lives on this node under this key.
+    Home(CallKey),
+    /// The call lives on another node.
+    Remote(CallRef),
+}
+
+impl Membership {
+    /// The key of a call that lives here.
+    pub fn home(&self) -> Option<CallKey> {
+        match self {
+            Self::Home(key) => Some(*key),
+            Self::Remote(_) => None,
+        }
+    }
+}
 
 /// A message on its way to a client, shared between the queue and the replay buffer.
 pub type Outgoing = Arc<ServerMessage>;
@@ -73,7 +95,7 @@ pub struct Session {
     /// When a detached session ends unless resumed.
     pub expires: Option<Instant>,
     /// Calls by the `call_id` this session knows them under.
-    pub calls: HashMap<CallId, CallKey>,
+    pub calls: HashMap<CallId, Membership>,
     /// Messages not yet taken for writing, in order.
     outbox: VecDeque<Outgoing>,
     /// Their [`weight`].

@@ -1,0 +1,505 @@
+//! Several switchboards wired to each other in memory, as the shell wires them through
+//! Redis: node messages in order per pair of nodes, lookups answered from the sessions the
+//! boards announced. No sockets, no sleeping, time passed in.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use signaling_protocol::{
+    Accept, CallId, CallRef as Hangup, Candidate, ClientMessage, EndReason, ErrorCode, Invite,
+    Reject, RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
+};
+
+use super::*;
+
+fn settings() -> Settings {
+    Settings {
+        heartbeat: Duration::from_secs(20),
+        resume_ttl: Duration::from_secs(30),
+        ring_timeout: Duration::from_secs(45),
+        max_calls_per_session: 2,
+        max_sessions_per_user: 3,
+        send_queue: 64,
+        resume_queue: 64,
+        queue_bytes: 1 << 20,
+        total_queue_bytes: 64 << 20,
+        rate: None,
+    }
+}
+
+fn id(s: &str) -> CallId {
+    CallId::new(s).unwrap()
+}
+
+fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
+    ServerMessage::ended(id(call_id), reason)
+}
+
+/// A client: its node and connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Client {
+    node: usize,
+    conn: ConnId,
+}
+
+struct Cluster {
+    boards: Vec<Switchboard>,
+    now: Instant,
+    next_conn: u64,
+    /// Node messages on their way, per (from, to), in order.
+    wires: HashMap<(usize, usize), VecDeque<NodeMessage>>,
+    /// What the boards announced: user → sessions.
+    directory: HashMap<UserName, Vec<SessionAddr>>,
+    /// Lookups not answered yet: (node, call, user).
+    lookups: VecDeque<(usize, CallKey, UserName)>,
+    /// Nodes that are down: nothing reaches them or leaves them.
+    down: Vec<usize>,
+    closed: Vec<(usize, ConnId, u16)>,
+}
+
+impl Cluster {
+    fn new(nodes: usize) -> Self {
+        let now = server_kit::clock::now();
+        let boards = (0..nodes)
+            .map(|n| {
+                let seed = [u8::try_from(n).unwrap(); 32];
+                Switchboard::new(
+                    settings(),
+                    MemoryRegistry::default(),
+                    Metrics::new(),
+                    seed,
+                    now,
+                )
+                .clustered(NodeId::new(&format!("n{n}")))
+            })
+            .collect();
+        Self {
+            boards,
+            now,
+            next_conn: 1,
+            wires: HashMap::new(),
+            directory: HashMap::new(),
+            lookups: VecDeque::new(),
+            down: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn node_index(&self, node: &NodeId) -> usize {
+        node.as_str()[1..].parse().unwrap()
+    }
+
+    /// Runs every board's outputs until nothing moves: node messages delivered in order,
+    /// lookups answered.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for n in 0..self.boards.len() {
+                while let Some(out) = self.boards[n].poll_output() {
+                    moved = true;
+                    self.output(n, out);
+                }
+            }
+            if let Some((n, call, user)) = self.lookups.pop_front() {
+                moved = true;
+                let found = self.directory.get(&user).cloned().unwrap_or_default();
+                self.boards[n].lookup_done(call, Ok(found), self.now);
+            }
+            let wires: Vec<(usize, usize)> = self
+                .wires
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+            for (from, to) in wires {
+                if let Some(msg) = self
+                    .wires
+                    .get_mut(&(from, to))
+                    .and_then(VecDeque::pop_front)
+                {
+                    moved = true;
+                    let from_id = NodeId::new(&format!("n{from}"));
+                    self.boards[to].from_node(from_id, msg, self.now);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the cluster never settled");
+    }
+
+    fn output(&mut self, n: usize, out: Output) {
+        match out {
+            Output::Wake(_) => {}
+            Output::Close { conn, code, .. } => self.closed.push((n, conn, code)),
+            Output::Lookup { call, user } => self.lookups.push_back((n, call, user)),
+            Output::Node { to, msg } => {
+                let to = self.node_index(&to);
+                if !self.down.contains(&to) && !self.down.contains(&n) {
+                    self.wires.entry((n, to)).or_default().push_back(msg);
+                }
+            }
+            Output::Registered { user, session } => {
+                let addr = SessionAddr {
+                    node: NodeId::new(&format!("n{n}")),
+                    session,
+                };
+                self.directory.entry(user).or_default().push(addr);
+            }
+            Output::Unregistered { user, session } => {
+                let node = NodeId::new(&format!("n{n}"));
+                if let Some(list) = self.directory.get_mut(&user) {
+                    list.retain(|a| !(a.node == node && a.session == session));
+                }
+            }
+        }
+    }
+
+    /// `user` signs in on node `node`; the `welcome` is read.
+    fn connect(&mut self, node: usize, user: &str) -> Client {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let user = UserName::new(user).unwrap();
+        self.boards[node].hello(conn, user, None, Some(0), vec![], self.now);
+        self.pump();
+        let c = Client { node, conn };
+        assert!(matches!(
+            self.take(c).as_slice(),
+            [ServerMessage::Welcome(_)]
+        ));
+        c
+    }
+
+    fn take(&mut self, c: Client) -> Vec<ServerMessage> {
+        self.boards[c.node]
+            .take_outbox(c.conn)
+            .into_iter()
+            .map(|m| (*m).clone())
+            .collect()
+    }
+
+    fn send(&mut self, c: Client, msg: ClientMessage) {
+        self.boards[c.node].message(c.conn, msg, self.now);
+        self.pump();
+    }
+
+    fn invite(&mut self, from: Client, call_id: &str, to: &str) {
+        let invite = Invite {
+            call_id: id(call_id),
+            to: UserName::new(to).unwrap(),
+            offer: "o".into(),
+            meta: None,
+        };
+        self.send(from, ClientMessage::Invite(invite));
+    }
+
+    fn accept(&mut self, c: Client, call_id: &str) {
+        let accept = Accept {
+            call_id: id(call_id),
+            answer: "a".into(),
+        };
+        self.send(c, ClientMessage::Accept(accept));
+    }
+
+    fn candidate(&mut self, c: Client, call_id: &str) {
+        let candidate = Candidate {
+            call_id: id(call_id),
+            candidate: None,
+        };
+        self.send(c, ClientMessage::Candidate(candidate));
+    }
+
+    fn hangup(&mut self, c: Client, call_id: &str) {
+        self.send(
+            c,
+            ClientMessage::Hangup(Hangup {
+                call_id: id(call_id),
+            }),
+        );
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        for b in &mut self.boards {
+            b.handle_timeout(self.now);
+        }
+        self.pump();
+    }
+
+    /// Node `n` dies: nothing more from it or to it, and the others learn it is gone.
+    fn kill(&mut self, n: usize) {
+        self.down.push(n);
+        self.wires.retain(|(from, to), _| *from != n && *to != n);
+        let node = NodeId::new(&format!("n{n}"));
+        for (i, b) in self.boards.iter_mut().enumerate() {
+            if i != n {
+                b.node_down(&node, self.now);
+            }
+        }
+        for list in self.directory.values_mut() {
+            list.retain(|a| a.node != node);
+        }
+        self.pump();
+    }
+
+    /// alice on node `a` calls bob on node `b` as `c1`; bob accepts; both have read
+    /// everything.
+    fn in_a_call(a: usize, b: usize) -> (Self, Client, Client) {
+        let mut cl = Self::new(a.max(b) + 1);
+        let alice = cl.connect(a, "alice");
+        let bob = cl.connect(b, "bob");
+        cl.invite(alice, "c1", "bob");
+        assert!(matches!(
+            cl.take(bob).as_slice(),
+            [ServerMessage::Invite(_)]
+        ));
+        cl.accept(bob, "c1");
+        assert!(matches!(
+            cl.take(alice).as_slice(),
+            [ServerMessage::Ringing(_), ServerMessage::Accepted(_)]
+        ));
+        (cl, alice, bob)
+    }
+}
+
+#[test]
+fn an_invite_rings_every_device_on_every_node_and_the_first_accept_wins() {
+    let mut cl = Cluster::new(3);
+    let alice = cl.connect(2, "alice");
+    let bob_phone = cl.connect(0, "bob");
+    let bob_laptop = cl.connect(1, "bob");
+    cl.invite(alice, "c1", "bob");
+    for device in [bob_phone, bob_laptop] {
+        match cl.take(device).as_slice() {
+            [ServerMessage::Invite(i)] => assert_eq!(i.from.as_str(), "alice"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        matches!(cl.take(alice).as_slice(), [ServerMessage::Ringing(_)]),
+        "ringing once"
+    );
+    cl.accept(bob_laptop, "c1");
+    cl.accept(bob_phone, "c1"); // too late: no longer in the call
+    assert_eq!(
+        cl.take(bob_phone),
+        vec![
+            ended("c1", EndReason::AnsweredElsewhere),
+            ServerMessage::error(ErrorCode::UnknownCall, "no such call", Some(id("c1"))),
+        ]
+    );
+    match cl.take(alice).as_slice() {
+        [ServerMessage::Accepted(a)] => assert_eq!(a.answer, "a"),
+        other => panic!("{other:?}"),
+    }
+    // Candidates, renegotiate and hangup between the two nodes.
+    cl.candidate(alice, "c1");
+    cl.candidate(bob_laptop, "c1");
+    assert!(matches!(
+        cl.take(bob_laptop).as_slice(),
+        [ServerMessage::Candidate(_)]
+    ));
+    assert!(matches!(
+        cl.take(alice).as_slice(),
+        [ServerMessage::Candidate(_)]
+    ));
+    assert!(
+        cl.take(bob_phone).is_empty(),
+        "the device that lost hears nothing more"
+    );
+    let offer = Renegotiate {
+        call_id: id("c1"),
+        description: SessionDescription {
+            kind: SdpType::Offer,
+            sdp: "v=0".into(),
+        },
+    };
+    cl.send(bob_laptop, ClientMessage::Renegotiate(offer));
+    assert!(matches!(
+        cl.take(alice).as_slice(),
+        [ServerMessage::Renegotiate(_)]
+    ));
+    cl.hangup(alice, "c1");
+    assert_eq!(cl.take(bob_laptop), vec![ended("c1", EndReason::Hangup)]);
+    assert!(cl.take(alice).is_empty());
+    // Gone everywhere: the remote party's membership went with the call.
+    cl.candidate(bob_laptop, "c1");
+    assert_eq!(
+        cl.take(bob_laptop),
+        vec![ServerMessage::error(
+            ErrorCode::UnknownCall,
+            "no such call",
+            Some(id("c1"))
+        )]
+    );
+    assert!(cl.boards.iter().all(|b| b.call_count() == 0));
+}
+
+#[test]
+fn a_reject_elsewhere_ends_the_call_for_every_device() {
+    let mut cl = Cluster::new(3);
+    let alice = cl.connect(0, "alice");
+    let bob1 = cl.connect(1, "bob");
+    let bob2 = cl.connect(2, "bob");
+    cl.invite(alice, "c1", "bob");
+    cl.take(bob1);
+    cl.take(bob2);
+    cl.take(alice);
+    let reject = Reject {
+        call_id: id("c1"),
+        reason: RejectReason::Busy,
+    };
+    cl.send(bob2, ClientMessage::Reject(reject));
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::Busy)]);
+    assert_eq!(
+        cl.take(bob1),
+        vec![ended("c1", EndReason::RejectedElsewhere)]
+    );
+    assert!(cl.take(bob2).is_empty());
+    assert_eq!(cl.boards[0].call_count(), 0);
+}
+
+#[test]
+fn unavailable_busy_and_the_call_limit_across_nodes() {
+    let mut cl = Cluster::new(2);
+    let alice = cl.connect(0, "alice");
+    cl.invite(alice, "c0", "nobody");
+    assert_eq!(cl.take(alice), vec![ended("c0", EndReason::Unavailable)]);
+    // bob on node 1 already has max_calls_per_session (2) calls.
+    let bob = cl.connect(1, "bob");
+    let carol = cl.connect(1, "carol");
+    let dave = cl.connect(1, "dave");
+    cl.invite(carol, "x1", "bob");
+    cl.invite(dave, "x2", "bob");
+    cl.take(bob);
+    cl.invite(alice, "c1", "bob");
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::Busy)]);
+    assert!(cl.take(bob).is_empty(), "a busy device is not rung");
+    assert_eq!(cl.boards[0].call_count(), 0);
+}
+
+#[test]
+fn a_ring_times_out_on_every_node() {
+    let mut cl = Cluster::new(2);
+    let alice = cl.connect(0, "alice");
+    let bob = cl.connect(1, "bob");
+    cl.invite(alice, "c1", "bob");
+    cl.take(alice);
+    cl.take(bob);
+    cl.advance(Duration::from_secs(44));
+    assert!(cl.take(bob).is_empty());
+    cl.advance(Duration::from_secs(1));
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::Timeout)]);
+    assert_eq!(cl.take(bob), vec![ended("c1", EndReason::Timeout)]);
+}
+
+#[test]
+fn crossing_invites_on_two_nodes_keep_the_lower_call_id() {
+    for (first, second) in [("a-call", "b-call"), ("b-call", "a-call")] {
+        let mut cl = Cluster::new(2);
+        let alice = cl.connect(0, "alice");
+        let bob = cl.connect(1, "bob");
+        // Both invites leave before either ring arrives.
+        let inv = |call_id: &str, to: &str| {
+            ClientMessage::Invite(Invite {
+                call_id: id(call_id),
+                to: UserName::new(to).unwrap(),
+                offer: "o".into(),
+                meta: None,
+            })
+        };
+        cl.boards[0].message(alice.conn, inv(first, "bob"), cl.now);
+        cl.boards[1].message(bob.conn, inv(second, "alice"), cl.now);
+        cl.pump();
+        let (winner, loser) = if first < second {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let (alice_msgs, bob_msgs) = (cl.take(alice), cl.take(bob));
+        let all: Vec<&ServerMessage> = alice_msgs.iter().chain(&bob_msgs).collect();
+        let glare = ended(loser, EndReason::Glare);
+        assert!(all.contains(&&glare), "{loser} ends with glare: {all:?}");
+        let rung = all.iter().any(|m| match m {
+            ServerMessage::Invite(i) => i.call_id.as_str() == winner,
+            _ => false,
+        });
+        assert!(rung, "{winner} rings: {all:?}");
+        assert_eq!(
+            cl.boards.iter().map(Switchboard::call_count).sum::<usize>(),
+            1,
+            "one call is left"
+        );
+    }
+}
+
+#[test]
+fn a_dead_node_ends_its_calls_with_peer_lost() {
+    // The callee's node dies.
+    let (mut cl, alice, _bob) = Cluster::in_a_call(0, 1);
+    cl.kill(1);
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::PeerLost)]);
+    assert_eq!(cl.boards[0].call_count(), 0);
+    // The caller's node (the call's home) dies.
+    let (mut cl, _alice, bob) = Cluster::in_a_call(0, 1);
+    cl.kill(0);
+    assert_eq!(cl.take(bob), vec![ended("c1", EndReason::PeerLost)]);
+    cl.candidate(bob, "c1");
+    assert!(matches!(cl.take(bob).as_slice(), [ServerMessage::Error(_)]));
+}
+
+#[test]
+fn a_remote_party_that_signs_off_is_lost_to_the_call() {
+    let (mut cl, alice, bob) = Cluster::in_a_call(0, 1);
+    cl.boards[1].disconnected(bob.conn, Disconnect::SignedOff, &[], cl.now);
+    cl.pump();
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::PeerLost)]);
+    assert_eq!(cl.boards[0].call_count(), 0);
+    assert!(
+        cl.directory[&UserName::new("bob").unwrap()].is_empty(),
+        "unregistered"
+    );
+}
+
+#[test]
+fn outsiders_on_any_node_cannot_reach_into_a_call() {
+    let mut cl = Cluster::new(3);
+    let alice2 = cl.connect(0, "alice");
+    let bob2 = cl.connect(1, "bob");
+    let mallory = cl.connect(2, "mallory");
+    cl.invite(alice2, "c1", "bob");
+    cl.take(bob2);
+    cl.accept(bob2, "c1");
+    cl.take(alice2);
+    // mallory uses the call's id: she is in no such call.
+    cl.candidate(mallory, "c1");
+    assert!(matches!(
+        cl.take(mallory).as_slice(),
+        [ServerMessage::Error(_)]
+    ));
+    // A node that forwards for a session that is not a party gets an error back, not the
+    // call.
+    let forged = NodeMessage::Input {
+        call: CallKey(1),
+        session: SessionId(99),
+        msg: ClientMessage::Candidate(Candidate {
+            call_id: id("c1"),
+            candidate: None,
+        }),
+    };
+    cl.boards[0].from_node(NodeId::new("n2"), forged, cl.now);
+    cl.pump();
+    // A delivery for a call the session is not in is dropped.
+    let stray = NodeMessage::Deliver {
+        session: SessionId(1),
+        call: Some(CallKey(77)),
+        call_id: Some(id("c1")),
+        msg: Some(ended("c1", EndReason::Hangup)),
+        leave: true,
+    };
+    cl.boards[1].from_node(NodeId::new("n2"), stray, cl.now);
+    cl.pump();
+    assert!(cl.take(alice2).is_empty());
+    assert!(cl.take(bob2).is_empty());
+}
