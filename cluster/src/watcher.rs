@@ -1,0 +1,214 @@
+//! Watching the other nodes' leases: `NodeUp`/`NodeDown` events, and cleaning up after a
+//! node that died without leaving.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::cluster::Inner;
+use crate::presence::{self, Purge};
+use crate::scripts::NODE_STATES;
+use crate::{ClusterError, NodeId, clock};
+
+/// A change in the set of live nodes, as seen by this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// The node took a lease (joined, or came back).
+    NodeUp(NodeId),
+    /// The node's lease expired or it left: its sessions are gone.
+    NodeDown(NodeId),
+}
+
+/// Receives `ClusterEvent`s (`Cluster::watch_nodes`).
+#[derive(Debug)]
+pub struct NodeWatch {
+    rx: broadcast::Receiver<ClusterEvent>,
+}
+
+impl NodeWatch {
+    pub(crate) fn new(rx: broadcast::Receiver<ClusterEvent>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event; `None` once the cluster handle is gone. A watcher that fell more
+    /// than 1024 events behind skips the oldest (with a warning).
+    pub async fn recv(&mut self) -> Option<ClusterEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "node watcher fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// One node as `NODE_STATES` reports it.
+#[derive(Debug)]
+pub(crate) struct NodeState {
+    pub(crate) node: NodeId,
+    pub(crate) live: bool,
+    /// Still listed in `{prefix}nodes` (nobody has cleaned up after it).
+    pub(crate) listed: bool,
+}
+
+/// Every listed node, and each of `extra`, with its liveness.
+pub(crate) async fn node_states(
+    inner: &Inner,
+    extra: &[NodeId],
+) -> Result<Vec<NodeState>, ClusterError> {
+    let mut invocation = NODE_STATES.key(inner.keys.nodes());
+    invocation.arg(inner.keys.prefix());
+    for node in extra {
+        invocation.arg(node.as_str());
+    }
+    let rows: Vec<(String, i64, i64)> = inner.conn.script("NODE_STATES", &invocation).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(node, live, listed)| {
+            Some(NodeState {
+                node: NodeId::new(&node).ok()?,
+                live: live == 1,
+                listed: listed == 1,
+            })
+        })
+        .collect())
+}
+
+/// What this node believes about the others, between two looks.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    live: BTreeSet<NodeId>,
+    reported_down: BTreeSet<NodeId>,
+}
+
+impl View {
+    /// The nodes to ask about besides the listed ones: those we saw alive (another
+    /// survivor may have cleaned one up and unlisted it before we noticed).
+    fn known(&self) -> Vec<NodeId> {
+        self.live.iter().cloned().collect()
+    }
+
+    /// The events that `states` implies, and the listed dead nodes to clean up.
+    pub(crate) fn update(
+        &mut self,
+        me: &NodeId,
+        states: Vec<NodeState>,
+    ) -> (Vec<ClusterEvent>, Vec<NodeId>) {
+        let (mut events, mut dead) = (Vec::new(), Vec::new());
+        let listed: BTreeSet<&NodeId> = states
+            .iter()
+            .filter(|s| s.listed)
+            .map(|s| &s.node)
+            .collect();
+        self.reported_down.retain(|n| listed.contains(n));
+        for state in &states {
+            if &state.node == me {
+                continue;
+            }
+            if state.live {
+                self.reported_down.remove(&state.node);
+                if self.live.insert(state.node.clone()) {
+                    events.push(ClusterEvent::NodeUp(state.node.clone()));
+                }
+                continue;
+            }
+            let was_live = self.live.remove(&state.node);
+            let first_seen_dead = state.listed && self.reported_down.insert(state.node.clone());
+            if was_live || first_seen_dead {
+                events.push(ClusterEvent::NodeDown(state.node.clone()));
+            }
+            if state.listed {
+                dead.push(state.node.clone());
+            }
+        }
+        (events, dead)
+    }
+}
+
+/// Looks every `lease / 3` until aborted.
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut view = View::default();
+    loop {
+        if let Err(err) = look(&inner, &mut view).await {
+            tracing::warn!(error = %err, "watching nodes failed; retrying");
+        }
+        clock::sleep(inner.lease / 3).await;
+    }
+}
+
+/// One look: events out, dead nodes cleaned up.
+async fn look(inner: &Inner, view: &mut View) -> Result<(), ClusterError> {
+    let states = node_states(inner, &view.known()).await?;
+    let (events, dead) = view.update(&inner.node, states);
+    for event in events {
+        tracing::info!(?event, "cluster membership changed");
+        // No receiver is fine: nobody is watching.
+        let _ = inner.events.send(event);
+    }
+    for node in dead {
+        if let Some(removed) = presence::purge(&inner.conn, &inner.keys, &node, Purge::Dead).await?
+        {
+            tracing::info!(%node, sessions = removed, "cleaned up after a dead node");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::new(s).unwrap()
+    }
+
+    fn state(node: &str, live: bool, listed: bool) -> NodeState {
+        NodeState {
+            node: id(node),
+            live,
+            listed,
+        }
+    }
+
+    #[test]
+    fn up_then_down_is_reported_once_and_the_dead_node_cleaned() {
+        let (me, mut view) = (id("me"), View::default());
+        let (events, dead) =
+            view.update(&me, vec![state("me", true, true), state("a", true, true)]);
+        assert_eq!(events, [ClusterEvent::NodeUp(id("a"))]);
+        assert!(dead.is_empty());
+        let (events, dead) = view.update(&me, vec![state("a", false, true)]);
+        assert_eq!(events, [ClusterEvent::NodeDown(id("a"))]);
+        assert_eq!(dead, [id("a")]);
+        // Cleanup failed and it is still listed: cleaned again, not reported again.
+        let (events, dead) = view.update(&me, vec![state("a", false, true)]);
+        assert!(events.is_empty());
+        assert_eq!(dead, [id("a")]);
+    }
+
+    #[test]
+    fn a_node_unlisted_by_another_survivor_is_still_reported() {
+        let (me, mut view) = (id("me"), View::default());
+        view.update(&me, vec![state("a", true, true)]);
+        assert_eq!(view.known(), [id("a")]);
+        let (events, dead) = view.update(&me, vec![state("a", false, false)]);
+        assert_eq!(events, [ClusterEvent::NodeDown(id("a"))]);
+        assert!(dead.is_empty());
+        assert!(view.known().is_empty());
+    }
+
+    #[test]
+    fn a_stale_listed_node_is_reported_down_once() {
+        let (me, mut view) = (id("me"), View::default());
+        let (events, _) = view.update(&me, vec![state("old", false, true)]);
+        assert_eq!(events, [ClusterEvent::NodeDown(id("old"))]);
+        let (events, _) = view.update(&me, vec![state("old", false, true)]);
+        assert!(events.is_empty());
+        let (events, _) = view.update(&me, vec![]);
+        assert!(events.is_empty());
+    }
+}
