@@ -77,6 +77,17 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// The embedded TURN relay; `None` with `--no-turn` (and in `Config::default()`).
     pub turn: Option<EmbeddedTurn>,
+    /// Several nodes sharing state through Redis (`redis_url`); `None`: this node alone.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// How this node joins a cluster (docs/architecture.md, "Several nodes").
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…`.
+    pub redis_url: String,
+    /// This node's name, unique in the cluster.
+    pub node: signaling_cluster::NodeId,
 }
 
 impl Default for Config {
@@ -267,6 +278,15 @@ pub struct Settings {
     /// Public IPv4 address of the embedded relay behind a 1:1 NAT.
     #[arg(long)]
     pub turn_external_ip: Option<std::net::Ipv4Addr>,
+    /// Redis shared by several signaling nodes behind one address, e.g.
+    /// redis://127.0.0.1:6379 (rediss:// for TLS; a password as redis://:secret@host:6379).
+    /// Unset: this node alone, with no Redis
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// This node's name in the cluster (letters, digits, - and _, at most 64); unset: a
+    /// random one, printed at start
+    #[arg(long)]
+    pub node_id: Option<String>,
     /// Relay port range of the embedded relay, `low-high`.
     #[arg(long, default_value_t = turn_relay::config::default_port_range())]
     pub turn_relay_ports: String,
@@ -302,6 +322,7 @@ impl Settings {
     /// Checks every value and builds the server's configuration.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let turn = self.turn()?;
+        let cluster = self.cluster()?;
         let config = Config {
             listen: self.listen,
             tls: self.tls()?,
@@ -328,9 +349,24 @@ impl Settings {
             max_http_connections: self.max_http_connections,
             metrics_listen: self.metrics_listen,
             turn,
+            cluster,
         };
         validate(&config)?;
         Ok(config)
+    }
+
+    /// The cluster: a Redis URL, and this node's name (given or random).
+    fn cluster(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        let node = match &self.node_id {
+            Some(id) => {
+                signaling_cluster::NodeId::new(id).map_err(|e| invalid("node_id", e.to_string()))?
+            }
+            None => signaling_cluster::NodeId::random(),
+        };
+        Ok(self.redis_url.as_ref().map(|url| ClusterSettings {
+            redis_url: url.clone(),
+            node,
+        }))
     }
 
     /// The listener's TLS: both files or neither.

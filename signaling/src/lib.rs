@@ -22,6 +22,7 @@
 
 mod auth;
 mod clock;
+mod cluster;
 mod config;
 mod connection;
 mod http;

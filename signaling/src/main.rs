@@ -69,6 +69,9 @@ async fn main() -> ExitCode {
     if let Some(metrics) = server.metrics_addr() {
         let _ = writeln!(out, "signaling: metrics at http://{metrics}/metrics");
     }
+    if let Some((node, redis)) = server.cluster() {
+        let _ = writeln!(out, "signaling: node {node} of the cluster at {redis}");
+    }
     let _ = out.flush();
     match hangup {
         Some(hangup) => reload_on_hangup(&server, hangup, shutdown).await,

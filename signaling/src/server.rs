@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use turn_relay::TurnServer;
 
 use crate::clock;
+use crate::cluster;
 use crate::config::Config;
 use crate::connection;
 use crate::http::{self, HttpLimits};
@@ -45,6 +46,9 @@ pub enum StartError {
     /// The embedded TURN relay could not start.
     #[error("embedded TURN relay: {0}")]
     Turn(#[from] turn_relay::StartError),
+    /// Redis (`redis_url`) could not be reached.
+    #[error("cluster: {0}")]
+    Cluster(#[from] signaling_cluster::ClusterError),
 }
 
 /// How the switchboard reaches a connection task.
@@ -63,6 +67,8 @@ pub(crate) struct Hub {
     conns: HashMap<ConnId, Arc<ConnSignal>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
+    /// In a cluster: where the cluster outputs go.
+    outbound: Option<cluster::Outbound>,
 }
 
 impl Hub {
@@ -82,11 +88,15 @@ impl Hub {
                         s.close.notify_one();
                     }
                 }
-                // Only a clustered switchboard emits these, and this one is not.
-                Output::Lookup { .. }
+                // Only a clustered switchboard emits these.
+                out @ (Output::Lookup { .. }
                 | Output::Node { .. }
                 | Output::Registered { .. }
-                | Output::Unregistered { .. } => {}
+                | Output::Unregistered { .. }) => {
+                    if let Some(outbound) = &self.outbound {
+                        outbound.push(out);
+                    }
+                }
             }
         }
         let next = self.board.poll_timeout();
@@ -106,6 +116,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// The embedded relay's metrics, served on the same /metrics.
     turn_metrics: Option<turn_relay::Metrics>,
+    /// The cluster this node is part of (`redis_url`).
+    pub cluster: Option<signaling_cluster::Cluster>,
     next_conn: AtomicU64,
     open_conns: AtomicUsize,
     pub shutdown: CancellationToken,
@@ -113,26 +125,37 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(config: Config, ice: IceConfig, turn_metrics: Option<turn_relay::Metrics>) -> Self {
+    fn new(
+        config: Config,
+        ice: IceConfig,
+        turn_metrics: Option<turn_relay::Metrics>,
+        link: Option<(&signaling_cluster::Cluster, cluster::Outbound)>,
+    ) -> Self {
         let metrics = Metrics::new();
-        let board = Switchboard::new(
+        let mut board = Switchboard::new(
             config.switchboard(),
             MemoryRegistry::default(),
             metrics.clone(),
             clock::random_seed(),
             clock::now(),
         );
+        if let Some((joined, _)) = &link {
+            board = board.clustered(switchboard::NodeId::new(joined.node().as_str()));
+        }
+        let (cluster, outbound) = link.map(|(c, o)| (c.clone(), o)).unzip();
         Self {
             hub: Mutex::new(Hub {
                 board,
                 conns: HashMap::new(),
                 armed: None,
+                outbound,
             }),
             timer: Notify::new(),
             ice,
             config,
             metrics,
             turn_metrics,
+            cluster,
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -215,7 +238,21 @@ impl Server {
             None => None,
         };
         let turn_metrics = turn.as_ref().map(|t| t.metrics().clone());
-        let shared = Arc::new(Shared::new(config, ice, turn_metrics));
+        let joined = match &config.cluster {
+            Some(settings) => Some(cluster::join(settings).await?),
+            None => None,
+        };
+        let (link, outbound) = joined.unzip();
+        let handle = link.as_ref().map(|l| l.cluster.clone());
+        let shared = Arc::new(Shared::new(
+            config,
+            ice,
+            turn_metrics,
+            handle.as_ref().zip(outbound),
+        ));
+        if let Some(link) = link {
+            link.start(shared.clone());
+        }
         let token = shared.shutdown.clone();
         let app = router(shared.clone());
         let tls = shared.config.tls.clone();
@@ -276,6 +313,16 @@ impl Server {
         }
     }
 
+    /// In a cluster: this node's name and the Redis URL (password hidden).
+    pub fn cluster(&self) -> Option<(String, String)> {
+        let settings = self.shared.config.cluster.as_ref()?;
+        let config = signaling_cluster::ClusterConfig::new(
+            settings.redis_url.clone(),
+            settings.node.clone(),
+        );
+        Some((settings.node.to_string(), config.redacted_url()))
+    }
+
     /// The embedded relay, when it runs.
     pub fn turn(&self) -> Option<&TurnServer> {
         self.turn.as_ref()
@@ -316,6 +363,11 @@ impl Server {
         if let Some(turn) = self.turn {
             turn.shutdown().await;
         }
+        if let Some(cluster) = self.shared.cluster.clone()
+            && let Err(e) = cluster.leave().await
+        {
+            warn!(error = %e, "could not leave the cluster cleanly; its lease will expire");
+        }
         info!("signaling server stopped");
     }
 }
@@ -337,8 +389,21 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .fallback(get(web_demo::serve))
         .with_state(shared)
+}
+
+/// Whether this node can serve everyone: always alone, and in a cluster while Redis
+/// answers (503 otherwise, so that a load balancer sends new users elsewhere; calls whose
+/// parties share this node go on meanwhile).
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.cluster {
+        Some(c) if !c.is_ready() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n").into_response()
+        }
+        _ => "ok\n".into_response(),
+    }
 }
 
 /// The metrics listener's routes: `/metrics` only. Counters by user-facing message type and
@@ -352,6 +417,16 @@ fn metrics_router(shared: Arc<Shared>) -> Router {
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     let mut text = shared.metrics.encode();
+    if let Some(cluster) = &shared.cluster {
+        let mut registry = prometheus_client::registry::Registry::default();
+        cluster.metrics().register(&mut registry);
+        let mut more = String::new();
+        if prometheus_client::encoding::text::encode(&mut more, &registry).is_ok() {
+            let body_end = text.trim_end().strip_suffix("# EOF").map(str::len);
+            text.truncate(body_end.unwrap_or(text.len()));
+            text.push_str(&more);
+        }
+    }
     if let Some(turn) = &shared.turn_metrics {
         // One exposition: a single `# EOF` at the very end.
         let body_end = text.trim_end().strip_suffix("# EOF").map(str::len);
