@@ -51,7 +51,8 @@ pub(crate) struct Link {
 /// Connects to Redis as `settings.node`; fails (naming the URL, without its password) if
 /// Redis cannot be reached within the connect timeout.
 pub(crate) async fn join(settings: &ClusterSettings) -> Result<(Link, Outbound), ClusterError> {
-    let config = ClusterConfig::new(settings.redis_url.clone(), settings.node.clone());
+    let mut config = ClusterConfig::new(settings.redis_url.clone(), settings.node.clone());
+    config.lease = settings.lease;
     let (cluster, inbox) = Cluster::connect(config).await?;
     info!(node = %settings.node, "joined the cluster");
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);

@@ -88,6 +88,20 @@ pub struct ClusterSettings {
     pub redis_url: String,
     /// This node's name, unique in the cluster.
     pub node: signaling_cluster::NodeId,
+    /// How long this node's entries outlive it in Redis if it dies without leaving.
+    pub lease: Duration,
+}
+
+impl ClusterSettings {
+    /// A cluster at `redis_url` joined as `node`, with the default lease (10 s).
+    pub fn new(redis_url: &str, node: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            redis_url: redis_url.to_owned(),
+            node: signaling_cluster::NodeId::new(node)
+                .map_err(|e| invalid("node_id", e.to_string()))?,
+            lease: Duration::from_secs(10),
+        })
+    }
 }
 
 impl Default for Config {
@@ -287,6 +301,11 @@ pub struct Settings {
     /// random one, printed at start
     #[arg(long)]
     pub node_id: Option<String>,
+    /// How long, in milliseconds, this node's sessions stay in Redis after it dies without
+    /// leaving (its lease, refreshed every third of it); calls with parties on a dead node
+    /// end within about 4/3 of it
+    #[arg(long, default_value_t = 10_000)]
+    pub node_lease_ms: u64,
     /// Relay port range of the embedded relay, `low-high`.
     #[arg(long, default_value_t = turn_relay::config::default_port_range())]
     pub turn_relay_ports: String,
@@ -363,9 +382,13 @@ impl Settings {
             }
             None => signaling_cluster::NodeId::random(),
         };
+        if self.node_lease_ms < 300 {
+            return Err(invalid("node_lease_ms", "at least 300 ms"));
+        }
         Ok(self.redis_url.as_ref().map(|url| ClusterSettings {
             redis_url: url.clone(),
             node,
+            lease: Duration::from_millis(self.node_lease_ms),
         }))
     }
 

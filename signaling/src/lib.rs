@@ -34,7 +34,7 @@ mod upgrade;
 mod web_demo;
 
 pub use auth::{Auth, JwtAlgorithm, JwtAuth, KeyError};
-pub use config::{Cli, Config, ConfigError, Settings};
+pub use config::{Cli, ClusterSettings, Config, ConfigError, Settings};
 pub use server::{Server, StartError};
 pub use tls::ListenerTls;
 pub use turn::{EmbeddedTls, EmbeddedTurn};

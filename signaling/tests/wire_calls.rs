@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -14,12 +15,12 @@ use support::*;
 
 const QUIET: Duration = Duration::from_millis(200);
 
-#[tokio::test]
-async fn invite_accept_candidates_renegotiate_hangup() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn invite_accept_candidates_renegotiate_hangup(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     // The server stamps `from`; a client's own claim is ignored.
     alice
         .send_raw(r#"{"type":"invite","call_id":"c1","to":"bob","offer":"sdp-o","from":"mallory","meta":{"video":true}}"#)
@@ -76,15 +77,15 @@ async fn invite_accept_candidates_renegotiate_hangup() {
     bob.hangup("c1").await;
     alice.expect_ended("c1", EndReason::Hangup).await;
     bob.expect_silence(QUIET).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn declined_busy_unavailable_and_cancelled() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn declined_busy_unavailable_and_cancelled(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     alice.invite("c1", "nobody").await;
     alice.expect_ended("c1", EndReason::Unavailable).await;
 
@@ -111,29 +112,29 @@ async fn declined_busy_unavailable_and_cancelled() {
     alice.hangup("c4").await;
     bob.expect_ended("c4", EndReason::Hangup).await;
     alice.expect_silence(QUIET).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn ring_timeout() {
-    let server = server_with(|c| c.ring_timeout = Duration::from_millis(300)).await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn ring_timeout(n: usize) {
+    let Some(d) = Deployment::new(n, |c| c.ring_timeout = Duration::from_millis(300)).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     ring(&mut alice, &mut bob, "c1", "alice", "bob").await;
     alice.expect_ended("c1", EndReason::Timeout).await;
     bob.expect_ended("c1", EndReason::Timeout).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn every_device_rings_first_accept_wins() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut phone = Client::join(addr, "bob").await;
-    let mut laptop = Client::join(addr, "bob").await;
-    let mut tablet = Client::join(addr, "bob").await;
+async fn every_device_rings_first_accept_wins(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut phone = Client::join(d.addr(1), "bob").await;
+    let mut laptop = Client::join(d.addr(2), "bob").await;
+    let mut tablet = Client::join(d.addr(3), "bob").await;
     alice.invite("c1", "bob").await;
     for s in [&mut phone, &mut laptop, &mut tablet] {
         s.expect_invite("c1", "alice").await;
@@ -177,15 +178,15 @@ async fn every_device_rings_first_accept_wins() {
     laptop
         .expect_ended("c2", EndReason::RejectedElsewhere)
         .await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn glare_keeps_the_lower_call_id() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn glare_keeps_the_lower_call_id(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     // alice's "z9" rings bob; bob's "a1" crosses it and sorts lower: z9 ends, a1 rings.
     ring(&mut alice, &mut bob, "z9", "alice", "bob").await;
     bob.invite("a1", "alice").await;
@@ -196,22 +197,22 @@ async fn glare_keeps_the_lower_call_id() {
     alice.accept("a1").await;
     assert!(matches!(bob.recv().await, ServerMessage::Accepted(_)));
     // The other order: the new invite sorts higher and loses at once.
-    let mut carol = Client::join(addr, "carol").await;
-    let mut dave = Client::join(addr, "dave").await;
+    let mut carol = Client::join(d.addr(2), "carol").await;
+    let mut dave = Client::join(d.addr(3), "dave").await;
     ring(&mut carol, &mut dave, "b1", "carol", "dave").await;
     dave.invite("x1", "carol").await;
     dave.expect_ended("x1", EndReason::Glare).await;
     carol.expect_silence(QUIET).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn outsiders_cannot_touch_a_call() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
-    let mut mallory = Client::join(addr, "mallory").await;
+async fn outsiders_cannot_touch_a_call(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
+    let mut mallory = Client::join(d.addr(2), "mallory").await;
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     for raw in [
         r#"{"type":"candidate","call_id":"c1","candidate":null}"#,
@@ -231,15 +232,15 @@ async fn outsiders_cannot_touch_a_call() {
     // The call still works.
     alice.send(&candidate("c1", "still here")).await;
     assert!(matches!(bob.recv().await, ServerMessage::Candidate(_)));
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn call_exists_bad_state_and_too_many_calls() {
-    let server = server_with(|c| c.max_calls_per_session = 2).await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn call_exists_bad_state_and_too_many_calls(n: usize) {
+    let Some(d) = Deployment::new(n, |c| c.max_calls_per_session = 2).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     ring(&mut alice, &mut bob, "c1", "alice", "bob").await;
     alice.invite("c1", "bob").await;
     assert_eq!(
@@ -262,8 +263,18 @@ async fn call_exists_bad_state_and_too_many_calls() {
         Some(call_id("c3"))
     );
     // bob, in two calls already, is busy for a third caller.
-    let mut carol = Client::join(addr, "carol").await;
+    let mut carol = Client::join(d.addr(2), "carol").await;
     carol.invite("k1", "bob").await;
     carol.expect_ended("k1", EndReason::Busy).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
+
+on_one_and_two_nodes!(
+    invite_accept_candidates_renegotiate_hangup,
+    declined_busy_unavailable_and_cancelled,
+    ring_timeout,
+    every_device_rings_first_accept_wins,
+    glare_keeps_the_lower_call_id,
+    outsiders_cannot_touch_a_call,
+    call_exists_bad_state_and_too_many_calls,
+);

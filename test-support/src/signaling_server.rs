@@ -129,3 +129,56 @@ mod tests {
         assert!(relayed.turn().unwrap().udp[0].ip().is_loopback());
     }
 }
+
+/// One signaling node, or several sharing a private `redis-server`: what the wire tests run
+/// against, so that each runs with its parties on one node and on different nodes.
+pub struct Deployment {
+    /// The nodes, in the order `addr` hands them out.
+    pub nodes: Vec<Server>,
+    /// The cluster's Redis (none for one node).
+    pub redis: Option<crate::redis_server::RedisServer>,
+}
+
+impl Deployment {
+    /// `n` nodes (one: no Redis) with `tweak` applied to each node's configuration; `None`
+    /// (a loud skip, or a failure under `CI=true`) when several are asked for and
+    /// redis-server is missing.
+    pub async fn new(n: usize, tweak: impl Fn(&mut Config)) -> Option<Self> {
+        let redis = if n > 1 {
+            Some(crate::redis_server::RedisServer::start()?)
+        } else {
+            None
+        };
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let cluster = redis.as_ref().map(|r| {
+                let mut settings = signaling::ClusterSettings::new(&r.url(), &format!("node{i}"))
+                    .expect("a valid node id");
+                // Short, so that a dead node is noticed within a test's patience.
+                settings.lease = std::time::Duration::from_millis(1500);
+                settings
+            });
+            nodes.push(
+                server_with(|c| {
+                    tweak(c);
+                    c.cluster = cluster;
+                })
+                .await,
+            );
+        }
+        Some(Self { nodes, redis })
+    }
+
+    /// The address of the node for the `i`-th party of a test: parties take the nodes in
+    /// turn, so that with two nodes the first two parties are on different nodes.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i % self.nodes.len()].local_addr()
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(self) {
+        for node in self.nodes {
+            node.shutdown().await;
+        }
+    }
+}

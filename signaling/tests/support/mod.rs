@@ -312,3 +312,27 @@ pub async fn connected_call(
         other => panic!("expected accepted, got {other:?}"),
     }
 }
+
+#[allow(unused_imports)]
+pub use test_support::signaling_server::Deployment;
+
+/// Runs each named test, an `async fn(nodes: usize)` that builds its
+/// [`Deployment::new`]`(nodes, …)`, with its parties on one node and on two nodes sharing
+/// a private Redis: the same test, not a copy.
+#[allow(unused_macros)]
+macro_rules! on_one_and_two_nodes {
+    ($($name:ident),* $(,)?) => {
+        mod one_node {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(1).await;
+            })*
+        }
+        mod two_nodes {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(2).await;
+            })*
+        }
+    };
+}
