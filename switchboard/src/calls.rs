@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use super::{Output, Switchboard, Timer};
 use crate::call::{Call, CallKey, CallState, Side};
 use crate::metrics::Outcome;
+use crate::moves::Held;
 use crate::node::{CallRef, NodeMessage, RingAnswer, SessionAddr};
 use crate::registry::Registry;
 use crate::session::{Membership, Outgoing, SessionId};
@@ -63,6 +64,17 @@ impl<R: Registry> Switchboard<R> {
         leave: bool,
     ) {
         if party.node == self.node {
+            let fenced = (party.session, key, self.node.clone());
+            if self.fences.contains_key(&fenced) {
+                // A session that moved here waits for the fence of its calls living here.
+                let held = Held::Deliver {
+                    msg: msg.map(|m| (*m).clone()),
+                    call_id: call_id.clone(),
+                    leave,
+                };
+                self.hold(fenced.0, key, &fenced.2, held);
+                return;
+            }
             if leave
                 && let Some(s) = self.sessions.get_mut(&party.session)
                 && s.calls.get(call_id) == Some(&Membership::Home(key))
@@ -73,7 +85,7 @@ impl<R: Registry> Switchboard<R> {
                 self.send_shared(party.session, msg);
             }
         } else {
-            self.to_node(
+            self.send_node(
                 party.node.clone(),
                 NodeMessage::Deliver {
                     session: party.session,
@@ -98,7 +110,7 @@ impl<R: Registry> Switchboard<R> {
             return self.error(party.session, code, message, call_id);
         }
         self.metrics.error(code);
-        self.to_node(
+        self.send_node(
             party.node.clone(),
             NodeMessage::Deliver {
                 session: party.session,
@@ -110,7 +122,7 @@ impl<R: Registry> Switchboard<R> {
         );
     }
 
-    pub(super) fn to_node(&mut self, to: crate::node::NodeId, msg: NodeMessage) {
+    pub(super) fn send_node(&mut self, to: crate::node::NodeId, msg: NodeMessage) {
         debug!(to = %to, kind = msg.kind(), "to node");
         self.outputs.push_back(Output::Node { to, msg });
     }
@@ -128,14 +140,17 @@ impl<R: Registry> Switchboard<R> {
             .cloned();
         match membership {
             Some(Membership::Home(key)) => self.call_input(key, self.here(sid), msg),
-            Some(Membership::Remote(CallRef { home, key })) => self.to_node(
-                home,
-                NodeMessage::Input {
-                    call: key,
-                    session: sid,
-                    msg,
-                },
-            ),
+            Some(Membership::Remote(CallRef { home, key })) => {
+                // After a move, the home may not know this session's new address yet.
+                if let Some(Held::Input(msg)) = self.hold(sid, key, &home, Held::Input(msg)) {
+                    let input = NodeMessage::Input {
+                        call: key,
+                        session: sid,
+                        msg,
+                    };
+                    self.send_node(home, input);
+                }
+            }
             None => self.error(sid, ErrorCode::UnknownCall, "no such call", Some(call_id)),
         }
     }
@@ -296,7 +311,7 @@ impl<R: Registry> Switchboard<R> {
             .cloned()
             .collect();
         for addr in &remote {
-            self.to_node(
+            self.send_node(
                 addr.node.clone(),
                 NodeMessage::Ring {
                     call: key,
@@ -427,7 +442,7 @@ impl<R: Registry> Switchboard<R> {
             }
             self.send(sid, invite);
         }
-        self.to_node(
+        self.send_node(
             home,
             NodeMessage::RingAnswer {
                 call,

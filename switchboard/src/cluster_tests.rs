@@ -55,6 +55,8 @@ struct Cluster {
     /// Nodes that are down: nothing reaches them or leaves them.
     down: Vec<usize>,
     closed: Vec<(usize, ConnId, u16)>,
+    /// Each client's resume token, from its `welcome`.
+    tokens: HashMap<(usize, ConnId), String>,
 }
 
 impl Cluster {
@@ -82,6 +84,7 @@ impl Cluster {
             lookups: VecDeque::new(),
             down: Vec::new(),
             closed: Vec::new(),
+            tokens: HashMap::new(),
         }
     }
 
@@ -164,11 +167,30 @@ impl Cluster {
         self.boards[node].hello(conn, user, None, Some(0), vec![], self.now);
         self.pump();
         let c = Client { node, conn };
-        assert!(matches!(
-            self.take(c).as_slice(),
-            [ServerMessage::Welcome(_)]
-        ));
+        match self.take(c).as_slice() {
+            [ServerMessage::Welcome(w)] => {
+                self.tokens.insert((node, conn), w.session.clone());
+            }
+            other => panic!("{other:?}"),
+        }
         c
+    }
+
+    /// The client `old` lost its socket (not signed off).
+    fn drop_socket(&mut self, old: Client) {
+        self.boards[old.node].disconnected(old.conn, Disconnect::Dropped, &[], self.now);
+        self.pump();
+    }
+
+    /// The client of `old` says `hello` on node `node` with its resume token, having
+    /// received `received` messages; nothing is pumped yet.
+    fn start_resume(&mut self, old: Client, node: usize, user: &str, received: u64) -> Client {
+        let token = self.tokens[&(old.node, old.conn)].clone();
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let user = UserName::new(user).unwrap();
+        self.boards[node].hello(conn, user, Some(&token), Some(received), vec![], self.now);
+        Client { node, conn }
     }
 
     fn take(&mut self, c: Client) -> Vec<ServerMessage> {
@@ -246,7 +268,12 @@ impl Cluster {
     /// alice on node `a` calls bob on node `b` as `c1`; bob accepts; both have read
     /// everything.
     fn in_a_call(a: usize, b: usize) -> (Self, Client, Client) {
-        let mut cl = Self::new(a.max(b) + 1);
+        Self::in_a_call_of(a.max(b) + 1, a, b)
+    }
+
+    /// [`Self::in_a_call`] in a cluster of `nodes`.
+    fn in_a_call_of(nodes: usize, a: usize, b: usize) -> (Self, Client, Client) {
+        let mut cl = Self::new(nodes);
         let alice = cl.connect(a, "alice");
         let bob = cl.connect(b, "bob");
         cl.invite(alice, "c1", "bob");
@@ -502,4 +529,111 @@ fn outsiders_on_any_node_cannot_reach_into_a_call() {
     cl.pump();
     assert!(cl.take(alice2).is_empty());
     assert!(cl.take(bob2).is_empty());
+}
+
+/// The text of a candidate message.
+fn cand(msg: &ServerMessage) -> Option<String> {
+    match msg {
+        ServerMessage::Candidate(c) => c.candidate.as_ref().map(|c| c.candidate.clone()),
+        _ => None,
+    }
+}
+
+fn candidate_text(call_id: &str, text: &str) -> ClientMessage {
+    ClientMessage::Candidate(Candidate {
+        call_id: id(call_id),
+        candidate: Some(signaling_protocol::IceCandidate {
+            candidate: text.into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+            username_fragment: None,
+        }),
+    })
+}
+
+/// A session moves to the node of its call's other party and to a third node, both as
+/// the caller (its call lives on its old node) and as the callee (its call lives on the
+/// other party's node): every message queued or in flight arrives once, in order, and the
+/// call goes on.
+#[test]
+fn a_session_resumed_on_another_node_takes_its_queue_and_calls_along() {
+    // (the mover's node, the other party's node, where the mover resumes, mover calls).
+    for (m, o, to, mover_calls) in [
+        (0, 1, 1, true),
+        (0, 1, 2, true),
+        (0, 1, 1, false),
+        (0, 1, 2, false),
+    ] {
+        let case = format!("{m}->{to}, other on {o}, mover calls: {mover_calls}");
+        let (mut cl, first, second) = if mover_calls {
+            Cluster::in_a_call_of(3, m, o)
+        } else {
+            let (cl, bob, alice) = Cluster::in_a_call_of(3, o, m);
+            (cl, alice, bob)
+        };
+        let (mover, other) = (first, second);
+        let mover_name = if mover_calls { "alice" } else { "bob" };
+        cl.drop_socket(mover);
+        for i in 0..3 {
+            cl.send(other, candidate_text("c1", &format!("before {i}")));
+        }
+        // The resume starts; more is sent while the session is on its way.
+        let moved = cl.start_resume(mover, to, mover_name, 0);
+        for i in 0..3 {
+            let c = candidate_text("c1", &format!("during {i}"));
+            cl.boards[other.node].message(other.conn, c, cl.now);
+        }
+        cl.pump();
+        for i in 0..3 {
+            cl.send(other, candidate_text("c1", &format!("after {i}")));
+        }
+        let msgs = cl.take(moved);
+        assert!(
+            matches!(msgs.first(), Some(ServerMessage::Welcome(w)) if w.resumed),
+            "{case}: {msgs:?}"
+        );
+        let got: Vec<String> = msgs.iter().filter_map(cand).collect();
+        let want: Vec<String> = ["before", "during", "after"]
+            .iter()
+            .flat_map(|w| (0..3).map(move |i| format!("{w} {i}")))
+            .collect();
+        assert_eq!(got, want, "{case}: once each, in order");
+        // The call goes on both ways.
+        cl.send(moved, candidate_text("c1", "from the new node"));
+        let other_got: Vec<String> = cl.take(other).iter().filter_map(cand).collect();
+        assert_eq!(other_got, vec!["from the new node".to_owned()], "{case}");
+        cl.hangup(other, "c1");
+        assert_eq!(
+            cl.take(moved),
+            vec![ended("c1", EndReason::Hangup)],
+            "{case}"
+        );
+        assert_eq!(
+            cl.boards.iter().map(Switchboard::call_count).sum::<usize>(),
+            0,
+            "{case}"
+        );
+        assert_eq!(
+            cl.boards
+                .iter()
+                .map(Switchboard::session_count)
+                .sum::<usize>(),
+            2,
+            "{case}: the old node let it go"
+        );
+    }
+}
+
+#[test]
+fn a_claim_on_a_dead_node_gives_a_fresh_session() {
+    let (mut cl, alice, _bob) = Cluster::in_a_call(0, 1);
+    cl.kill(0);
+    let fresh = cl.start_resume(alice, 1, "alice", 0);
+    cl.pump();
+    assert!(cl.take(fresh).is_empty(), "waiting for the claim");
+    cl.advance(moves::CLAIM_PATIENCE);
+    match cl.take(fresh).as_slice() {
+        [ServerMessage::Welcome(w)] => assert!(!w.resumed),
+        other => panic!("{other:?}"),
+    }
 }

@@ -17,6 +17,7 @@ mod cluster_tests;
 mod connection_policy;
 mod deadlines;
 mod metrics;
+mod moves;
 mod node;
 mod registry;
 mod session;
@@ -152,6 +153,10 @@ fn over_detached_limits(settings: &Settings, s: &Session) -> bool {
 enum Timer {
     Ring(CallKey),
     Resume(SessionId),
+    /// A session claimed from another node has not arrived.
+    Claim(SessionId),
+    /// The forwarding entry of a session that moved away expires.
+    MovedOut(SessionId),
 }
 
 /// Every session and call of the server, driven by inputs (`hello`, messages, a lost
@@ -181,6 +186,13 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     clustered: bool,
     /// Invites waiting for their lookup: the `invite` their callee's sessions will get.
     pending_invites: HashMap<CallKey, Outgoing>,
+    /// Clients waiting for their session to arrive from another node (moves.rs).
+    claims: HashMap<SessionId, moves::Claim>,
+    /// Sessions that moved to another node: where to, and until when their traffic is
+    /// relayed.
+    moved_out: HashMap<SessionId, (SessionAddr, Instant)>,
+    /// Calls of sessions that moved here whose traffic waits for the home's fence.
+    fences: HashMap<(SessionId, CallKey, NodeId), moves::Fence>,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -213,6 +225,9 @@ impl<R: Registry> Switchboard<R> {
             node: NodeId::new("local"),
             clustered: false,
             pending_invites: HashMap::new(),
+            claims: HashMap::new(),
+            moved_out: HashMap::new(),
+            fences: HashMap::new(),
         }
     }
 
@@ -266,6 +281,15 @@ impl<R: Registry> Switchboard<R> {
         let resumable = resume
             .and_then(|token| self.by_token.get(token).copied())
             .filter(|sid| self.sessions.get(sid).is_some_and(|s| s.user == user));
+        let elsewhere = resume
+            .filter(|_| self.clustered && resumable.is_none())
+            .and_then(|token| moves::token_node(token).map(|node| (token, NodeId::new(node))))
+            .filter(|(_, node)| *node != self.node);
+        if let Some((token, home)) = elsewhere {
+            let sid = self.claim(conn, user, token, received, ice_servers, home);
+            self.settle();
+            return Some(sid);
+        }
         let (sid, resumed) = match resumable {
             Some(sid) => {
                 self.reattach(sid, conn, received);
@@ -278,8 +302,21 @@ impl<R: Registry> Switchboard<R> {
                 (self.start_session(conn, user, received), false)
             }
         };
+        self.welcome(sid, conn, resumed, ice_servers);
+        self.settle();
+        Some(sid)
+    }
+
+    /// Queues `welcome` for session `sid` on `conn`, ahead of everything else.
+    fn welcome(
+        &mut self,
+        sid: SessionId,
+        conn: ConnId,
+        resumed: bool,
+        ice_servers: Vec<IceServer>,
+    ) {
         let Some(session) = self.sessions.get(&sid) else {
-            return Some(sid);
+            return;
         };
         let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -294,8 +331,6 @@ impl<R: Registry> Switchboard<R> {
         });
         self.on_session(sid, |s| s.push_welcome(welcome));
         self.outputs.push_back(Output::Wake(conn));
-        self.settle();
-        Some(sid)
     }
 
     /// Whether `user` may start another session: under the cap, or after ending its oldest
@@ -326,7 +361,12 @@ impl<R: Registry> Switchboard<R> {
         let sid = SessionId(self.next_id());
         let mut bytes = [0u8; 18];
         self.rng.fill_bytes(&mut bytes);
-        let token = URL_SAFE_NO_PAD.encode(bytes);
+        // In a cluster the token names its node, where a resume elsewhere claims it.
+        let token = if self.clustered {
+            format!("{}.{}", self.node, URL_SAFE_NO_PAD.encode(bytes))
+        } else {
+            URL_SAFE_NO_PAD.encode(bytes)
+        };
         info!(user = %user, session = sid.0, "session started");
         self.registry.insert(&user, sid);
         if self.clustered {
@@ -437,6 +477,10 @@ impl<R: Registry> Switchboard<R> {
         let Some(sid) = self.by_conn.remove(&conn) else {
             return;
         };
+        if let Some(claim) = self.claims.get_mut(&sid) {
+            claim.conn = None;
+            return;
+        }
         if self.on_session(sid, |s| s.untake(unwritten)).is_none() {
             return;
         }
@@ -465,6 +509,10 @@ impl<R: Registry> Switchboard<R> {
         while let Some(timer) = self.deadlines.pop_due(now) {
             match timer {
                 Timer::Ring(key) => self.ring_timeout(key),
+                Timer::Claim(sid) => self.claim_timeout(sid),
+                Timer::MovedOut(sid) => {
+                    self.moved_out.remove(&sid);
+                }
                 Timer::Resume(sid) => {
                     if let Some(s) = self.sessions.get_mut(&sid) {
                         s.expires = None;
@@ -530,13 +578,16 @@ impl<R: Registry> Switchboard<R> {
                     msg,
                 );
             }
+            NodeMessage::Deliver { session, .. } if self.moved_out.contains_key(&session) => {
+                self.relay(from, session, msg);
+            }
             NodeMessage::Deliver {
                 session,
                 call,
                 call_id,
                 msg,
                 leave,
-            } => self.delivered(&from, session, call, call_id, msg, leave),
+            } => self.delivered(&from, session, call, call_id, msg, leave, false),
             NodeMessage::Left { call, session } => {
                 self.leave_call(
                     call,
@@ -546,12 +597,41 @@ impl<R: Registry> Switchboard<R> {
                     },
                 );
             }
+            NodeMessage::Claim {
+                token,
+                user,
+                session,
+                received,
+            } => self.claimed(from, &token, &user, session, received),
+            NodeMessage::Handover {
+                session,
+                old,
+                moved,
+            } => self.handed_over(&from, session, old, moved),
+            NodeMessage::Moved { call, old, new } => self.party_moved(from, call, old, new),
+            NodeMessage::Fence { old, .. } => {
+                self.relay(from, old, msg);
+            }
+            NodeMessage::Relayed { home, msg } => match *msg {
+                NodeMessage::Deliver {
+                    session,
+                    call,
+                    call_id,
+                    msg,
+                    leave,
+                } => self.delivered(&home, session, call, call_id, msg, leave, true),
+                NodeMessage::Fence { call, old } => self.release(old, call, &home),
+                _ => {}
+            },
         }
         self.settle();
     }
 
     /// A message from call `call` on node `home` for `sid`: queued only if `sid` is in that
     /// call (or it is no call's: an `error`).
+    /// `relayed`: it came through the session's old node, ahead of the home's fence; a
+    /// direct one waits behind the fence (moves.rs).
+    #[allow(clippy::too_many_arguments)]
     fn delivered(
         &mut self,
         home: &NodeId,
@@ -560,22 +640,48 @@ impl<R: Registry> Switchboard<R> {
         call_id: Option<CallId>,
         msg: Option<ServerMessage>,
         leave: bool,
+        relayed: bool,
     ) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if let (Some(key), Some(call_id)) = (call, &call_id) {
-            let member = Membership::Remote(CallRef {
-                home: home.clone(),
-                key,
-            });
-            if s.calls.get(call_id) != Some(&member) {
+        if let (Some(key), Some(call_id)) = (call, call_id.clone()) {
+            let member = if *home == self.node {
+                Membership::Home(key)
+            } else {
+                Membership::Remote(CallRef {
+                    home: home.clone(),
+                    key,
+                })
+            };
+            if s.calls.get(&call_id) != Some(&member) {
                 debug!(session = sid.0, call = %call_id, "not in that call: dropped");
                 return;
             }
-            if leave {
-                s.calls.remove(call_id);
+            let held = moves::Held::Deliver {
+                msg,
+                call_id,
+                leave,
+            };
+            let held = if relayed {
+                Some(held)
+            } else {
+                self.hold(sid, key, home, held)
+            };
+            if let Some(moves::Held::Deliver {
+                msg,
+                call_id,
+                leave,
+            }) = held
+            {
+                if leave && let Some(s) = self.sessions.get_mut(&sid) {
+                    s.calls.remove(&call_id);
+                }
+                if let Some(msg) = msg {
+                    self.send(sid, msg);
+                }
             }
+            return;
         } else if call.is_some() || call_id.is_some() {
             return;
         }
@@ -609,6 +715,7 @@ impl<R: Registry> Switchboard<R> {
                 self.leave_call(key, &party);
             }
         }
+        self.release_fences_of(node);
         let mut sids: Vec<SessionId> = self.sessions.keys().copied().collect();
         sids.sort_unstable();
         for sid in sids {
@@ -767,7 +874,7 @@ impl<R: Registry> Switchboard<R> {
         for membership in calls {
             match membership {
                 Membership::Home(key) => self.leave_call(key, &me),
-                Membership::Remote(CallRef { home, key }) => self.to_node(
+                Membership::Remote(CallRef { home, key }) => self.send_node(
                     home,
                     NodeMessage::Left {
                         call: key,

@@ -116,6 +116,56 @@ pub enum NodeMessage {
         /// The session leaves the call.
         leave: bool,
     },
+    /// A node where a client resumes → the node its session lives on: hand the session
+    /// with resume `token` over; it will be `session` on the sender. `received` is the
+    /// client's count.
+    Claim {
+        /// The resume token the client presented.
+        token: String,
+        /// The user the client signed in as (a token of another user's session is no claim).
+        user: UserName,
+        /// The session's id on the claiming node.
+        session: SessionId,
+        /// The client's `received` count.
+        received: Option<u64>,
+    },
+    /// The session's old node → the claiming node: here it is (`moved`), or there is no
+    /// such session (`None`: the client gets a fresh one). `old` is its id on the old node.
+    Handover {
+        /// Its id on the claiming node.
+        session: SessionId,
+        /// Its id on the old node.
+        old: SessionId,
+        /// The session, if there was one.
+        moved: Option<Box<MovedSession>>,
+    },
+    /// The old node → a call's home on a third node: party `old` of `call` is now `new`.
+    Moved {
+        /// The call.
+        call: CallKey,
+        /// The party's id on the old node (the sender).
+        old: SessionId,
+        /// Where it is now.
+        new: SessionAddr,
+    },
+    /// That home → the old node, after [`NodeMessage::Moved`]: nothing more for `old` about
+    /// `call` comes this way. The old node relays it to the new one, behind everything it
+    /// relayed before.
+    Fence {
+        /// The call.
+        call: CallKey,
+        /// The party's id on the old node.
+        old: SessionId,
+    },
+    /// The old node → the new one: a message `home` sent the old node about a session that
+    /// moved (a [`NodeMessage::Deliver`] or [`NodeMessage::Fence`], its session id already
+    /// the new one), relayed in the order it came.
+    Relayed {
+        /// The node that sent it.
+        home: NodeId,
+        /// The message.
+        msg: Box<NodeMessage>,
+    },
     /// A party's node → home: `session` ended (signed off, expired, dropped): it leaves
     /// `call`.
     Left {
@@ -124,6 +174,23 @@ pub enum NodeMessage {
         /// The session that ended.
         session: SessionId,
     },
+}
+
+/// What a session takes with it to another node ([`NodeMessage::Handover`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovedSession {
+    /// Its user.
+    pub user: UserName,
+    /// Its resume token.
+    pub token: String,
+    /// The client acknowledges (`received`).
+    pub acks: bool,
+    /// Messages counted as delivered (the client's `received`, after the rewind).
+    pub delivered: u64,
+    /// What is still to be delivered, in order.
+    pub queue: Vec<ServerMessage>,
+    /// Its calls, by the `call_id` it knows them under, with where each lives.
+    pub calls: Vec<(CallId, CallRef)>,
 }
 
 impl NodeMessage {
@@ -135,6 +202,11 @@ impl NodeMessage {
             Self::Input { .. } => "input",
             Self::Deliver { .. } => "deliver",
             Self::Left { .. } => "left",
+            Self::Claim { .. } => "claim",
+            Self::Handover { .. } => "handover",
+            Self::Moved { .. } => "moved",
+            Self::Fence { .. } => "fence",
+            Self::Relayed { .. } => "relayed",
         }
     }
 }

@@ -139,6 +139,50 @@ impl Session {
         }
     }
 
+    /// What moves to another node with the session (after [`Session::rewind`] to the
+    /// client's `received`): the queue in order (a stale `welcome` left out), and the count
+    /// the replayed messages continue from.
+    pub fn export(self) -> (Vec<ServerMessage>, u64) {
+        let queue = self
+            .outbox
+            .iter()
+            .filter(|m| !matches!(***m, ServerMessage::Welcome(_)))
+            .map(|m| (**m).clone())
+            .collect();
+        (queue, self.delivered)
+    }
+
+    /// A session that moved here from another node: detached until its connection attaches,
+    /// with the moved `queue` to deliver and `delivered` messages already counted.
+    pub fn moved_in(
+        user: UserName,
+        token: String,
+        acks: bool,
+        delivered: u64,
+        queue: Vec<ServerMessage>,
+    ) -> Self {
+        let mut s = Self {
+            user,
+            token,
+            conn: None,
+            expires: None,
+            calls: HashMap::new(),
+            outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            unacked: VecDeque::new(),
+            unacked_bytes: 0,
+            delivered,
+            acks,
+            backlog: 0,
+            backlog_bytes: 0,
+            closing: false,
+        };
+        for msg in queue {
+            s.push(Arc::new(msg));
+        }
+        s
+    }
+
     /// Queues `msg`; returns the new queue length.
     /// Queues `msg`, shared with every other session it goes to (a candidate for ten
     /// ringing devices is one allocation, not ten).
