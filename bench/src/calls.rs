@@ -33,19 +33,32 @@ pub async fn connect(
     m: usize,
     first_index: usize,
 ) -> Result<Vec<(Ws, Ws, usize)>, BenchError> {
+    connect_across(vec![(server, server); m], first_index, "").await
+}
+
+/// Connects one caller/callee pair per entry of `servers`, the caller to the entry's first
+/// server and the callee to its second (source addresses from `first_index` on); users are
+/// named `{tag}caller{i}` and `{tag}callee{i}`.
+pub async fn connect_across(
+    servers: Vec<(SocketAddr, SocketAddr)>,
+    first_index: usize,
+    tag: &str,
+) -> Result<Vec<(Ws, Ws, usize)>, BenchError> {
+    let m = servers.len();
     let mut set = JoinSet::new();
-    for i in 0..m {
+    for (i, (caller_server, callee_server)) in servers.into_iter().enumerate() {
+        let tag = tag.to_owned();
         set.spawn(async move {
             let caller = client::join(
-                server,
+                caller_server,
                 client::source_for(first_index + 2 * i),
-                &format!("caller{i}"),
+                &format!("{tag}caller{i}"),
             )
             .await?;
             let callee = client::join(
-                server,
+                callee_server,
                 client::source_for(first_index + 2 * i + 1),
-                &format!("callee{i}"),
+                &format!("{tag}callee{i}"),
             )
             .await?;
             Ok::<_, BenchError>((caller, callee, i))
@@ -60,13 +73,22 @@ pub async fn connect(
 
 /// Every caller invites its callee at once; the callee accepts on receipt.
 pub async fn set_up(conns: Vec<(Ws, Ws, usize)>) -> Result<SetupResult, BenchError> {
+    set_up_tagged(conns, "").await
+}
+
+/// [`set_up`] for users named `{tag}caller{i}` / `{tag}callee{i}` ([`connect_across`]).
+pub async fn set_up_tagged(
+    conns: Vec<(Ws, Ws, usize)>,
+    tag: &str,
+) -> Result<SetupResult, BenchError> {
     let start = Instant::now();
     let mut set = JoinSet::new();
     for (mut caller, mut callee, i) in conns {
+        let tag = tag.to_owned();
         set.spawn(async move {
-            let call_id =
-                CallId::new(format!("call{i}")).map_err(|e| BenchError::Protocol(e.to_string()))?;
-            let to = UserName::new(format!("callee{i}"))
+            let call_id = CallId::new(format!("{tag}call{i}"))
+                .map_err(|e| BenchError::Protocol(e.to_string()))?;
+            let to = UserName::new(format!("{tag}callee{i}"))
                 .map_err(|e| BenchError::Protocol(e.to_string()))?;
             let sent = Instant::now();
             let invite = Invite {

@@ -3,11 +3,15 @@
 //! With `--soak`, it runs the soak instead (module [`soak`]): calls through signaling and
 //! the embedded relay for a long time, with sockets dropped and sessions resumed.
 //!
+//! With `--nodes N` (N ≥ 2), it runs the server as N nodes sharing a private Redis and
+//! compares calls across nodes with calls on one node (module [`nodes`]).
+//!
 //! Every phase is bounded in count and time; all traffic stays on 127.0.0.0/8.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock; the server does not
 
 mod calls;
 mod client;
+mod nodes;
 mod server_process;
 mod soak;
 
@@ -51,6 +55,19 @@ struct Args {
     /// With --soak: seeds which sockets drop and when (the same seed, the same drops).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run the server as this many nodes sharing a private redis-server (started by the
+    /// bench; it must be on PATH): --idle sessions spread over the nodes, calls with caller
+    /// and callee on different nodes, each against a single node without Redis in the same
+    /// run. 1: a single server, as without the flag.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// Internal (--nodes): be a child that opens --idle sessions to this server, says so on
+    /// stdout and holds them until its stdin closes.
+    #[arg(long, hide = true)]
+    hold_server: Option<std::net::SocketAddr>,
+    /// Internal (--nodes): the index of the held sessions' first user (`idle<index>`).
+    #[arg(long, hide = true, default_value_t = 0)]
+    hold_first: usize,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -78,6 +95,22 @@ async fn main() -> Result<(), BenchError> {
         };
         let deadline = Duration::from_secs(300 + soak.seconds);
         return tokio::time::timeout(deadline, soak::run(soak)).await?;
+    }
+    if let Some(server) = args.hold_server {
+        return nodes::hold(server, args.hold_first, args.idle).await;
+    }
+    if args.nodes >= 2 {
+        let nodes = nodes::NodesArgs {
+            server: args.server,
+            nodes: usize::from(args.nodes),
+            idle: args.idle,
+            calls: args.calls,
+            rate: args.rate,
+            seconds: args.seconds,
+            server_cpus: args.server_cpus,
+        };
+        let deadline = Duration::from_secs(1200 + 3 * nodes.seconds);
+        return tokio::time::timeout(deadline, nodes::run(nodes)).await?;
     }
     let deadline = Duration::from_secs(600 + args.seconds);
     tokio::time::timeout(deadline, run(args)).await?
@@ -204,5 +237,13 @@ mod tests {
         assert_eq!((soak.soak, soak.calls, soak.seconds), (true, 1000, 1800));
         let short = Args::parse_from(["signaling-bench", "--soak", "--seconds", "60"]);
         assert_eq!((short.calls, short.seconds, short.seed), (1000, 60, 1));
+    }
+
+    #[test]
+    fn one_node_unless_told() {
+        assert_eq!(Args::parse_from(["signaling-bench"]).nodes, 1);
+        let two = Args::parse_from(["signaling-bench", "--nodes", "2", "--idle", "18000"]);
+        assert_eq!((two.nodes, two.idle), (2, 18_000));
+        assert!(Args::try_parse_from(["signaling-bench", "--nodes", "0"]).is_err());
     }
 }

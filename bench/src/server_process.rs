@@ -34,10 +34,27 @@ impl ServerProcess {
         ServerProcess::start_with(binary, None, relay).await
     }
 
-    async fn start_with(
+    /// Starts `binary` as the load does ([`ServerProcess::start`]), with the embedded relay
+    /// on a free port (several servers run side by side) and `extra` arguments, e.g.
+    /// `--redis-url …` and `--node-id …` for a node of a cluster (`--nodes`).
+    pub async fn start_node(
         binary: &Path,
         cpus: Option<&str>,
-        args: impl IntoIterator<Item = &'static str>,
+        extra: Vec<String>,
+    ) -> Result<ServerProcess, BenchError> {
+        let load = ["--heartbeat-s", "600", "--max-connections", "200000"]
+            .into_iter()
+            .chain(["--rate-per-s", "1000", "--rate-burst", "1000"])
+            .chain(["--turn-listen", "127.0.0.1:0"])
+            .map(String::from)
+            .chain(extra);
+        ServerProcess::start_with(binary, cpus, load).await
+    }
+
+    async fn start_with<S: AsRef<std::ffi::OsStr>>(
+        binary: &Path,
+        cpus: Option<&str>,
+        args: impl IntoIterator<Item = S>,
     ) -> Result<ServerProcess, BenchError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -49,7 +66,7 @@ impl ServerProcess {
                 .stderr(Stdio::inherit());
         })?;
         process
-            .wait_until("start listening", Duration::from_secs(5), async || {
+            .wait_until("start listening", Duration::from_secs(10), async || {
                 tokio::net::TcpStream::connect(addr).await.is_ok()
             })
             .await?;
@@ -58,19 +75,7 @@ impl ServerProcess {
 
     /// Resident memory of the server, bytes.
     pub fn rss(&self) -> Result<u64, BenchError> {
-        let path = format!("/proc/{}/status", self.process.id());
-        let problem = |problem| BenchError::Proc {
-            path: path.clone().into(),
-            problem,
-        };
-        let status =
-            std::fs::read_to_string(&path).map_err(|e| problem(format!("cannot read: {e}")))?;
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .ok_or_else(|| problem("no VmRSS line with a size in kB".into()))?;
-        Ok(kib * 1024)
+        rss_of(self.process.id())
     }
 
     /// Open file descriptors of the server (sockets included): the entries of
@@ -88,4 +93,21 @@ impl ServerProcess {
     pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
         self.process.cpu_seconds()
     }
+}
+
+/// Resident memory of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_of(pid: u32) -> Result<u64, BenchError> {
+    let path = format!("/proc/{pid}/status");
+    let problem = |problem| BenchError::Proc {
+        path: path.clone().into(),
+        problem,
+    };
+    let status =
+        std::fs::read_to_string(&path).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .ok_or_else(|| problem("no VmRSS line with a size in kB".into()))?;
+    Ok(kib * 1024)
 }

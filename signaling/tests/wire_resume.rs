@@ -4,6 +4,7 @@
 // Where a real timeout must pass (the resume ttl), the test configures it short and waits
 // for the event; nothing sleeps (shared/TESTING.md).
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -25,16 +26,16 @@ fn candidate_text(msg: ServerMessage) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_dropped_socket_resumes_with_everything_in_order() {
-    let server = server().await;
-    let addr = server.local_addr();
+async fn a_dropped_socket_resumes_with_everything_in_order(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
     let counting = Hello {
         received: Some(0),
         ..hello("alice")
     };
-    let (mut alice, welcome) = Client::join_with(addr, counting).await;
-    let mut bob = Client::join(addr, "bob").await;
+    let (mut alice, welcome) = Client::join_with(d.addr(0), counting).await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     let received = 2; // ringing, accepted
     alice.cut();
@@ -52,9 +53,12 @@ async fn a_dropped_socket_resumes_with_everything_in_order() {
         received: Some(received),
         ..resume("alice", &welcome.session)
     };
-    let (mut alice, again) = Client::join_with(addr, resume).await;
+    // On two nodes alice comes back on bob's node: her session moves there.
+    let (mut alice, again) = Client::join_with(d.addr(1), resume).await;
     assert!(again.resumed);
-    assert_eq!(again.session, welcome.session);
+    if n == 1 {
+        assert_eq!(again.session, welcome.session);
+    }
     for i in 0..5 {
         assert_eq!(candidate_text(alice.recv().await), format!("b{i}"));
     }
@@ -64,67 +68,113 @@ async fn a_dropped_socket_resumes_with_everything_in_order() {
     // The call goes on.
     alice.send(&candidate("c1", "back")).await;
     assert_eq!(candidate_text(bob.recv().await), "back");
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn unknown_or_foreign_tokens_start_fresh_sessions() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let (_alice, welcome) = Client::join_with(addr, hello("alice")).await;
-    let (_, w) = Client::join_with(addr, resume("alice", "no-such-token")).await;
+async fn unknown_or_foreign_tokens_start_fresh_sessions(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let (_alice, welcome) = Client::join_with(d.addr(0), hello("alice")).await;
+    let (_, w) = Client::join_with(d.addr(1), resume("alice", "no-such-token")).await;
     assert!(!w.resumed);
-    // bob cannot take alice's session with her token.
-    let (_, w) = Client::join_with(addr, resume("bob", &welcome.session)).await;
+    // bob cannot take alice's session with her token, on her node or another.
+    let (_, w) = Client::join_with(d.addr(1), resume("bob", &welcome.session)).await;
     assert!(!w.resumed);
     assert_eq!(w.user.as_str(), "bob");
     assert_ne!(w.session, welcome.session);
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn signing_off_ends_the_call_at_once() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(addr, "bob").await;
+async fn signing_off_ends_the_call_at_once(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     alice.close(1000).await;
     bob.expect_ended("c1", EndReason::PeerLost).await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_session_that_does_not_come_back_is_peer_lost() {
-    let server = server_with(|c| c.resume_ttl = Duration::from_secs(1)).await;
-    let addr = server.local_addr();
-    let (mut alice, welcome) = Client::join_with(addr, hello("alice")).await;
+async fn a_session_that_does_not_come_back_is_peer_lost(n: usize) {
+    let Some(d) = Deployment::new(n, |c| c.resume_ttl = Duration::from_secs(1)).await else {
+        return;
+    };
+    let (mut alice, welcome) = Client::join_with(d.addr(0), hello("alice")).await;
     assert_eq!(welcome.resume_ttl_s, 1);
-    let mut bob = Client::join(addr, "bob").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     // A ringing call from carol to alice ends for carol too.
-    let mut carol = Client::join(addr, "carol").await;
+    let mut carol = Client::join(d.addr(1), "carol").await;
     ring(&mut carol, &mut alice, "k1", "carol", "alice").await;
     alice.close(1001).await; // going away: the session waits for a resume
     bob.expect_silence(Duration::from_millis(500)).await;
     bob.expect_ended("c1", EndReason::PeerLost).await;
     carol.expect_ended("k1", EndReason::PeerLost).await;
-    let (_, w) = Client::join_with(addr, resume("alice", &welcome.session)).await;
+    let (_, w) = Client::join_with(d.addr(1), resume("alice", &welcome.session)).await;
     assert!(!w.resumed, "too late");
-    server.shutdown().await;
+    d.shutdown().await;
 }
 
-#[tokio::test]
-async fn resuming_on_a_new_socket_closes_the_old_one() {
-    let server = server().await;
-    let addr = server.local_addr();
-    let (mut old, welcome) = Client::join_with(addr, hello("alice")).await;
-    let (mut new, w) = Client::join_with(addr, resume("alice", &welcome.session)).await;
+async fn resuming_on_a_new_socket_closes_the_old_one(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let (mut old, welcome) = Client::join_with(d.addr(0), hello("alice")).await;
+    let (mut new, w) = Client::join_with(d.addr(1), resume("alice", &welcome.session)).await;
     assert!(w.resumed);
     assert_eq!(old.recv_close().await, Some(4000));
-    // The session lives on the new socket.
-    let mut bob = Client::join(addr, "bob").await;
+    // The session lives on the new socket (on two nodes: on the other node).
+    let mut bob = Client::join(d.addr(0), "bob").await;
     bob.invite("c1", "alice").await;
     new.expect_invite("c1", "bob").await;
-    server.shutdown().await;
+    d.shutdown().await;
 }
+
+/// 1,000 messages wait for alice while her socket is gone; she comes back (on two nodes:
+/// on the other node, where her session moves with its queue) and reads them all, in order.
+async fn a_thousand_queued_messages_follow_the_session(n: usize) {
+    let Some(d) = Deployment::new(n, |c| {
+        c.rate_per_s = 100_000;
+        c.rate_burst = 100_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let counting = Hello {
+        received: Some(0),
+        ..hello("alice")
+    };
+    let (mut alice, welcome) = Client::join_with(d.addr(0), counting).await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    alice.cut();
+    for i in 0..1000 {
+        bob.send(&candidate("c1", &format!("b{i}"))).await;
+    }
+    let resume = Hello {
+        received: Some(2), // ringing, accepted
+        ..resume("alice", &welcome.session)
+    };
+    let (mut alice, again) = Client::join_with(d.addr(n - 1), resume).await;
+    assert!(again.resumed);
+    for i in 0..1000 {
+        assert_eq!(candidate_text(alice.recv().await), format!("b{i}"));
+    }
+    alice.expect_silence(Duration::from_millis(200)).await;
+    alice.send(&candidate("c1", "back")).await;
+    assert_eq!(candidate_text(bob.recv().await), "back");
+    d.shutdown().await;
+}
+
+on_one_and_two_nodes!(
+    a_dropped_socket_resumes_with_everything_in_order,
+    unknown_or_foreign_tokens_start_fresh_sessions,
+    signing_off_ends_the_call_at_once,
+    a_session_that_does_not_come_back_is_peer_lost,
+    resuming_on_a_new_socket_closes_the_old_one,
+    a_thousand_queued_messages_follow_the_session,
+);

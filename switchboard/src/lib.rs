@@ -359,14 +359,7 @@ impl<R: Registry> Switchboard<R> {
 
     fn start_session(&mut self, conn: ConnId, user: UserName, received: Option<u64>) -> SessionId {
         let sid = SessionId(self.next_id());
-        let mut bytes = [0u8; 18];
-        self.rng.fill_bytes(&mut bytes);
-        // In a cluster the token names its node, where a resume elsewhere claims it.
-        let token = if self.clustered {
-            format!("{}.{}", self.node, URL_SAFE_NO_PAD.encode(bytes))
-        } else {
-            URL_SAFE_NO_PAD.encode(bytes)
-        };
+        let token = self.new_token();
         info!(user = %user, session = sid.0, "session started");
         self.registry.insert(&user, sid);
         if self.clustered {
@@ -381,6 +374,18 @@ impl<R: Registry> Switchboard<R> {
             .insert(sid, Session::new(user, token, conn, received.is_some()));
         self.metrics.sessions().inc();
         sid
+    }
+
+    /// A fresh resume token: 18 random bytes; in a cluster prefixed with this node's name,
+    /// where a resume on another node claims the session.
+    fn new_token(&mut self) -> String {
+        let mut bytes = [0u8; 18];
+        self.rng.fill_bytes(&mut bytes);
+        if self.clustered {
+            format!("{}.{}", self.node, URL_SAFE_NO_PAD.encode(bytes))
+        } else {
+            URL_SAFE_NO_PAD.encode(bytes)
+        }
     }
 
     fn reattach(&mut self, sid: SessionId, conn: ConnId, received: Option<u64>) {

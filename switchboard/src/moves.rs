@@ -283,13 +283,10 @@ impl<R: Registry> Switchboard<R> {
         claim: Claim,
         moved: MovedSession,
     ) {
-        let mut s = Session::moved_in(
-            moved.user,
-            moved.token,
-            moved.acks,
-            moved.delivered,
-            moved.queue,
-        );
+        // A token of its own: it names this node, where the next resume must claim it (the
+        // client keeps the token of its latest `welcome`).
+        let token = self.new_token();
+        let mut s = Session::moved_in(moved.user, token, moved.acks, moved.delivered, moved.queue);
         let (was, now_at) = (
             SessionAddr {
                 node: from.clone(),
