@@ -17,10 +17,13 @@
 //!   [`Cluster::sessions`] returns only members whose node holds a lease (one script, one
 //!   round trip) and removes the others on the way, so a dead node drops out of lookups
 //!   within `lease`.
-//! - **Dead nodes.** Every node looks at the listed nodes every `lease / 3`: a node whose
-//!   lease is gone is reported as [`ClusterEvent::NodeDown`] (within `lease * 4 / 3` of its
-//!   death) and its presence, listing and inbox are deleted by a script that first checks,
-//!   atomically, that the lease is still absent.
+//! - **Dead nodes.** Every node looks at the listed nodes every `lease / 3`. A node whose
+//!   lease has been missing for a whole `lease` is reported as [`ClusterEvent::NodeDown`]
+//!   (so within about `2 × lease + lease / 3` of its last refresh) and its presence,
+//!   listing and inbox are deleted by a script that first checks, atomically, that the
+//!   lease is still absent. The wait of a whole lease is what tells a dead node from a
+//!   Redis that restarted empty: then every lease is gone at once, and the live nodes take
+//!   theirs again within `lease / 3`.
 //! - **Inbox.** A stream `{prefix}inbox:{node}`. [`Cluster::send`] is `XADD MAXLEN ~ 100000`
 //!   with fields `from` and `d`, in a script that refuses ([`ClusterError::NodeNotLive`])
 //!   when the receiver holds no lease, so no stream grows that nobody reads. A background

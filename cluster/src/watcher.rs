@@ -1,8 +1,9 @@
 //! Watching the other nodes' leases: `NodeUp`/`NodeDown` events, and cleaning up after a
 //! node that died without leaving.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
@@ -79,10 +80,17 @@ pub(crate) async fn node_states(
 }
 
 /// What this node believes about the others, between two looks.
+///
+/// A node counts as down only once its lease has been missing for a whole `grace` (the
+/// lease): after Redis restarts empty every lease is gone at once, and the live nodes take
+/// theirs again within a third of it, which must not read as every node dying. A node
+/// that really died is reported within about twice the lease of its last refresh.
 #[derive(Debug, Default)]
 pub(crate) struct View {
     live: BTreeSet<NodeId>,
     reported_down: BTreeSet<NodeId>,
+    /// Since when each node has been seen without a lease.
+    missing_since: BTreeMap<NodeId, Instant>,
 }
 
 impl View {
@@ -97,6 +105,8 @@ impl View {
         &mut self,
         me: &NodeId,
         states: Vec<NodeState>,
+        now: Instant,
+        grace: Duration,
     ) -> (Vec<ClusterEvent>, Vec<NodeId>) {
         let (mut events, mut dead) = (Vec::new(), Vec::new());
         let listed: BTreeSet<&NodeId> = states
@@ -105,16 +115,23 @@ impl View {
             .map(|s| &s.node)
             .collect();
         self.reported_down.retain(|n| listed.contains(n));
+        let seen: BTreeSet<&NodeId> = states.iter().map(|s| &s.node).collect();
+        self.missing_since.retain(|n, _| seen.contains(n));
         for state in &states {
             if &state.node == me {
                 continue;
             }
             if state.live {
+                self.missing_since.remove(&state.node);
                 self.reported_down.remove(&state.node);
                 if self.live.insert(state.node.clone()) {
                     events.push(ClusterEvent::NodeUp(state.node.clone()));
                 }
                 continue;
+            }
+            let since = *self.missing_since.entry(state.node.clone()).or_insert(now);
+            if now.duration_since(since) < grace {
+                continue; // perhaps Redis lost the lease (a restart): give it time
             }
             let was_live = self.live.remove(&state.node);
             let first_seen_dead = state.listed && self.reported_down.insert(state.node.clone());
@@ -143,7 +160,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 /// One look: events out, dead nodes cleaned up.
 async fn look(inner: &Inner, view: &mut View) -> Result<(), ClusterError> {
     let states = node_states(inner, &view.known()).await?;
-    let (events, dead) = view.update(&inner.node, states);
+    let (events, dead) = view.update(&inner.node, states, clock::now(), inner.lease);
     for event in events {
         tracing::info!(?event, "cluster membership changed");
         // No receiver is fine: nobody is watching.
@@ -166,6 +183,8 @@ mod tests {
         NodeId::new(s).unwrap()
     }
 
+    const GRACE: Duration = Duration::from_secs(10);
+
     fn state(node: &str, live: bool, listed: bool) -> NodeState {
         NodeState {
             node: id(node),
@@ -174,18 +193,61 @@ mod tests {
         }
     }
 
+    /// Looks at `states` at `t` seconds after `t0`.
+    fn look(
+        view: &mut View,
+        me: &NodeId,
+        states: Vec<NodeState>,
+        t0: Instant,
+        t: u64,
+    ) -> (Vec<ClusterEvent>, Vec<NodeId>) {
+        view.update(me, states, t0 + Duration::from_secs(t), GRACE)
+    }
+
+    #[test]
+    fn a_lease_missing_for_less_than_the_grace_is_no_death() {
+        // Redis restarted empty: the lease is back within the grace.
+        let (me, mut view, t0) = (id("me"), View::default(), clock::now());
+        look(&mut view, &me, vec![state("a", true, true)], t0, 0);
+        let (events, dead) = look(&mut view, &me, vec![state("a", false, false)], t0, 1);
+        assert!(events.is_empty() && dead.is_empty());
+        let (events, _) = look(&mut view, &me, vec![state("a", false, false)], t0, 9);
+        assert!(events.is_empty());
+        let (events, _) = look(&mut view, &me, vec![state("a", true, true)], t0, 10);
+        assert!(events.is_empty(), "still up: no NodeUp again");
+        // Missing again later: the grace starts again.
+        let (events, _) = look(&mut view, &me, vec![state("a", false, true)], t0, 30);
+        assert!(events.is_empty());
+        let (events, _) = look(&mut view, &me, vec![state("a", false, true)], t0, 40);
+        assert_eq!(events, [ClusterEvent::NodeDown(id("a"))]);
+    }
+
     #[test]
     fn up_then_down_is_reported_once_and_the_dead_node_cleaned() {
         let (me, mut view) = (id("me"), View::default());
-        let (events, dead) =
-            view.update(&me, vec![state("me", true, true), state("a", true, true)]);
+        let (events, dead) = view.update(
+            &me,
+            vec![state("me", true, true), state("a", true, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert_eq!(events, [ClusterEvent::NodeUp(id("a"))]);
         assert!(dead.is_empty());
-        let (events, dead) = view.update(&me, vec![state("a", false, true)]);
+        let (events, dead) = view.update(
+            &me,
+            vec![state("a", false, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert_eq!(events, [ClusterEvent::NodeDown(id("a"))]);
         assert_eq!(dead, [id("a")]);
         // Cleanup failed and it is still listed: cleaned again, not reported again.
-        let (events, dead) = view.update(&me, vec![state("a", false, true)]);
+        let (events, dead) = view.update(
+            &me,
+            vec![state("a", false, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert!(events.is_empty());
         assert_eq!(dead, [id("a")]);
     }
@@ -193,9 +255,19 @@ mod tests {
     #[test]
     fn a_node_unlisted_by_another_survivor_is_still_reported() {
         let (me, mut view) = (id("me"), View::default());
-        view.update(&me, vec![state("a", true, true)]);
+        view.update(
+            &me,
+            vec![state("a", true, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert_eq!(view.known(), [id("a")]);
-        let (events, dead) = view.update(&me, vec![state("a", false, false)]);
+        let (events, dead) = view.update(
+            &me,
+            vec![state("a", false, false)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert_eq!(events, [ClusterEvent::NodeDown(id("a"))]);
         assert!(dead.is_empty());
         assert!(view.known().is_empty());
@@ -204,11 +276,21 @@ mod tests {
     #[test]
     fn a_stale_listed_node_is_reported_down_once() {
         let (me, mut view) = (id("me"), View::default());
-        let (events, _) = view.update(&me, vec![state("old", false, true)]);
+        let (events, _) = view.update(
+            &me,
+            vec![state("old", false, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert_eq!(events, [ClusterEvent::NodeDown(id("old"))]);
-        let (events, _) = view.update(&me, vec![state("old", false, true)]);
+        let (events, _) = view.update(
+            &me,
+            vec![state("old", false, true)],
+            clock::now(),
+            Duration::ZERO,
+        );
         assert!(events.is_empty());
-        let (events, _) = view.update(&me, vec![]);
+        let (events, _) = view.update(&me, vec![], clock::now(), Duration::ZERO);
         assert!(events.is_empty());
     }
 }

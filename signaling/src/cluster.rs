@@ -5,6 +5,7 @@
 //! them, and feed back what Redis brings: lookups answered, other nodes' messages, nodes
 //! that died. docs/architecture.md, "Several nodes".
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +22,14 @@ use crate::server::Shared;
 /// ones are dropped and counted, so that memory stays bounded.
 const OUTBOUND_CAPACITY: usize = 100_000;
 
-/// How long a message for another node is retried while Redis does not answer; then it is
-/// dropped (the parties' calls end when their node is seen gone, or go on without it).
+/// How long a message for another node is retried while Redis does not answer, or the node
+/// holds no lease (after a Redis restart it takes a third of its lease to take it again);
+/// then it is dropped (the parties' calls end when the node is seen gone). At least the
+/// lease, so that a node is given up on only once it is reported gone.
 const SEND_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Messages waiting for one node past which new ones for it are dropped.
+const PER_NODE_CAPACITY: usize = 10_000;
 
 /// The switchboard's side of the link: where the lock-holding dispatch drops cluster
 /// outputs without waiting.
@@ -75,9 +81,12 @@ impl Link {
     }
 }
 
-/// Carries out the switchboard's cluster outputs one after the other, so that what it sent
-/// to a node arrives in the order it was sent.
+/// Carries out the switchboard's cluster outputs in order. Messages for other nodes go to
+/// one task per node, so that what is sent to a node arrives in the order it was sent, and
+/// a node that does not answer holds up only its own messages.
 async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<Output>) {
+    let mut per_node: HashMap<NodeId, mpsc::Sender<NodeMessage>> = HashMap::new();
+    let patience = SEND_PATIENCE.max(cluster_lease(&shared) * 2);
     while let Some(out) = rx.recv().await {
         match out {
             Output::Lookup { call, user } => {
@@ -96,12 +105,34 @@ async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<
                 };
                 shared.with_board(|b| b.lookup_done(call, found, clock::now()));
             }
-            Output::Node { to, msg } => send(&cluster, &to, &msg).await,
-            Output::Registered { user, session } => {
-                if let Err(e) = cluster.register(user.as_str(), session.0).await {
-                    // Kept locally by the cluster handle and written again when Redis answers.
-                    warn!(user = %user, error = %e, "presence not written yet");
+            Output::Node { to, msg } => {
+                let queue = per_node.entry(to.clone()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(PER_NODE_CAPACITY);
+                    let (shared, cluster) = (shared.clone(), cluster.clone());
+                    tokio::spawn(to_node(shared, cluster, to.clone(), rx, patience));
+                    tx
+                });
+                if let Err(e) = queue.try_send(msg) {
+                    warn!(to = %to, error = %e, "messages for a node pile up: dropped");
                 }
+            }
+            Output::Registered { user, session } => {
+                // The `welcome` waits for this write, so that whoever has one can be called
+                // from every node; while Redis is away it does not wait (the cluster handle
+                // keeps the registration and writes it when Redis answers again).
+                if cluster.is_ready() {
+                    if let Err(e) = cluster.register(user.as_str(), session.0).await {
+                        warn!(user = %user, error = %e, "presence not written yet");
+                    }
+                } else {
+                    let cluster = cluster.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = cluster.register(user.as_str(), session.0).await {
+                            warn!(user = %user, error = %e, "presence not written yet");
+                        }
+                    });
+                }
+                shared.with_board(|b| b.registered(session));
             }
             Output::Unregistered { user, session } => {
                 if let Err(e) = cluster.unregister(user.as_str(), session.0).await {
@@ -113,23 +144,62 @@ async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<
     }
 }
 
-/// Sends `msg` to node `to`, retrying while Redis does not answer (at most
-/// [`SEND_PATIENCE`]); a node that is not live gets nothing.
-async fn send(cluster: &Cluster, to: &NodeId, msg: &NodeMessage) {
+/// The lease of this node (the others have the same in a sane deployment).
+fn cluster_lease(shared: &Shared) -> Duration {
+    shared
+        .config
+        .cluster
+        .as_ref()
+        .map_or(Duration::ZERO, |c| c.lease)
+}
+
+/// Sends what the switchboard has for node `to`, one after the other; what cannot be sent
+/// within `patience` is reported back as undeliverable.
+async fn to_node(
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    to: NodeId,
+    mut rx: mpsc::Receiver<NodeMessage>,
+    patience: Duration,
+) {
+    // After one message was given up on, the next are tried once each until one goes
+    // through: a dead node must not hold each of them for the whole patience.
+    let mut unreachable = false;
+    while let Some(msg) = rx.recv().await {
+        let wait = if unreachable {
+            Duration::ZERO
+        } else {
+            patience
+        };
+        let sent = send(&cluster, &to, &msg, wait).await;
+        unreachable = !sent;
+        if !sent {
+            let to = to.clone();
+            shared.with_board(|b| b.undeliverable(to, msg, clock::now()));
+        }
+    }
+}
+
+/// Sends `msg` to node `to`, retrying while Redis does not answer or the node holds no
+/// lease, for at most `patience`. Returns whether it was sent.
+async fn send(cluster: &Cluster, to: &NodeId, msg: &NodeMessage, patience: Duration) -> bool {
     let Ok(node) = signaling_cluster::NodeId::new(to.as_str()) else {
-        return;
+        return false;
     };
     let payload = match serde_json::to_vec(msg) {
         Ok(p) => p,
-        Err(e) => return warn!(error = %e, "node message not serializable"),
+        Err(e) => {
+            warn!(error = %e, "node message not serializable");
+            return false;
+        }
     };
-    let give_up = clock::now() + SEND_PATIENCE;
+    let give_up = clock::now() + patience;
     let mut pause = Duration::from_millis(100);
     loop {
         match cluster.send(&node, &payload).await {
-            Ok(()) => return debug!(to = %to, kind = msg.kind(), "sent to node"),
-            Err(ClusterError::NodeNotLive(_)) => {
-                return debug!(to = %to, kind = msg.kind(), "node not live: dropped");
+            Ok(()) => {
+                debug!(to = %to, kind = msg.kind(), "sent to node");
+                return true;
             }
             Err(e) if clock::now() + pause < give_up => {
                 debug!(to = %to, error = %e, "send failed; retrying");
@@ -137,7 +207,8 @@ async fn send(cluster: &Cluster, to: &NodeId, msg: &NodeMessage) {
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                return warn!(to = %to, kind = msg.kind(), error = %e, "message to node dropped");
+                warn!(to = %to, kind = msg.kind(), error = %e, "message to node dropped");
+                return false;
             }
         }
     }

@@ -295,7 +295,7 @@ pub struct Settings {
     /// Redis shared by several signaling nodes behind one address, e.g.
     /// redis://127.0.0.1:6379 (rediss:// for TLS; a password as redis://:secret@host:6379).
     /// Unset: this node alone, with no Redis
-    #[arg(long)]
+    #[arg(long, hide_env_values = true)]
     pub redis_url: Option<String>,
     /// This node's name in the cluster (letters, digits, - and _, at most 64); unset: a
     /// random one, printed at start

@@ -149,6 +149,7 @@ impl Cluster {
                     session,
                 };
                 self.directory.entry(user).or_default().push(addr);
+                self.boards[n].registered(session);
             }
             Output::Unregistered { user, session } => {
                 let node = NodeId::new(&format!("n{n}"));

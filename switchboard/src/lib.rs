@@ -193,6 +193,8 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     moved_out: HashMap<SessionId, (SessionAddr, Instant)>,
     /// Calls of sessions that moved here whose traffic waits for the home's fence.
     fences: HashMap<(SessionId, CallKey, NodeId), moves::Fence>,
+    /// Sessions whose presence the shell has not written yet ([`Self::registered`]).
+    unannounced: std::collections::HashSet<SessionId>,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -228,6 +230,7 @@ impl<R: Registry> Switchboard<R> {
             claims: HashMap::new(),
             moved_out: HashMap::new(),
             fences: HashMap::new(),
+            unannounced: std::collections::HashSet::new(),
         }
     }
 
@@ -330,7 +333,21 @@ impl<R: Registry> Switchboard<R> {
             rate_burst: self.settings.rate.map(|(_, burst)| burst),
         });
         self.on_session(sid, |s| s.push_welcome(welcome));
-        self.outputs.push_back(Output::Wake(conn));
+        // A session not yet announced to the other nodes gets its `welcome` once it is
+        // ([`Self::registered`]): a client that has it can be called from every node.
+        if !self.unannounced.contains(&sid) {
+            self.outputs.push_back(Output::Wake(conn));
+        }
+    }
+
+    /// The shell wrote (or failed to write: Redis away) the presence of `session`
+    /// ([`Output::Registered`]): its `welcome` may go.
+    pub fn registered(&mut self, session: SessionId) {
+        if self.unannounced.remove(&session)
+            && let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn)
+        {
+            self.outputs.push_back(Output::Wake(conn));
+        }
     }
 
     /// Whether `user` may start another session: under the cap, or after ending its oldest
@@ -363,6 +380,7 @@ impl<R: Registry> Switchboard<R> {
         info!(user = %user, session = sid.0, "session started");
         self.registry.insert(&user, sid);
         if self.clustered {
+            self.unannounced.insert(sid);
             self.outputs.push_back(Output::Registered {
                 user: user.clone(),
                 session: sid,
@@ -632,6 +650,23 @@ impl<R: Registry> Switchboard<R> {
         self.settle();
     }
 
+    /// The shell could not deliver `msg` to node `to` (not live, or Redis did not answer in
+    /// time): a ring counts as answered `Gone` and a claim as failed, so neither waits for
+    /// an answer that cannot come. Other messages are settled when the node is seen gone
+    /// ([`Self::node_down`]).
+    pub fn undeliverable(&mut self, to: NodeId, msg: NodeMessage, now: Instant) {
+        self.now = now;
+        match msg {
+            NodeMessage::Ring { call, session, .. } => {
+                let party = SessionAddr { node: to, session };
+                self.ring_answered(call, party, RingAnswer::Gone);
+            }
+            NodeMessage::Claim { session, .. } => self.claim_timeout(session),
+            _ => {}
+        }
+        self.settle();
+    }
+
     /// A message from call `call` on node `home` for `sid`: queued only if `sid` is in that
     /// call (or it is no call's: an `error`).
     /// `relayed`: it came through the session's old node, ahead of the home's fence; a
@@ -861,6 +896,7 @@ impl<R: Registry> Switchboard<R> {
             });
         }
         self.by_token.remove(&s.token);
+        self.unannounced.remove(&sid);
         if let Some(at) = s.expires {
             self.deadlines.cancel(at, Timer::Resume(sid));
         }

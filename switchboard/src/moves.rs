@@ -320,6 +320,7 @@ impl<R: Registry> Switchboard<R> {
         }
         info!(user = %s.user, session = sid.0, from = %from, queued = s.queued(), "session moved here");
         self.registry.insert(&s.user, sid);
+        self.unannounced.insert(sid);
         self.outputs.push_back(Output::Registered {
             user: s.user.clone(),
             session: sid,

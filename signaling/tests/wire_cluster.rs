@@ -1,0 +1,183 @@
+//! Several nodes sharing a private redis-server: three nodes in one call, a node killed
+//! with SIGKILL mid-call, Redis stopped and restarted mid-call. (Every call flow and every
+//! resume runs on two nodes in wire_calls.rs and wire_resume.rs.)
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
+#![allow(clippy::disallowed_methods)] // bounded polling of /readyz
+
+#[macro_use]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use signaling::ClusterSettings;
+use signaling_protocol::{EndReason, ServerMessage};
+use support::*;
+use test_support::redis_server::RedisServer;
+
+/// A short lease, so that a dead node is noticed within a test's patience.
+const LEASE: Duration = Duration::from_millis(1000);
+
+/// A node of the cluster at `redis` in this process.
+async fn node(redis: &RedisServer, name: &str) -> signaling::Server {
+    server_with(|c| {
+        let mut cluster = ClusterSettings::new(&redis.url(), name).unwrap();
+        cluster.lease = LEASE;
+        c.cluster = Some(cluster);
+    })
+    .await
+}
+
+/// A node of the cluster at `redis` as its own process (so that it can be killed); returns
+/// it with its address.
+fn node_process(redis: &RedisServer, name: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signaling"))
+        .env_remove("RUST_LOG")
+        .args(["--listen", "127.0.0.1:0", "--no-turn", "--log", "warn"])
+        .args(["--redis-url", &redis.url(), "--node-id", name])
+        .args(["--node-lease-ms", &LEASE.as_millis().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn signaling");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    // Keep reading its stdout so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, addr)
+}
+
+/// `GET /readyz` until its status line contains `status`, for at most 10 s.
+async fn readyz_becomes(addr: SocketAddr, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = http_get(addr, "/readyz", &[]).await;
+        if response.lines().next().is_some_and(|l| l.contains(status)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said {status}: {response}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_callee_with_devices_on_two_nodes_and_a_caller_on_a_third() {
+    let Some(d) = Deployment::new(3, |_| {}).await else {
+        return;
+    };
+    let mut phone = Client::join(d.addr(0), "bob").await;
+    let mut laptop = Client::join(d.addr(1), "bob").await;
+    let mut alice = Client::join(d.addr(2), "alice").await;
+    alice.invite("c1", "bob").await;
+    phone.expect_invite("c1", "alice").await;
+    laptop.expect_invite("c1", "alice").await;
+    alice.expect_ringing("c1").await;
+    alice.send(&candidate("c1", "to every device")).await;
+    assert!(matches!(phone.recv().await, ServerMessage::Candidate(_)));
+    assert!(matches!(laptop.recv().await, ServerMessage::Candidate(_)));
+    laptop.accept("c1").await;
+    assert!(matches!(alice.recv().await, ServerMessage::Accepted(_)));
+    phone.expect_ended("c1", EndReason::AnsweredElsewhere).await;
+    laptop.send(&candidate("c1", "from the laptop")).await;
+    assert!(matches!(alice.recv().await, ServerMessage::Candidate(_)));
+    alice.hangup("c1").await;
+    laptop.expect_ended("c1", EndReason::Hangup).await;
+    phone.expect_silence(Duration::from_millis(200)).await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_call_is_peer_lost_and_its_users_sign_in_elsewhere() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mut doomed, doomed_addr) = node_process(&redis, "doomed");
+    let survivor = node(&redis, "survivor").await;
+    let mut alice = Client::join(doomed_addr, "alice").await;
+    let mut bob = Client::join(survivor.local_addr(), "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    doomed.kill().unwrap(); // SIGKILL: no goodbye to Redis or to anyone
+    doomed.wait().unwrap();
+    let killed = Instant::now();
+    bob.expect_ended("c1", EndReason::PeerLost).await;
+    let noticed = killed.elapsed();
+    assert!(
+        noticed < LEASE * 4,
+        "peer_lost {noticed:?} after the kill (lease {LEASE:?})"
+    );
+    // alice signs in again at once, on the survivor, and can be called there.
+    let mut alice = Client::join(survivor.local_addr(), "alice").await;
+    bob.invite("c2", "alice").await;
+    alice.expect_invite("c2", "bob").await;
+    bob.expect_ringing("c2").await;
+    alice.accept("c2").await;
+    assert!(matches!(bob.recv().await, ServerMessage::Accepted(_)));
+    // No ghost of the dead node is left: an observer sees alice on the survivor only.
+    let observer = signaling_cluster::ClusterConfig::new(
+        redis.url(),
+        signaling_cluster::NodeId::new("observer").unwrap(),
+    );
+    let (observer, _inbox) = signaling_cluster::Cluster::connect(observer).await.unwrap();
+    let sessions = observer.sessions("alice").await.unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0].node.as_str(), "survivor");
+    let live = observer.live_nodes().await.unwrap();
+    assert!(live.iter().all(|n| n.as_str() != "doomed"), "{live:?}");
+    observer.leave().await.unwrap();
+    survivor.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_stopped_and_restarted_mid_call() {
+    let Some(mut d) = Deployment::new(2, |_| {}).await else {
+        return;
+    };
+    let mut alice = Client::join(d.addr(0), "alice").await;
+    let mut bob = Client::join(d.addr(1), "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    let mut carol = Client::join(d.addr(0), "carol").await;
+    let mut dave = Client::join(d.addr(0), "dave").await;
+    connected_call(&mut carol, &mut dave, "k1", "carol", "dave").await;
+
+    d.redis.as_mut().unwrap().stop();
+    for addr in [d.addr(0), d.addr(1)] {
+        readyz_becomes(addr, "503").await;
+    }
+    // A call whose parties share a node goes on without Redis.
+    carol.send(&candidate("k1", "no redis needed")).await;
+    assert!(matches!(dave.recv().await, ServerMessage::Candidate(_)));
+    dave.send(&candidate("k1", "and back")).await;
+    assert!(matches!(carol.recv().await, ServerMessage::Candidate(_)));
+
+    d.redis.as_mut().unwrap().restart(); // empty: the nodes register everything again
+    for addr in [d.addr(0), d.addr(1)] {
+        readyz_becomes(addr, "200").await;
+    }
+    // The cross-node call works again, without restarting any node.
+    alice.send(&candidate("c1", "redis is back")).await;
+    assert!(matches!(bob.recv().await, ServerMessage::Candidate(_)));
+    bob.send(&candidate("c1", "so it is")).await;
+    assert!(matches!(alice.recv().await, ServerMessage::Candidate(_)));
+    // Presence was registered again: a new cross-node call finds dave on node 0.
+    bob.invite("c2", "dave").await;
+    dave.expect_invite("c2", "bob").await;
+    bob.expect_ringing("c2").await;
+    d.shutdown().await;
+}
