@@ -130,3 +130,30 @@ async fn relay_only_sends_the_media_through_our_turn_relay() {
     alice.close().await;
     bob.close().await;
 }
+
+/// alice opens the demo on one signaling node, bob on another (as behind a load balancer):
+/// they call each other, see and hear each other, and hang up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_on_two_signaling_nodes_call_each_other() {
+    let Some(lab) = Lab::start_two_nodes().await else {
+        return;
+    };
+    let alice = lab.page().await;
+    let bob = lab.page_at(&lab.second_url()).await;
+    alice.sign_in("alice", false).await;
+    bob.sign_in("bob", false).await;
+    alice.call("bob").await;
+    alice.wait_status("Ringing bob").await;
+    bob.accept("alice").await;
+    for page in [&alice, &bob] {
+        let stats = page.wait_media().await;
+        assert_eq!(stats["path"], "direct", "{stats}");
+    }
+    alice.wait_status("Connected with bob").await;
+    bob.click("hangup").await;
+    bob.wait_status("Call ended").await;
+    alice.wait_status("bob hung up").await;
+    assert_no_console_errors(&[&alice, &bob], &[]).await;
+    alice.close().await;
+    bob.close().await;
+}

@@ -56,9 +56,21 @@ async fn ended(call: &Call) -> EndReason {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_call_carries_data_and_media_both_ways_then_hangs_up() {
-    let server = support::server().await;
-    let alice = support::connect(server.local_addr(), "alice").await;
-    let bob = support::connect(server.local_addr(), "bob").await;
+    a_call_with_data_and_media(1).await;
+}
+
+/// The same call with alice and bob signed in on two signaling nodes sharing a Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_between_two_signaling_nodes_carries_data_and_media() {
+    a_call_with_data_and_media(2).await;
+}
+
+async fn a_call_with_data_and_media(nodes: usize) {
+    let Some(d) = test_support::signaling_server::Deployment::new(nodes, |_| {}).await else {
+        return;
+    };
+    let alice = support::connect(d.addr(0), "alice").await;
+    let bob = support::connect(d.addr(1), "bob").await;
 
     let answering = tokio::spawn({
         let bob = bob.clone();

@@ -23,6 +23,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// Everything a browser test needs: the server, chromedriver, the pages it opened.
 pub struct Lab {
     pub server: Server,
+    /// A second signaling node sharing `redis` with `server` ([`Lab::start_two_nodes`]).
+    pub second: Option<Server>,
+    redis: Option<test_support::redis_server::RedisServer>,
     driver: Driver,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -46,9 +49,46 @@ impl Lab {
         .await;
         Some(Lab {
             server,
+            second: None,
+            redis: None,
             driver: Driver::start().await,
             _serial: serial,
         })
+    }
+
+    /// Two signaling nodes (each with its embedded relay) sharing a private Redis; `None`
+    /// when the browser or redis-server is not installed (outside CI).
+    pub async fn start_two_nodes() -> Option<Lab> {
+        if !browser_installed() {
+            return None;
+        }
+        let redis = test_support::redis_server::RedisServer::start()?;
+        let serial = ONE_AT_A_TIME.lock().await;
+        let mut nodes = Vec::new();
+        for name in ["node0", "node1"] {
+            let cluster = signaling::ClusterSettings::new(&redis.url(), name).unwrap();
+            nodes.push(
+                server_with(|c| {
+                    c.turn = Some(loopback_turn());
+                    c.cluster = Some(cluster);
+                })
+                .await,
+            );
+        }
+        let second = nodes.pop();
+        Some(Lab {
+            server: nodes.pop().unwrap(),
+            second,
+            redis: Some(redis),
+            driver: Driver::start().await,
+            _serial: serial,
+        })
+    }
+
+    /// The demo's URL on the second node.
+    pub fn second_url(&self) -> String {
+        let second = self.second.as_ref().expect("a lab with two nodes");
+        format!("http://{}/", second.local_addr())
     }
 
     /// The demo's URL on this server.
