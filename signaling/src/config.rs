@@ -303,7 +303,7 @@ pub struct Settings {
     pub node_id: Option<String>,
     /// How long, in milliseconds, this node's sessions stay in Redis after it dies without
     /// leaving (its lease, refreshed every third of it); calls with parties on a dead node
-    /// end within about 4/3 of it
+    /// end about 2 1/3 leases after its last refresh
     #[arg(long, default_value_t = 10_000)]
     pub node_lease_ms: u64,
     /// Relay port range of the embedded relay, `low-high`.
