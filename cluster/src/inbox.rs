@@ -116,6 +116,7 @@ pub(crate) fn start(
         last: start,
         tx,
         connect_timeout,
+        unreclaimed: 0,
     };
     let span = tracing::info_span!("cluster", node = %reader.inner.node, task = "inbox");
     let handle = tokio::spawn(reader.run().instrument(span)).abort_handle();
@@ -131,7 +132,14 @@ struct Reader {
     last: StreamPos,
     tx: mpsc::Sender<Envelope>,
     connect_timeout: Duration,
+    /// Entries read since the stream was last trimmed of what was read.
+    unreclaimed: usize,
 }
+
+/// Entries read after which the stream is trimmed of them (also whenever a read finds
+/// nothing new): read entries are never needed again, and left alone each inbox would
+/// hold up to its `MAXLEN` in Redis's memory.
+const TRIM_EVERY: usize = 1024;
 
 impl Reader {
     async fn run(mut self) {
@@ -158,7 +166,12 @@ impl Reader {
         let entries = self.read(&mut conn).await?;
         if entries.is_empty() {
             self.check_rewound(&mut conn).await?;
+            self.trim(&mut conn).await;
             return Ok(true);
+        }
+        self.unreclaimed += entries.len();
+        if self.unreclaimed >= TRIM_EVERY {
+            self.trim(&mut conn).await;
         }
         for entry in entries {
             let Some(pos) = StreamPos::parse(&entry.id) else {
@@ -175,6 +188,24 @@ impl Reader {
             }
         }
         Ok(true)
+    }
+
+    /// Deletes the entries up to the last one read (`XTRIM MINID`: those with a lower id;
+    /// the last one stays as the stream's newest, which `check_rewound` compares with).
+    async fn trim(&mut self, conn: &mut MultiplexedConnection) {
+        if self.unreclaimed == 0 {
+            return;
+        }
+        let mut cmd = redis::cmd("XTRIM");
+        cmd.arg(&self.key).arg("MINID").arg(self.last.to_string());
+        let trimmed: Result<u64, _> = timed("XTRIM", COMMAND_TIMEOUT, cmd.query_async(conn)).await;
+        match trimmed {
+            Ok(n) => {
+                self.unreclaimed = 0;
+                tracing::debug!(trimmed = n, "inbox trimmed of what was read");
+            }
+            Err(err) => tracing::debug!(error = %err, "inbox not trimmed; later"),
+        }
     }
 
     /// A new dedicated connection; then a check that the stream did not go backwards.

@@ -31,7 +31,9 @@
 //!   read (at connect: the stream's newest id, so nothing older is replayed and nothing
 //!   sent after `connect` returns is missed) and hands [`Envelope`]s to the [`Inbox`]
 //!   through a bounded channel, so a slow consumer leaves the backlog in Redis, not in
-//!   memory. Per sender and receiver, messages arrive in order and exactly once while
+//!   memory. What was read is trimmed from the stream (`XTRIM MINID`, every 1,024 entries
+//!   and whenever a read finds nothing new), so an inbox holds only what is unread. Per
+//!   sender and receiver, messages arrive in order and exactly once while
 //!   Redis keeps its data.
 //! - **Redis goes away.** Every command is bounded by a 2 s timeout; [`Cluster::is_ready`]
 //!   says whether the last round trip succeeded. The shared `ConnectionManager` reconnects

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use signaling_cluster::{Cluster, ClusterError, Envelope, Inbox};
-use support::{RedisServer, config, node, peer_config};
+use support::{RedisServer, config, eventually, node, peer_config};
 
 /// The next `n` envelopes, within `within`.
 async fn receive(inbox: &mut Inbox, n: usize, within: Duration) -> Vec<Envelope> {
@@ -124,4 +124,22 @@ async fn a_slow_consumer_loses_nothing() {
             .enumerate()
             .all(|(i, e)| e.payload == (i as u32).to_be_bytes())
     );
+    // What was read does not stay in Redis: the stream is trimmed down to its newest entry
+    // (at the latest when a read finds nothing new, after a second).
+    let client = redis::Client::open(server.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}inbox:b", config_a.key_prefix);
+    let len = eventually(Duration::from_secs(5), "the inbox trimmed", || {
+        let (mut conn, key) = (conn.clone(), key.clone());
+        async move {
+            let len: u64 = redis::cmd("XLEN")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (len <= 1).then_some(len)
+        }
+    })
+    .await;
+    assert!(len <= 1);
 }
