@@ -158,7 +158,11 @@ impl NatLab {
     /// (Re)starts the signaling server and relay in the public namespace, with the TLS
     /// listener of the lab's PKI and `extra` flags.
     pub async fn start_signaling(&mut self, extra: &[&str]) {
-        self.signaling = None; // kill_on_drop: the old one is gone
+        // Gone for good before the new one binds the same ports (a kill alone returns
+        // before the process has closed its sockets: the new one then failed to bind).
+        if let Some(old) = self.signaling.take() {
+            old.stop().await;
+        }
         let listen = format!("{PUBLIC}:8080");
         let turn = format!("{PUBLIC}:3478");
         // Metrics on their own port, as an operator keeps them (read from inside `pub`).

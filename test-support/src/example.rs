@@ -125,6 +125,12 @@ impl Example {
         }
     }
 
+    /// Kills the program and waits until it is gone (its ports are free again).
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = within_for(WAIT, "the program to die", self.child.wait()).await;
+    }
+
     /// Waits for the example to exit on its own; returns whether it succeeded.
     pub async fn exit(mut self) -> bool {
         within_for(WAIT, "the example to exit", self.child.wait())
