@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use signaling_protocol::{EndReason, Hello, ServerMessage};
+use signaling_protocol::{EndReason, Hello, ServerMessage, Welcome};
 use support::*;
 
 fn resume(user: &str, token: &str) -> Hello {
@@ -26,10 +26,9 @@ fn candidate_text(msg: ServerMessage) -> String {
     }
 }
 
-async fn a_dropped_socket_resumes_with_everything_in_order(n: usize) {
-    let Some(d) = Deployment::new(n, |_| {}).await else {
-        return;
-    };
+/// alice (counting what she receives, on the first node) in call `c1` with bob (on the
+/// second), then her socket dies without a word; returns her `welcome` and bob.
+async fn in_a_call_then_cut(d: &Deployment) -> (Welcome, Client) {
     let counting = Hello {
         received: Some(0),
         ..hello("alice")
@@ -37,8 +36,16 @@ async fn a_dropped_socket_resumes_with_everything_in_order(n: usize) {
     let (mut alice, welcome) = Client::join_with(d.addr(0), counting).await;
     let mut bob = Client::join(d.addr(1), "bob").await;
     connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
-    let received = 2; // ringing, accepted
     alice.cut();
+    (welcome, bob)
+}
+
+async fn a_dropped_socket_resumes_with_everything_in_order(n: usize) {
+    let Some(d) = Deployment::new(n, |_| {}).await else {
+        return;
+    };
+    let (welcome, mut bob) = in_a_call_then_cut(&d).await;
+    let received = 2; // ringing, accepted
     // bob keeps talking while alice is away. The server may not have noticed the cut yet
     // and still write into the dead socket: alice's `received` count (as the SDK and the
     // web demo send it) has those messages replayed, so nothing waits for the server.
@@ -144,14 +151,7 @@ async fn a_thousand_queued_messages_follow_the_session(n: usize) {
     else {
         return;
     };
-    let counting = Hello {
-        received: Some(0),
-        ..hello("alice")
-    };
-    let (mut alice, welcome) = Client::join_with(d.addr(0), counting).await;
-    let mut bob = Client::join(d.addr(1), "bob").await;
-    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
-    alice.cut();
+    let (welcome, mut bob) = in_a_call_then_cut(&d).await;
     for i in 0..1000 {
         bob.send(&candidate("c1", &format!("b{i}"))).await;
     }

@@ -20,18 +20,6 @@ use crate::node::{CallRef, NodeMessage, RingAnswer, SessionAddr};
 use crate::registry::Registry;
 use crate::session::{Membership, Outgoing, SessionId};
 
-/// The `call_id` of a message about a call.
-fn call_id_of(msg: &ClientMessage) -> Option<&CallId> {
-    match msg {
-        ClientMessage::Accept(m) => Some(&m.call_id),
-        ClientMessage::Reject(m) => Some(&m.call_id),
-        ClientMessage::Candidate(m) => Some(&m.call_id),
-        ClientMessage::Renegotiate(m) => Some(&m.call_id),
-        ClientMessage::Hangup(m) => Some(&m.call_id),
-        ClientMessage::Hello(_) | ClientMessage::Ping(_) | ClientMessage::Invite(_) => None,
-    }
-}
-
 /// Which refusal a caller hears when no session rings: glare over busy over unavailable.
 fn worse(a: Option<RingAnswer>, b: RingAnswer) -> Option<RingAnswer> {
     let rank = |r: Option<RingAnswer>| match r {
@@ -130,7 +118,7 @@ impl<R: Registry> Switchboard<R> {
     /// A message about a call from a session of this node: acted on here if the call lives
     /// here, else forwarded to its home.
     pub(super) fn call_message(&mut self, sid: SessionId, msg: ClientMessage) {
-        let Some(call_id) = call_id_of(&msg).cloned() else {
+        let Some(call_id) = msg.call_id().cloned() else {
             return;
         };
         let membership = self
@@ -157,7 +145,7 @@ impl<R: Registry> Switchboard<R> {
 
     /// `party` (here or elsewhere) sent `msg` about call `key`, which lives here.
     pub(super) fn call_input(&mut self, key: CallKey, party: SessionAddr, msg: ClientMessage) {
-        let Some(call_id) = call_id_of(&msg).cloned() else {
+        let Some(call_id) = msg.call_id().cloned() else {
             return;
         };
         let side = self

@@ -121,22 +121,9 @@ pub struct Session {
 
 impl Session {
     pub fn new(user: UserName, token: String, conn: ConnId, acks: bool) -> Self {
-        Self {
-            user,
-            token,
-            conn: Some(conn),
-            expires: None,
-            calls: HashMap::new(),
-            outbox: VecDeque::new(),
-            outbox_bytes: 0,
-            unacked: VecDeque::new(),
-            unacked_bytes: 0,
-            delivered: 0,
-            acks,
-            backlog: 0,
-            backlog_bytes: 0,
-            closing: false,
-        }
+        let mut s = Self::moved_in(user, token, acks, 0, Vec::new());
+        s.conn = Some(conn);
+        s
     }
 
     /// What moves to another node with the session (after [`Session::rewind`] to the
