@@ -16,7 +16,7 @@ use crate::inbox::{self, Inbox};
 use crate::keys::Keys;
 use crate::presence::{self, Purge, SessionAddr};
 use crate::registrations::Registrations;
-use crate::scripts::SEND;
+use crate::scripts::{SEND, SEND_MANY};
 use crate::watcher::{self, ClusterEvent, NodeWatch};
 use crate::{ClusterConfig, ClusterError, ClusterMetrics, NodeId, heartbeat};
 
@@ -190,6 +190,35 @@ impl Cluster {
             Some(id) => {
                 self.inner.conn.metrics().sent();
                 tracing::debug!(%to, %id, len = payload.len(), "sent");
+                Ok(())
+            }
+            None => Err(ClusterError::NodeNotLive(to.clone())),
+        }
+    }
+
+    /// Appends `payloads` to `to`'s inbox in order, in one round trip (a script that checks
+    /// the lease once). The same guarantees and errors as [`Self::send`]; on an error none
+    /// was appended.
+    pub async fn send_many(&self, to: &NodeId, payloads: &[Vec<u8>]) -> Result<(), ClusterError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let keys = &self.inner.keys;
+        let mut invocation = SEND_MANY.key(keys.node(to));
+        invocation
+            .key(keys.inbox(to))
+            .arg(self.inner.node.as_str())
+            .arg(INBOX_MAX_LEN);
+        for payload in payloads {
+            invocation.arg(payload.as_slice());
+        }
+        let appended: Option<u64> = self.inner.conn.script("SEND_MANY", &invocation).await?;
+        match appended {
+            Some(n) => {
+                for _ in 0..n {
+                    self.inner.conn.metrics().sent();
+                }
+                tracing::debug!(%to, n, "sent");
                 Ok(())
             }
             None => Err(ClusterError::NodeNotLive(to.clone())),

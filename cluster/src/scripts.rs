@@ -117,6 +117,23 @@ return out
 /// Appends a message to a node's inbox if the node holds a lease; returns the entry id,
 /// or nil if the node is not live.
 /// KEYS: receiver's lease, receiver's inbox. ARGV: sender id, payload, max length.
+/// `SEND` for several payloads in one round trip: KEYS[1] the receiver's lease, KEYS[2] its
+/// inbox; ARGV[1] the sender, ARGV[2] the inbox's MAXLEN, ARGV[3..] the payloads, appended
+/// in order. Returns how many were appended, or false when the receiver holds no lease.
+pub(crate) static SEND_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'from', ARGV[1], 'd', ARGV[i])
+end
+return #ARGV - 2
+",
+    )
+});
+
 pub(crate) static SEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

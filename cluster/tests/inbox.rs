@@ -27,15 +27,20 @@ async fn nothing_more(inbox: &mut Inbox) {
 }
 
 #[tokio::test]
-async fn a_thousand_messages_arrive_in_order_exactly_once() {
+async fn a_thousand_messages_arrive_in_order_exactly_once_singly_or_in_batches() {
     let Some(server) = RedisServer::start() else {
         return;
     };
     let config_a = config(&server, "a", Duration::from_secs(10));
     let (a, _inbox_a) = Cluster::connect(config_a.clone()).await.unwrap();
     let (b, mut inbox_b) = Cluster::connect(peer_config(&config_a, "b")).await.unwrap();
-    for i in 0..1000u32 {
+    // One at a time, then in batches of 100 (one round trip each), in one order.
+    for i in 0..500u32 {
         a.send(b.node(), &i.to_be_bytes()).await.unwrap();
+    }
+    for batch in (500..1000u32).collect::<Vec<_>>().chunks(100) {
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|i| i.to_be_bytes().to_vec()).collect();
+        a.send_many(b.node(), &payloads).await.unwrap();
     }
     let got = receive(&mut inbox_b, 1000, Duration::from_secs(20)).await;
     for (i, envelope) in got.iter().enumerate() {

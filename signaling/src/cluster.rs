@@ -153,8 +153,13 @@ fn cluster_lease(shared: &Shared) -> Duration {
         .map_or(Duration::ZERO, |c| c.lease)
 }
 
-/// Sends what the switchboard has for node `to`, one after the other; what cannot be sent
-/// within `patience` is reported back as undeliverable.
+/// Messages for one node sent in one round trip at most.
+const BATCH: usize = 256;
+
+/// Sends what the switchboard has for node `to`, in order: whatever is waiting goes in one
+/// round trip (under load, one Redis call carries many messages instead of each waiting for
+/// the one before). What cannot be sent within `patience` is reported back as
+/// undeliverable.
 async fn to_node(
     shared: Arc<Shared>,
     cluster: Cluster,
@@ -162,43 +167,50 @@ async fn to_node(
     mut rx: mpsc::Receiver<NodeMessage>,
     patience: Duration,
 ) {
-    // After one message was given up on, the next are tried once each until one goes
-    // through: a dead node must not hold each of them for the whole patience.
+    // After a batch was given up on, the next are tried once each until one goes through:
+    // a dead node must not hold each of them for the whole patience.
     let mut unreachable = false;
-    while let Some(msg) = rx.recv().await {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
         let wait = if unreachable {
             Duration::ZERO
         } else {
             patience
         };
-        let sent = send(&cluster, &to, &msg, wait).await;
+        let sent = send(&cluster, &to, &batch, wait).await;
         unreachable = !sent;
         if !sent {
             let to = to.clone();
-            shared.with_board(|b| b.undeliverable(to, msg, clock::now()));
+            let now = clock::now();
+            shared.with_board(|b| {
+                for msg in batch.drain(..) {
+                    b.undeliverable(to.clone(), msg, now);
+                }
+            });
         }
+        batch.clear();
     }
 }
 
-/// Sends `msg` to node `to`, retrying while Redis does not answer or the node holds no
-/// lease, for at most `patience`. Returns whether it was sent.
-async fn send(cluster: &Cluster, to: &NodeId, msg: &NodeMessage, patience: Duration) -> bool {
+/// Sends `msgs` to node `to` in one round trip, retrying while Redis does not answer or the
+/// node holds no lease, for at most `patience`. Returns whether they were sent.
+async fn send(cluster: &Cluster, to: &NodeId, msgs: &[NodeMessage], patience: Duration) -> bool {
     let Ok(node) = signaling_cluster::NodeId::new(to.as_str()) else {
         return false;
     };
-    let payload = match serde_json::to_vec(msg) {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(error = %e, "node message not serializable");
-            return false;
+    let mut payloads = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        match serde_json::to_vec(msg) {
+            Ok(p) => payloads.push(p),
+            Err(e) => warn!(error = %e, kind = msg.kind(), "node message not serializable"),
         }
-    };
+    }
     let give_up = clock::now() + patience;
     let mut pause = Duration::from_millis(100);
     loop {
-        match cluster.send(&node, &payload).await {
+        match cluster.send_many(&node, &payloads).await {
             Ok(()) => {
-                debug!(to = %to, kind = msg.kind(), "sent to node");
+                debug!(to = %to, n = msgs.len(), "sent to node");
                 return true;
             }
             Err(e) if clock::now() + pause < give_up => {
@@ -207,7 +219,7 @@ async fn send(cluster: &Cluster, to: &NodeId, msg: &NodeMessage, patience: Durat
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                warn!(to = %to, kind = msg.kind(), error = %e, "message to node dropped");
+                warn!(to = %to, n = msgs.len(), error = %e, "messages to node dropped");
                 return false;
             }
         }
