@@ -252,12 +252,12 @@ impl<R: Registry> Switchboard<R> {
         self.deadlines.cancel(claim.deadline, Timer::Claim(sid));
         match moved {
             Some(moved) => self.install(from, sid, old, claim, *moved),
-            None => self.claim_failed(sid, claim),
+            None => self.claim_failed(claim),
         }
     }
 
     /// No session came: the client gets a fresh one, as for an unknown token.
-    fn claim_failed(&mut self, sid: SessionId, claim: Claim) {
+    fn claim_failed(&mut self, claim: Claim) {
         let Some(conn) = claim.conn else {
             return;
         };
@@ -272,7 +272,6 @@ impl<R: Registry> Switchboard<R> {
         }
         let fresh = self.start_session(conn, claim.user, claim.received);
         self.welcome(fresh, conn, false, claim.ice_servers);
-        let _ = sid;
     }
 
     fn install(
@@ -350,7 +349,7 @@ impl<R: Registry> Switchboard<R> {
                 session = sid.0,
                 "claimed session never arrived: starting a fresh one"
             );
-            self.claim_failed(sid, claim);
+            self.claim_failed(claim);
         }
     }
 
