@@ -238,3 +238,40 @@ fn help_documents_every_setting() {
     assert!(help.contains("[env: SIGNALING_JWT_SECRET]"), "{help}");
     assert!(!help.contains("hunter"), "{help}");
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // times the start to show that it does not hang
+fn an_unreachable_redis_is_a_clear_error_at_start() {
+    // A port nobody listens on (bound, read, closed), with a password that must not show.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = signaling()
+        .args(["--listen", "127.0.0.1:0", "--no-turn", "--log", "off"])
+        .args(["--redis-url", &url])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("cannot connect to Redis"),
+        "names the URL and the error: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is hidden: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // --node-id is checked like any setting: a bad one is a configuration error (exit 2).
+    let out = signaling()
+        .args(["--redis-url", &url, "--node-id", "no spaces"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node_id"));
+}
