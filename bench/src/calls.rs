@@ -149,6 +149,19 @@ pub struct RelayResult {
 /// Both sides of every call send `candidate`s carrying their send time, at `rate` messages
 /// a second in total, for `seconds`; receivers record sender-to-receiver latency.
 pub async fn relay(pairs: Vec<Pair>, rate: u64, seconds: u64) -> Result<RelayResult, BenchError> {
+    relay_paced(pairs, rate, seconds, false).await
+}
+
+/// [`relay`]; with `stagger`, the senders' ticks are spread evenly over one period instead
+/// of all falling at the same instant (every client sends its first message at once and
+/// then every period: bursts of one message per client), so that the server sees a
+/// smooth rate.
+pub async fn relay_paced(
+    pairs: Vec<Pair>,
+    rate: u64,
+    seconds: u64,
+    stagger: bool,
+) -> Result<RelayResult, BenchError> {
     let clients = (pairs.len() * 2) as u64;
     let per_client = rate as f64 / clients as f64;
     let count = (per_client * seconds as f64).round() as u64;
@@ -161,7 +174,19 @@ pub async fn relay(pairs: Vec<Pair>, rate: u64, seconds: u64) -> Result<RelayRes
         for ws in [pair.caller, pair.callee] {
             let (sink, mut stream) = ws.split();
             let (call_id, origin2) = (pair.call_id.clone(), origin.clone());
-            senders.spawn(send_paced(sink, call_id, origin.clone(), count, period));
+            let offset = if stagger {
+                period.mul_f64(senders.len() as f64 / clients as f64)
+            } else {
+                Duration::ZERO
+            };
+            senders.spawn(send_paced(
+                sink,
+                call_id,
+                origin.clone(),
+                count,
+                period,
+                offset,
+            ));
             receivers.spawn(async move {
                 let mut latencies = Vec::with_capacity(count as usize);
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 30);
@@ -207,9 +232,10 @@ async fn send_paced(
     origin: Arc<Instant>,
     count: u64,
     period: Duration,
+    offset: Duration,
 ) -> Result<u64, BenchError> {
     use futures_util::SinkExt;
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     for _ in 0..count {
         tick.tick().await;
         let t = origin.elapsed().as_nanos();

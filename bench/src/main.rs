@@ -61,6 +61,10 @@ struct Args {
     /// run. 1: a single server, as without the flag.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: u16,
+    /// With --nodes N ≥ 2: spread the senders' ticks over the period instead of having
+    /// every client send at the same instant (bursts of one message per client each period).
+    #[arg(long)]
+    stagger: bool,
     /// Internal (--nodes): be a child that opens --idle sessions to this server, says so on
     /// stdout and holds them until its stdin closes.
     #[arg(long, hide = true)]
@@ -108,6 +112,7 @@ async fn main() -> Result<(), BenchError> {
             rate: args.rate,
             seconds: args.seconds,
             server_cpus: args.server_cpus,
+            stagger: args.stagger,
         };
         let deadline = Duration::from_secs(1200 + 3 * nodes.seconds);
         return tokio::time::timeout(deadline, nodes::run(nodes)).await?;

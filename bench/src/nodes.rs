@@ -46,6 +46,7 @@ pub struct NodesArgs {
     pub rate: u64,
     pub seconds: u64,
     pub server_cpus: Option<String>,
+    pub stagger: bool,
 }
 
 /// How long a holder may take to open its sessions.
@@ -162,13 +163,7 @@ struct Redis {
 
 impl Redis {
     async fn start(cpus: Option<&str>) -> Result<Redis, BenchError> {
-        let binary = find_on_path("redis-server").ok_or_else(|| {
-            BenchError::Setup(
-                "--nodes N (N ≥ 2) runs a private Redis, but redis-server is not on PATH \
-                 (install it, e.g. `apt-get install redis-server`)"
-                    .into(),
-            )
-        })?;
+        let binary = redis_binary()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!(
             "signaling-bench-redis-{}-{port}",
@@ -209,6 +204,17 @@ impl Drop for Redis {
         // The process is killed by its own drop; the directory holds nothing worth keeping.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `redis-server` on PATH, or the error that says to install it.
+fn redis_binary() -> Result<PathBuf, BenchError> {
+    find_on_path("redis-server").ok_or_else(|| {
+        BenchError::Setup(
+            "--nodes N (N ≥ 2) runs a private Redis, but redis-server is not on PATH \
+             (install it, e.g. `apt-get install redis-server`)"
+                .into(),
+        )
+    })
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -363,7 +369,7 @@ fn commandstats_delta(before: &[(String, u64, u64)], after: &[(String, u64, u64)
             ));
         }
     }
-    parts.sort_by(|a, b| b.0.cmp(&a.0));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.0));
     parts
         .into_iter()
         .map(|(_, s)| s)
@@ -439,6 +445,14 @@ struct Node {
     metrics: SocketAddr,
 }
 
+/// The relay's load: `rate` candidates a second for `seconds`, `stagger`ed or not.
+#[derive(Clone, Copy)]
+struct Load {
+    rate: u64,
+    seconds: u64,
+    stagger: bool,
+}
+
 /// One call phase: setup, then relay, with the CPU the servers (and Redis) and the bench
 /// used during the relay.
 struct CallPhase {
@@ -448,15 +462,58 @@ struct CallPhase {
     own_cpu: f64,
 }
 
+/// Waits until every callee `{tag}callee{i}`, i < m, is listed in Redis (presence key
+/// `sb:user:<name>`), for at most 10 s; returns how many were not there at the first look,
+/// right after their `welcome`. A server whose `welcome` waits for the presence write (commit 8614268 on)
+/// passes at once; before it, a caller on another node that invited in between found
+/// nobody and the call ended at once.
+async fn wait_for_presence(port: u16, tag: &str, m: usize) -> Result<usize, BenchError> {
+    let started = Instant::now();
+    let mut r = Resp::connect(port).await?;
+    let mut missing = 0;
+    for i in 0..m {
+        let key = format!("sb:user:{tag}callee{i}");
+        for attempt in 0.. {
+            if matches!(r.cmd(&["ZCARD", &key]).await?, Value::Int(n) if n > 0) {
+                break;
+            }
+            if attempt == 0 {
+                missing += 1;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(BenchError::Setup(format!(
+                    "{key} did not appear in Redis within 10 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    Ok(missing)
+}
+
 async fn call_phase(
     servers: Vec<(SocketAddr, SocketAddr)>,
     first_index: usize,
     tag: &str,
-    rate: u64,
-    seconds: u64,
+    load: Load,
     cpu: &dyn Fn() -> Result<f64, BenchError>,
-) -> Result<CallPhase, BenchError> {
+    presence: Option<u16>,
+) -> Result<(CallPhase, usize), BenchError> {
+    let Load {
+        rate,
+        seconds,
+        stagger,
+    } = load;
+    let m = servers.len();
     let conns = calls::connect_across(servers, first_index, tag).await?;
+    let registered = match presence {
+        Some(port) => wait_for_presence(port, tag, m).await?,
+        None => 0,
+    };
+    eprintln!(
+        "signaling-bench: {} pairs connected ({registered} callees not yet in Redis after their welcome); setting up calls",
+        conns.len()
+    );
     let SetupResult {
         pairs,
         latencies_us,
@@ -467,17 +524,21 @@ async fn call_phase(
         latencies_us,
         wall,
     };
+    eprintln!("signaling-bench: calls set up; relaying");
     let cpu_before = cpu()?;
     let own_before = bench_support::own_cpu_seconds()?;
-    let relay = calls::relay(pairs, rate, seconds).await?;
+    let relay = calls::relay_paced(pairs, rate, seconds, stagger).await?;
     let server_cpu = cpu()? - cpu_before;
     let own_cpu = bench_support::own_cpu_seconds()? - own_before;
-    Ok(CallPhase {
-        setup,
-        relay,
-        server_cpu,
-        own_cpu,
-    })
+    Ok((
+        CallPhase {
+            setup,
+            relay,
+            server_cpu,
+            own_cpu,
+        },
+        registered,
+    ))
 }
 
 /// The spread of `total` over `n`: as even as can be, the first ones one more.
@@ -500,8 +561,16 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     let counts = spread(args.idle, n);
     let per_node = counts[0];
     let calls_m = args.calls;
+    let load = Load {
+        rate: args.rate,
+        seconds: args.seconds,
+        stagger: args.stagger,
+    };
+    // Before anything runs: without redis-server there is nothing to compare with.
+    redis_binary()?;
 
     // 1. One node, no Redis, holding one node's share.
+    eprintln!("signaling-bench: one node without Redis");
     let single = ServerProcess::start_node(&args.server, cpus, Vec::new()).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let single_rss_before = single.rss()?;
@@ -513,13 +582,13 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let single_rss_idle = single.rss()?;
-    let single_phase = call_phase(
+    let (single_phase, _) = call_phase(
         vec![(single.addr, single.addr); calls_m],
         0,
         "a",
-        args.rate,
-        args.seconds,
+        load,
         &|| single.cpu_seconds(),
+        None,
     )
     .await?;
     let single_rss_end = single.rss()?;
@@ -527,20 +596,34 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     drop(single);
 
     // 2. N nodes sharing a private Redis.
+    eprintln!("signaling-bench: {n} nodes and a private redis-server");
     let redis = Redis::start(cpus).await?;
     let mut nodes = Vec::with_capacity(n);
     for k in 0..n {
-        let metrics_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
-        let extra = vec![
-            "--redis-url".to_owned(),
-            redis.url(),
-            "--node-id".to_owned(),
-            format!("node{k}"),
-            "--metrics-listen".to_owned(),
-            metrics.to_string(),
-        ];
-        let server = ServerProcess::start_node(&args.server, cpus, extra).await?;
+        // Free ports are found by binding port 0 and letting go, so another process (or
+        // this node's other port) can take one before the node binds it: a node that
+        // cannot listen is started again with new ports, three times at most.
+        let mut attempt = 0;
+        let (server, metrics) = loop {
+            attempt += 1;
+            let metrics_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+            let extra = vec![
+                "--redis-url".to_owned(),
+                redis.url(),
+                "--node-id".to_owned(),
+                format!("node{k}"),
+                "--metrics-listen".to_owned(),
+                metrics.to_string(),
+            ];
+            match ServerProcess::start_node(&args.server, cpus, extra).await {
+                Ok(server) => break (server, metrics),
+                Err(e @ BenchError::Setup(_)) if attempt < 3 => {
+                    eprintln!("signaling-bench: node{k} did not start ({e}); again");
+                }
+                Err(e) => return Err(e),
+            }
+        };
         nodes.push(Node { server, metrics });
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -559,6 +642,10 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     }
     let holders = try_join_all(holds).await?;
     let cluster_open = started.elapsed();
+    eprintln!(
+        "signaling-bench: {n} nodes hold {} idle sessions",
+        args.idle
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = nodes
         .iter()
@@ -573,20 +660,22 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     };
 
     // 2a. Both parties on node 0.
+    eprintln!("signaling-bench: {n} nodes, calls on node0");
     let node0 = nodes[0].server.addr;
-    let same_phase = call_phase(
+    let (same_phase, same_presence) = call_phase(
         vec![(node0, node0); calls_m],
         2 * calls_m,
         "b",
-        args.rate,
-        args.seconds,
+        load,
         &cluster_cpu,
+        Some(redis.port),
     )
     .await?;
     // Let the closed sessions leave (their unregistrations go through Redis).
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // 2b. Caller and callee on different nodes.
+    eprintln!("signaling-bench: {n} nodes, calls across nodes");
     let pairs = node_pairs(n);
     let across: Vec<_> = (0..calls_m)
         .map(|i| {
@@ -605,13 +694,13 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
             across,
             4 * calls_m,
             "c",
-            args.rate,
-            args.seconds,
-            &cluster_cpu
+            load,
+            &cluster_cpu,
+            Some(redis.port)
         ),
         probe(redis.port, args.seconds)
     );
-    let cross_phase = cross_phase?;
+    let (cross_phase, cross_presence) = cross_phase?;
     let probed = probed?;
     let redis_cpu = redis.process.cpu_seconds()? - redis_cpu_before;
     let stats_after = commandstats(redis.port).await?;
@@ -631,8 +720,9 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
         .as_ref()
         .map(|c| format!(" --server-cpus {c}"))
         .unwrap_or_default();
+    let stagger = if args.stagger { " --stagger" } else { "" };
     println!(
-        "command: `signaling-bench --nodes {n} --idle {} --calls {} --rate {} --seconds {}{pin}`\n",
+        "command: `signaling-bench --nodes {n} --idle {} --calls {} --rate {} --seconds {}{pin}{stagger}`\n",
         args.idle, args.calls, args.rate, args.seconds
     );
     println!(
@@ -740,6 +830,9 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
             100.0 * p.own_cpu / p.relay.wall.as_secs_f64()
         )
     });
+    println!(
+        "| callees not yet listed in Redis right after their `welcome` (the bench waits for them before inviting) | — | {same_presence} of {calls_m} | {cross_presence} of {calls_m} |"
+    );
     println!(
         "| server RSS at the end | {:.1} MiB | {} | (same) |",
         mib(single_rss_end),

@@ -58,9 +58,12 @@ impl ServerProcess {
     ) -> Result<ServerProcess, BenchError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // The server's log level: warn, unless SIGNALING_BENCH_SERVER_LOG says otherwise
+        // (e.g. `debug`, to see why a run fails).
+        let log = std::env::var("SIGNALING_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into());
         let mut process = ChildProcess::start(binary, cpus, |command| {
             command
-                .args(["--listen", &addr.to_string(), "--log", "warn"])
+                .args(["--listen", &addr.to_string(), "--log", &log])
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit());
