@@ -116,20 +116,6 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_servers_listen_on_loopback() {
-        let plain = server().await;
-        assert!(plain.local_addr().ip().is_loopback());
-        assert!(plain.turn().is_none());
-        let relayed = server_with_turn().await;
-        assert!(relayed.turn().unwrap().udp[0].ip().is_loopback());
-    }
-}
-
 /// One signaling node, or several sharing a private `redis-server`: what the wire tests run
 /// against, so that each runs with its parties on one node and on different nodes.
 pub struct Deployment {
@@ -180,5 +166,19 @@ impl Deployment {
         for node in self.nodes {
             node.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_servers_listen_on_loopback() {
+        let plain = server().await;
+        assert!(plain.local_addr().ip().is_loopback());
+        assert!(plain.turn().is_none());
+        let relayed = server_with_turn().await;
+        assert!(relayed.turn().unwrap().udp[0].ip().is_loopback());
     }
 }
