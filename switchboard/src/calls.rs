@@ -16,7 +16,7 @@ use super::{Output, Switchboard, Timer};
 use crate::call::{Call, CallKey, CallState, Side};
 use crate::metrics::Outcome;
 use crate::moves::Held;
-use crate::node::{CallRef, NodeMessage, RingAnswer, SessionAddr};
+use crate::node::{CallRef, Delivery, NodeMessage, RingAnswer, SessionAddr};
 use crate::registry::Registry;
 use crate::session::{Membership, Outgoing, SessionId};
 
@@ -51,16 +51,18 @@ impl<R: Registry> Switchboard<R> {
         msg: Option<Outgoing>,
         leave: bool,
     ) {
+        let delivery = |msg: Option<Outgoing>| Delivery {
+            session: party.session,
+            call: Some(key),
+            call_id: Some(call_id.clone()),
+            msg: msg.map(|m| (*m).clone()),
+            leave,
+        };
         if party.node == self.node {
-            let fenced = (party.session, key, self.node.clone());
-            if self.fences.contains_key(&fenced) {
-                // A session that moved here waits for the fence of its calls living here.
-                let held = Held::Deliver {
-                    msg: msg.map(|m| (*m).clone()),
-                    call_id: call_id.clone(),
-                    leave,
-                };
-                self.hold(fenced.0, key, &fenced.2, held);
+            let node = self.node.clone();
+            // A session that moved here waits for the fence of its calls living here.
+            if let Some(held) = self.fence_mut(party.session, key, &node) {
+                held.push(Held::Deliver(delivery(msg)));
                 return;
             }
             if leave
@@ -73,16 +75,7 @@ impl<R: Registry> Switchboard<R> {
                 self.send_shared(party.session, msg);
             }
         } else {
-            self.send_node(
-                party.node.clone(),
-                NodeMessage::Deliver {
-                    session: party.session,
-                    call: Some(key),
-                    call_id: Some(call_id.clone()),
-                    msg: msg.map(|m| (*m).clone()),
-                    leave,
-                },
-            );
+            self.send_node(party.node.clone(), NodeMessage::Deliver(delivery(msg)));
         }
     }
 
@@ -100,13 +93,13 @@ impl<R: Registry> Switchboard<R> {
         self.metrics.error(code);
         self.send_node(
             party.node.clone(),
-            NodeMessage::Deliver {
+            NodeMessage::Deliver(Delivery {
                 session: party.session,
                 call: None,
                 call_id: None,
                 msg: Some(ServerMessage::error(code, message, call_id)),
                 leave: false,
-            },
+            }),
         );
     }
 
@@ -130,7 +123,9 @@ impl<R: Registry> Switchboard<R> {
             Some(Membership::Home(key)) => self.call_input(key, self.here(sid), msg),
             Some(Membership::Remote(CallRef { home, key })) => {
                 // After a move, the home may not know this session's new address yet.
-                if let Some(Held::Input(msg)) = self.hold(sid, key, &home, Held::Input(msg)) {
+                if let Some(held) = self.fence_mut(sid, key, &home) {
+                    held.push(Held::Input(msg));
+                } else {
                     let input = NodeMessage::Input {
                         call: key,
                         session: sid,

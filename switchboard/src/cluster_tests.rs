@@ -519,13 +519,13 @@ fn outsiders_on_any_node_cannot_reach_into_a_call() {
     cl.boards[0].from_node(NodeId::new("n2"), forged, cl.now);
     cl.pump();
     // A delivery for a call the session is not in is dropped.
-    let stray = NodeMessage::Deliver {
+    let stray = NodeMessage::Deliver(Delivery {
         session: SessionId(1),
         call: Some(CallKey(77)),
         call_id: Some(id("c1")),
         msg: Some(ended("c1", EndReason::Hangup)),
         leave: true,
-    };
+    });
     cl.boards[1].from_node(NodeId::new("n2"), stray, cl.now);
     cl.pump();
     assert!(cl.take(alice2).is_empty());

@@ -27,7 +27,7 @@ mod tests;
 pub use call::CallKey;
 pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
 pub use metrics::Metrics;
-pub use node::{CallRef, NodeId, NodeMessage, RingAnswer, SessionAddr};
+pub use node::{CallRef, Delivery, NodeId, NodeMessage, RingAnswer, SessionAddr};
 pub use registry::{MemoryRegistry, Registry};
 pub use session::{ConnId, Outgoing, SessionId};
 
@@ -601,16 +601,10 @@ impl<R: Registry> Switchboard<R> {
                     msg,
                 );
             }
-            NodeMessage::Deliver { session, .. } if self.moved_out.contains_key(&session) => {
-                self.relay(from, session, msg);
+            NodeMessage::Deliver(d) if self.moved_out.contains_key(&d.session) => {
+                self.relay(from, d.session, NodeMessage::Deliver(d));
             }
-            NodeMessage::Deliver {
-                session,
-                call,
-                call_id,
-                msg,
-                leave,
-            } => self.delivered(&from, session, call, call_id, msg, leave, false),
+            NodeMessage::Deliver(d) => self.delivered(&from, d, false),
             NodeMessage::Left { call, session } => {
                 self.leave_call(
                     call,
@@ -636,13 +630,7 @@ impl<R: Registry> Switchboard<R> {
                 self.relay(from, old, msg);
             }
             NodeMessage::Relayed { home, msg } => match *msg {
-                NodeMessage::Deliver {
-                    session,
-                    call,
-                    call_id,
-                    msg,
-                    leave,
-                } => self.delivered(&home, session, call, call_id, msg, leave, true),
+                NodeMessage::Deliver(d) => self.delivered(&home, d, true),
                 NodeMessage::Fence { call, old } => self.release(old, call, &home),
                 _ => {}
             },
@@ -667,66 +655,50 @@ impl<R: Registry> Switchboard<R> {
         self.settle();
     }
 
-    /// A message from call `call` on node `home` for `sid`: queued only if `sid` is in that
-    /// call (or it is no call's: an `error`).
-    /// `relayed`: it came through the session's old node, ahead of the home's fence; a
-    /// direct one waits behind the fence (moves.rs).
-    #[allow(clippy::too_many_arguments)]
-    fn delivered(
-        &mut self,
-        home: &NodeId,
-        sid: SessionId,
-        call: Option<CallKey>,
-        call_id: Option<CallId>,
-        msg: Option<ServerMessage>,
-        leave: bool,
-        relayed: bool,
-    ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+    /// A message from node `home` for one of this node's sessions: queued only if the
+    /// session is in that call (or it is no call's: an `error`). `relayed`: it came through
+    /// the session's old node, ahead of the home's fence; a direct one waits behind the
+    /// fence (moves.rs).
+    fn delivered(&mut self, home: &NodeId, d: Delivery, relayed: bool) {
+        let Some(s) = self.sessions.get(&d.session) else {
             return;
         };
-        if let (Some(key), Some(call_id)) = (call, call_id.clone()) {
-            let member = if *home == self.node {
-                Membership::Home(key)
-            } else {
-                Membership::Remote(CallRef {
-                    home: home.clone(),
-                    key,
-                })
-            };
-            if s.calls.get(&call_id) != Some(&member) {
-                debug!(session = sid.0, call = %call_id, "not in that call: dropped");
-                return;
-            }
-            let held = moves::Held::Deliver {
-                msg,
-                call_id,
-                leave,
-            };
-            let held = if relayed {
-                Some(held)
-            } else {
-                self.hold(sid, key, home, held)
-            };
-            if let Some(moves::Held::Deliver {
-                msg,
-                call_id,
-                leave,
-            }) = held
-            {
-                if leave && let Some(s) = self.sessions.get_mut(&sid) {
-                    s.calls.remove(&call_id);
+        match (d.call, &d.call_id) {
+            (Some(key), Some(call_id)) => {
+                let member = if *home == self.node {
+                    Membership::Home(key)
+                } else {
+                    Membership::Remote(CallRef {
+                        home: home.clone(),
+                        key,
+                    })
+                };
+                if s.calls.get(call_id) != Some(&member) {
+                    debug!(session = d.session.0, call = %call_id, "not in that call: dropped");
+                    return;
                 }
-                if let Some(msg) = msg {
-                    self.send(sid, msg);
+                if !relayed && let Some(held) = self.fence_mut(d.session, key, home) {
+                    held.push(moves::Held::Deliver(d));
+                    return;
                 }
             }
-            return;
-        } else if call.is_some() || call_id.is_some() {
-            return;
+            (None, None) => {}
+            _ => return,
         }
-        if let Some(msg) = msg {
-            self.send(sid, msg);
+        self.apply(d);
+    }
+
+    /// Carries out a delivery that passed its checks: the session leaves the call if told
+    /// to, and gets the message.
+    fn apply(&mut self, d: Delivery) {
+        if d.leave
+            && let Some(call_id) = &d.call_id
+            && let Some(s) = self.sessions.get_mut(&d.session)
+        {
+            s.calls.remove(call_id);
+        }
+        if let Some(msg) = d.msg {
+            self.send(d.session, msg);
         }
     }
 

@@ -21,12 +21,12 @@
 
 use std::time::Duration;
 
-use signaling_protocol::{ClientMessage, IceServer, ServerMessage, UserName};
+use signaling_protocol::{ClientMessage, IceServer, UserName};
 use tracing::{info, warn};
 
 use super::{CLOSE_TAKEN_OVER, Output, Switchboard, Timer};
 use crate::call::{CallKey, CallState};
-use crate::node::{CallRef, MovedSession, NodeId, NodeMessage, SessionAddr};
+use crate::node::{CallRef, Delivery, MovedSession, NodeId, NodeMessage, SessionAddr};
 use crate::registry::Registry;
 use crate::session::{ConnId, Membership, Session, SessionId};
 
@@ -57,12 +57,8 @@ pub(crate) struct Fence {
 pub(crate) enum Held {
     /// A message the client sent about the call (for its home on a third node).
     Input(ClientMessage),
-    /// A delivery for the client (see [`NodeMessage::Deliver`]).
-    Deliver {
-        msg: Option<ServerMessage>,
-        call_id: signaling_protocol::CallId,
-        leave: bool,
-    },
+    /// A delivery for the client.
+    Deliver(Delivery),
 }
 
 /// Which node a resume token's session lives on (`node.random`), if it names one.
@@ -359,19 +355,10 @@ impl<R: Registry> Switchboard<R> {
             return false;
         };
         let msg = match msg {
-            NodeMessage::Deliver {
-                call,
-                call_id,
-                msg,
-                leave,
-                ..
-            } => NodeMessage::Deliver {
+            NodeMessage::Deliver(d) => NodeMessage::Deliver(Delivery {
                 session: new.session,
-                call,
-                call_id,
-                msg,
-                leave,
-            },
+                ..d
+            }),
             NodeMessage::Fence { call, .. } => NodeMessage::Fence {
                 call,
                 old: new.session,
@@ -405,22 +392,17 @@ impl<R: Registry> Switchboard<R> {
         self.send_node(from, NodeMessage::Fence { call: key, old });
     }
 
-    /// Holds traffic of `sid` about call `key` living on `home` if it waits for a fence;
-    /// gives it back otherwise.
-    pub(super) fn hold(
+    /// Where traffic of `sid` about call `key` living on `home` waits, if it waits for a
+    /// fence.
+    pub(super) fn fence_mut(
         &mut self,
         sid: SessionId,
         key: CallKey,
         home: &NodeId,
-        held: Held,
-    ) -> Option<Held> {
-        match self.fences.get_mut(&(sid, key, home.clone())) {
-            Some(fence) => {
-                fence.held.push(held);
-                None
-            }
-            None => Some(held),
-        }
+    ) -> Option<&mut Vec<Held>> {
+        self.fences
+            .get_mut(&(sid, key, home.clone()))
+            .map(|fence| &mut fence.held)
     }
 
     /// The fence of call `key` on `home` came through for `sid`: what was held goes on, in
@@ -439,18 +421,7 @@ impl<R: Registry> Switchboard<R> {
                         msg,
                     },
                 ),
-                Held::Deliver {
-                    msg,
-                    call_id,
-                    leave,
-                } => {
-                    if leave && let Some(s) = self.sessions.get_mut(&sid) {
-                        s.calls.remove(&call_id);
-                    }
-                    if let Some(msg) = msg {
-                        self.send(sid, msg);
-                    }
-                }
+                Held::Deliver(d) => self.apply(d),
             }
         }
     }

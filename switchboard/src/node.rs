@@ -101,21 +101,8 @@ pub enum NodeMessage {
         /// What it sent (accept, reject, candidate, renegotiate, hangup).
         msg: ClientMessage,
     },
-    /// Home → a party's node: queue `msg` (if any) for `session`; with `leave`, the session
-    /// is no longer in the call afterwards. `call` is `None` for a reply that is not part of
-    /// a call the session takes part in (an `error`).
-    Deliver {
-        /// The session.
-        session: SessionId,
-        /// The call the message belongs to, checked against the session's calls.
-        call: Option<CallKey>,
-        /// The `call_id` the session knows the call under, for `leave`.
-        call_id: Option<CallId>,
-        /// The message (`None`: only `leave`, for the party that ended the call itself).
-        msg: Option<ServerMessage>,
-        /// The session leaves the call.
-        leave: bool,
-    },
+    /// Home → a party's node: a message for one of its sessions.
+    Deliver(Delivery),
     /// A node where a client resumes → the node its session lives on: hand the session
     /// with resume `token` over; it will be `session` on the sender. `received` is the
     /// client's count.
@@ -176,6 +163,24 @@ pub enum NodeMessage {
     },
 }
 
+/// A message from a call's home for a session on another node ([`NodeMessage::Deliver`]):
+/// queue `msg` (if any) for `session`; with `leave`, the session is no longer in the call
+/// afterwards. `call` and `call_id` are `None` for a reply that is not part of a call the
+/// session takes part in (an `error`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The session.
+    pub session: SessionId,
+    /// The call the message belongs to, checked against the session's calls.
+    pub call: Option<CallKey>,
+    /// The `call_id` the session knows the call under, for `leave`.
+    pub call_id: Option<CallId>,
+    /// The message (`None`: only `leave`, for the party that ended the call itself).
+    pub msg: Option<ServerMessage>,
+    /// The session leaves the call.
+    pub leave: bool,
+}
+
 /// What a session takes with it to another node ([`NodeMessage::Handover`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MovedSession {
@@ -200,7 +205,7 @@ impl NodeMessage {
             Self::Ring { .. } => "ring",
             Self::RingAnswer { .. } => "ring_answer",
             Self::Input { .. } => "input",
-            Self::Deliver { .. } => "deliver",
+            Self::Deliver(_) => "deliver",
             Self::Left { .. } => "left",
             Self::Claim { .. } => "claim",
             Self::Handover { .. } => "handover",
