@@ -6,11 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use signaling_protocol::{
-    Accept, CallId, CallRef as Hangup, Candidate, ClientMessage, EndReason, ErrorCode, Invite,
-    Reject, RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
+    Candidate, ClientMessage, EndReason, ErrorCode, Reject, RejectReason, Renegotiate, SdpType,
+    ServerMessage, SessionDescription, UserName,
 };
 
 use super::*;
+use crate::test_messages::{self, ended, id};
 
 fn settings() -> Settings {
     Settings {
@@ -25,14 +26,6 @@ fn settings() -> Settings {
         total_queue_bytes: 64 << 20,
         rate: None,
     }
-}
-
-fn id(s: &str) -> CallId {
-    CallId::new(s).unwrap()
-}
-
-fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
-    ServerMessage::ended(id(call_id), reason)
 }
 
 /// A client: its node and connection.
@@ -208,21 +201,11 @@ impl Cluster {
     }
 
     fn invite(&mut self, from: Client, call_id: &str, to: &str) {
-        let invite = Invite {
-            call_id: id(call_id),
-            to: UserName::new(to).unwrap(),
-            offer: "o".into(),
-            meta: None,
-        };
-        self.send(from, ClientMessage::Invite(invite));
+        self.send(from, test_messages::invite(call_id, to));
     }
 
     fn accept(&mut self, c: Client, call_id: &str) {
-        let accept = Accept {
-            call_id: id(call_id),
-            answer: "a".into(),
-        };
-        self.send(c, ClientMessage::Accept(accept));
+        self.send(c, test_messages::accept(call_id));
     }
 
     fn candidate(&mut self, c: Client, call_id: &str) {
@@ -234,12 +217,7 @@ impl Cluster {
     }
 
     fn hangup(&mut self, c: Client, call_id: &str) {
-        self.send(
-            c,
-            ClientMessage::Hangup(Hangup {
-                call_id: id(call_id),
-            }),
-        );
+        self.send(c, test_messages::hangup(call_id));
     }
 
     fn advance(&mut self, d: Duration) {
@@ -429,16 +407,12 @@ fn crossing_invites_on_two_nodes_keep_the_lower_call_id() {
         let alice = cl.connect(0, "alice");
         let bob = cl.connect(1, "bob");
         // Both invites leave before either ring arrives.
-        let inv = |call_id: &str, to: &str| {
-            ClientMessage::Invite(Invite {
-                call_id: id(call_id),
-                to: UserName::new(to).unwrap(),
-                offer: "o".into(),
-                meta: None,
-            })
-        };
-        cl.boards[0].message(alice.conn, inv(first, "bob"), cl.now);
-        cl.boards[1].message(bob.conn, inv(second, "alice"), cl.now);
+        let (to_bob, to_alice) = (
+            test_messages::invite(first, "bob"),
+            test_messages::invite(second, "alice"),
+        );
+        cl.boards[0].message(alice.conn, to_bob, cl.now);
+        cl.boards[1].message(bob.conn, to_alice, cl.now);
         cl.pump();
         let (winner, loser) = if first < second {
             (first, second)

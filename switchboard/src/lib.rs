@@ -22,6 +22,8 @@ mod node;
 mod registry;
 mod session;
 #[cfg(test)]
+mod test_messages;
+#[cfg(test)]
 mod tests;
 
 pub use call::CallKey;

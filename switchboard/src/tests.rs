@@ -3,11 +3,12 @@
 use std::time::{Duration, Instant};
 
 use signaling_protocol::{
-    Accept, CallId, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, IceCandidate, Invite,
-    Ping, Reject, RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
+    Accept, CallRef, Candidate, ClientMessage, EndReason, ErrorCode, IceCandidate, Ping, Reject,
+    RejectReason, Renegotiate, SdpType, ServerMessage, SessionDescription, UserName,
 };
 
 use super::*;
+use crate::test_messages::{self, ended, id};
 
 struct Harness {
     board: Switchboard,
@@ -29,10 +30,6 @@ fn settings() -> Settings {
         total_queue_bytes: 64 << 20,
         rate: Some((50, 200)),
     }
-}
-
-fn id(s: &str) -> CallId {
-    CallId::new(s).unwrap()
 }
 
 impl Harness {
@@ -114,32 +111,15 @@ impl Harness {
     }
 
     fn invite(&mut self, from: ConnId, call_id: &str, to: &str) {
-        let invite = Invite {
-            call_id: id(call_id),
-            to: UserName::new(to).unwrap(),
-            offer: "o".into(),
-            meta: None,
-        };
-        self.send(from, ClientMessage::Invite(invite));
+        self.send(from, test_messages::invite(call_id, to));
     }
 
     fn accept(&mut self, conn: ConnId, call_id: &str) {
-        self.send(
-            conn,
-            ClientMessage::Accept(Accept {
-                call_id: id(call_id),
-                answer: "a".into(),
-            }),
-        );
+        self.send(conn, test_messages::accept(call_id));
     }
 
     fn hangup(&mut self, conn: ConnId, call_id: &str) {
-        self.send(
-            conn,
-            ClientMessage::Hangup(CallRef {
-                call_id: id(call_id),
-            }),
-        );
+        self.send(conn, test_messages::hangup(call_id));
     }
 
     /// alice has called bob on `c1`, bob accepted, both have read everything.
@@ -162,10 +142,6 @@ impl Harness {
     fn outputs(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.board.poll_output()).collect()
     }
-}
-
-fn ended(call_id: &str, reason: EndReason) -> ServerMessage {
-    ServerMessage::ended(id(call_id), reason)
 }
 
 /// What the switchboard says to a reader it drops as too slow.
