@@ -18,6 +18,7 @@ use crate::metrics::Outcome;
 use crate::moves::Held;
 use crate::node::{CallRef, Delivery, NodeMessage, RingAnswer, SessionAddr};
 use crate::registry::Registry;
+use crate::rehome::HeldCall;
 use crate::session::{Membership, Outgoing, SessionId};
 
 /// Which refusal a caller hears when no session rings: glare over busy over unavailable.
@@ -58,6 +59,11 @@ impl<R: Registry> Switchboard<R> {
             msg: msg.map(|m| (*m).clone()),
             leave,
         };
+        // A call adopted from a draining node waits for the party node's fence.
+        if let Some(held) = self.hold_mut(key, &party.node) {
+            held.push(HeldCall::Deliver(delivery(msg)));
+            return;
+        }
         if party.node == self.node {
             let node = self.node.clone();
             // A session that moved here waits for the fence of its calls living here.
@@ -138,8 +144,17 @@ impl<R: Registry> Switchboard<R> {
         }
     }
 
-    /// `party` (here or elsewhere) sent `msg` about call `key`, which lives here.
+    /// `party` (here or elsewhere) sent `msg` about call `key`, which lives here (held if the
+    /// call was adopted and the party's node has not fenced it yet: rehome.rs).
     pub(super) fn call_input(&mut self, key: CallKey, party: SessionAddr, msg: ClientMessage) {
+        match self.hold_mut(key, &party.node) {
+            Some(held) => held.push(HeldCall::Input(party, msg)),
+            None => self.call_input_now(key, party, msg),
+        }
+    }
+
+    /// [`Self::call_input`], now.
+    pub(super) fn call_input_now(&mut self, key: CallKey, party: SessionAddr, msg: ClientMessage) {
         let Some(call_id) = msg.call_id().cloned() else {
             return;
         };

@@ -89,40 +89,46 @@ impl Cluster {
     /// lookups answered.
     fn pump(&mut self) {
         for _ in 0..10_000 {
-            let mut moved = false;
-            for n in 0..self.boards.len() {
-                while let Some(out) = self.boards[n].poll_output() {
-                    moved = true;
-                    self.output(n, out);
-                }
-            }
-            if let Some((n, call, user)) = self.lookups.pop_front() {
-                moved = true;
-                let found = self.directory.get(&user).cloned().unwrap_or_default();
-                self.boards[n].lookup_done(call, Ok(found), self.now);
-            }
-            let wires: Vec<(usize, usize)> = self
-                .wires
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(k, _)| *k)
-                .collect();
-            for (from, to) in wires {
-                if let Some(msg) = self
-                    .wires
-                    .get_mut(&(from, to))
-                    .and_then(VecDeque::pop_front)
-                {
-                    moved = true;
-                    let from_id = NodeId::new(&format!("n{from}"));
-                    self.boards[to].from_node(from_id, msg, self.now);
-                }
-            }
-            if !moved {
+            if !self.step() {
                 return;
             }
         }
         panic!("the cluster never settled");
+    }
+
+    /// One round of [`Self::pump`]: every board's outputs, one lookup, and the first
+    /// message on each wire. Returns whether anything moved.
+    fn step(&mut self) -> bool {
+        let mut moved = false;
+        for n in 0..self.boards.len() {
+            while let Some(out) = self.boards[n].poll_output() {
+                moved = true;
+                self.output(n, out);
+            }
+        }
+        if let Some((n, call, user)) = self.lookups.pop_front() {
+            moved = true;
+            let found = self.directory.get(&user).cloned().unwrap_or_default();
+            self.boards[n].lookup_done(call, Ok(found), self.now);
+        }
+        let wires: Vec<(usize, usize)> = self
+            .wires
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        for (from, to) in wires {
+            if let Some(msg) = self
+                .wires
+                .get_mut(&(from, to))
+                .and_then(VecDeque::pop_front)
+            {
+                moved = true;
+                let from_id = NodeId::new(&format!("n{from}"));
+                self.boards[to].from_node(from_id, msg, self.now);
+            }
+        }
+        moved
     }
 
     fn output(&mut self, n: usize, out: Output) {
@@ -611,4 +617,192 @@ fn a_claim_on_a_dead_node_gives_a_fresh_session() {
         [ServerMessage::Welcome(w)] => assert!(!w.resumed),
         other => panic!("{other:?}"),
     }
+}
+
+/// Node 0 drains while alice and bob talk: each of its clients is told to move
+/// ([`CLOSE_MOVE`]) and resumes on another node; the call goes on there (handed to the
+/// caller's new node when it lived on node 0). Both parties send at every step of the moves,
+/// and each gets every message of the other once and in order. Node 0 ends up holding
+/// nothing, and its exit then changes nothing.
+#[test]
+fn a_draining_node_hands_its_sessions_and_calls_over() {
+    // (alice's node, bob's node, where alice resumes, where bob resumes): alice calls.
+    for (a, b, a_to, b_to) in [
+        (0, 1, 2, 1),
+        (0, 1, 1, 1),
+        (0, 0, 1, 2),
+        (0, 0, 1, 1),
+        (1, 0, 1, 2),
+        (1, 0, 1, 1),
+    ] {
+        let case = format!("alice {a}->{a_to}, bob {b}->{b_to}");
+        let (mut cl, alice, bob) = Cluster::in_a_call_of(3, a, b);
+        cl.boards[0].drain(cl.now);
+        cl.pump();
+        let told: Vec<ConnId> = cl
+            .closed
+            .iter()
+            .filter(|(n, _, code)| *n == 0 && *code == CLOSE_MOVE)
+            .map(|(_, conn, _)| *conn)
+            .collect();
+        let on_zero: Vec<ConnId> = [alice, bob]
+            .iter()
+            .filter(|c| c.node == 0)
+            .map(|c| c.conn)
+            .collect();
+        assert_eq!(
+            told, on_zero,
+            "{case}: every client of node 0 is told to move"
+        );
+        // [alice, bob]: the client now, whether it may send (it has its welcome), what it
+        // received, how many it sent.
+        let mut clients = [(alice, true, Vec::new(), 0), (bob, true, Vec::new(), 0)];
+        for ((c, ready, _, _), (to, name)) in
+            clients.iter_mut().zip([(a_to, "alice"), (b_to, "bob")])
+        {
+            if c.node == 0 {
+                cl.drop_socket(*c);
+                *c = cl.start_resume(*c, to, name, 0);
+                *ready = false;
+            }
+        }
+        for _ in 0..200 {
+            let moved = cl.step();
+            for (c, ready, got, sent) in &mut clients {
+                let msgs = cl.take(*c);
+                if msgs
+                    .iter()
+                    .any(|m| matches!(m, ServerMessage::Welcome(w) if w.resumed))
+                {
+                    *ready = true;
+                }
+                got.extend(msgs);
+                if *ready && *sent < 20 {
+                    let text = format!("{} {sent}", c.conn.0);
+                    cl.boards[c.node].message(c.conn, candidate_text("c1", &text), cl.now);
+                    *sent += 1;
+                }
+            }
+            if !moved
+                && clients
+                    .iter()
+                    .all(|(_, ready, _, sent)| *ready && *sent == 20)
+            {
+                break;
+            }
+        }
+        cl.pump();
+        for i in 0..2 {
+            let (c, _, got, _) = &mut clients[i];
+            got.extend(cl.take(*c));
+            let (other, _, _, sent) = &clients[1 - i];
+            let want: Vec<String> = (0..*sent)
+                .map(|k| format!("{} {k}", other.conn.0))
+                .collect();
+            let got: Vec<String> = clients[i].2.iter().filter_map(cand).collect();
+            assert_eq!(
+                got, want,
+                "{case}: client {i} gets everything once, in order"
+            );
+            assert!(
+                !clients[i]
+                    .2
+                    .iter()
+                    .any(|m| matches!(m, ServerMessage::Ended(_) | ServerMessage::Error(_))),
+                "{case}: {:?}",
+                clients[i].2
+            );
+        }
+        assert!(
+            cl.boards[0].drained(),
+            "{case}: node 0 holds nothing any more"
+        );
+        assert_eq!(cl.boards[0].call_count(), 0, "{case}");
+        assert_eq!(cl.boards[0].session_count(), 0, "{case}");
+        cl.kill(0);
+        let (alice, bob) = (clients[0].0, clients[1].0);
+        cl.send(alice, candidate_text("c1", "after the exit"));
+        let to_bob: Vec<String> = cl.take(bob).iter().filter_map(cand).collect();
+        assert_eq!(to_bob, vec!["after the exit".to_owned()], "{case}");
+        cl.hangup(bob, "c1");
+        assert_eq!(
+            cl.take(alice),
+            vec![ended("c1", EndReason::Hangup)],
+            "{case}"
+        );
+        assert_eq!(
+            cl.boards.iter().map(Switchboard::call_count).sum::<usize>(),
+            0,
+            "{case}"
+        );
+    }
+}
+
+/// A call still ringing when its home drains rings on from the caller's new node: the first
+/// accept wins there, and its ring timeout keeps the time already spent.
+#[test]
+fn a_ringing_call_follows_its_caller_off_a_draining_node() {
+    for accept in [true, false] {
+        let mut cl = Cluster::new(3);
+        let alice = cl.connect(0, "alice");
+        let phone = cl.connect(1, "bob");
+        let laptop = cl.connect(2, "bob");
+        cl.invite(alice, "c1", "bob");
+        cl.take(phone);
+        cl.take(laptop);
+        assert!(matches!(
+            cl.take(alice).as_slice(),
+            [ServerMessage::Ringing(_)]
+        ));
+        cl.advance(Duration::from_secs(20));
+        cl.boards[0].drain(cl.now);
+        cl.pump();
+        cl.drop_socket(alice);
+        let alice = cl.start_resume(alice, 2, "alice", 1);
+        cl.pump();
+        assert!(matches!(
+            cl.take(alice).as_slice(),
+            [ServerMessage::Welcome(_)]
+        ));
+        assert!(cl.boards[0].drained());
+        assert_eq!(cl.boards[2].call_count(), 1, "adopted by alice's new node");
+        cl.kill(0);
+        if accept {
+            cl.accept(phone, "c1");
+            assert!(matches!(
+                cl.take(alice).as_slice(),
+                [ServerMessage::Accepted(_)]
+            ));
+            assert_eq!(
+                cl.take(laptop),
+                vec![ended("c1", EndReason::AnsweredElsewhere)]
+            );
+            cl.candidate(phone, "c1");
+            assert!(matches!(
+                cl.take(alice).as_slice(),
+                [ServerMessage::Candidate(_)]
+            ));
+        } else {
+            cl.advance(Duration::from_secs(24));
+            assert!(cl.take(alice).is_empty(), "45 s in all, not 45 more");
+            cl.advance(Duration::from_secs(1));
+            assert_eq!(cl.take(alice), vec![ended("c1", EndReason::Timeout)]);
+            assert_eq!(cl.take(phone), vec![ended("c1", EndReason::Timeout)]);
+            assert_eq!(cl.take(laptop), vec![ended("c1", EndReason::Timeout)]);
+        }
+    }
+}
+
+/// A client that never comes back keeps its session (and its calls) on the draining node:
+/// the node is not drained, and once it exits the other party hears `peer_lost`.
+#[test]
+fn a_client_that_never_comes_back_is_lost_when_the_drained_node_exits() {
+    let (mut cl, alice, bob) = Cluster::in_a_call(0, 1);
+    cl.boards[0].drain(cl.now);
+    cl.pump();
+    cl.drop_socket(alice);
+    assert!(!cl.boards[0].drained());
+    assert!(cl.take(bob).is_empty());
+    cl.kill(0);
+    assert_eq!(cl.take(bob), vec![ended("c1", EndReason::PeerLost)]);
 }

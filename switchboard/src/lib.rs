@@ -20,6 +20,7 @@ mod metrics;
 mod moves;
 mod node;
 mod registry;
+mod rehome;
 mod session;
 #[cfg(test)]
 mod test_messages;
@@ -29,7 +30,9 @@ mod tests;
 pub use call::CallKey;
 pub use connection_policy::{Action, Admission, ConnectionLimits, ConnectionPolicy};
 pub use metrics::Metrics;
-pub use node::{CallRef, Delivery, NodeId, NodeMessage, RingAnswer, SessionAddr};
+pub use node::{
+    CallRef, CallTransfer, Delivery, NodeId, NodeMessage, RingAnswer, SessionAddr, TransferState,
+};
 pub use registry::{MemoryRegistry, Registry};
 pub use session::{ConnId, Outgoing, SessionId};
 
@@ -53,6 +56,10 @@ use crate::session::{Membership, Session};
 
 /// Close code for a socket whose session was resumed on another socket.
 pub const CLOSE_TAKEN_OVER: u16 = 4000;
+/// Close code for "this node is draining: resume your session now" (through the load
+/// balancer, which sends the client to another node). Clients reconnect at once, without
+/// their usual backoff.
+pub const CLOSE_MOVE: u16 = 4001;
 /// Close code for policy reasons (slow reader, bad user, unauthorized).
 pub const CLOSE_POLICY: u16 = 1008;
 /// Close code for "going away": a silent connection dropped, the server shutting down.
@@ -192,11 +199,19 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     claims: HashMap<SessionId, moves::Claim>,
     /// Sessions that moved to another node: where to, and until when their traffic is
     /// relayed.
-    moved_out: HashMap<SessionId, (SessionAddr, Instant)>,
+    moved_out: HashMap<SessionId, moves::MovedOut>,
     /// Calls of sessions that moved here whose traffic waits for the home's fence.
     fences: HashMap<(SessionId, CallKey, NodeId), moves::Fence>,
     /// Sessions whose presence the shell has not written yet ([`Self::registered`]).
     unannounced: std::collections::HashSet<SessionId>,
+    /// This node drains ([`Self::drain`]): its clients go elsewhere, its calls follow.
+    draining: bool,
+    /// Calls handed to another node while draining (rehome.rs), by their key here.
+    rehomed: HashMap<CallKey, rehome::Rehomed>,
+    /// Calls adopted from a draining node: (that node, its key) → the key here.
+    adopted: HashMap<(NodeId, CallKey), CallKey>,
+    /// Adopted calls' traffic with a party node, held until its fence (rehome.rs).
+    call_holds: HashMap<(CallKey, NodeId), rehome::CallHold>,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -233,6 +248,10 @@ impl<R: Registry> Switchboard<R> {
             moved_out: HashMap::new(),
             fences: HashMap::new(),
             unannounced: std::collections::HashSet::new(),
+            draining: false,
+            rehomed: HashMap::new(),
+            adopted: HashMap::new(),
+            call_holds: HashMap::new(),
         }
     }
 
@@ -575,6 +594,14 @@ impl<R: Registry> Switchboard<R> {
     pub fn from_node(&mut self, from: NodeId, msg: NodeMessage, now: Instant) {
         self.now = now;
         debug!(from = %from, kind = msg.kind(), "from node");
+        let msg = if self.rehomed.is_empty() {
+            msg
+        } else {
+            match self.forward(from.clone(), msg) {
+                Some(msg) => msg,
+                None => return self.settle(),
+            }
+        };
         match msg {
             NodeMessage::Ring {
                 call,
@@ -608,13 +635,14 @@ impl<R: Registry> Switchboard<R> {
             }
             NodeMessage::Deliver(d) => self.delivered(&from, d, false),
             NodeMessage::Left { call, session } => {
-                self.leave_call(
-                    call,
-                    &SessionAddr {
-                        node: from,
-                        session,
-                    },
-                );
+                let party = SessionAddr {
+                    node: from,
+                    session,
+                };
+                match self.hold_mut(call, &party.node.clone()) {
+                    Some(held) => held.push(rehome::HeldCall::Left(party)),
+                    None => self.leave_call(call, &party),
+                }
             }
             NodeMessage::Claim {
                 token,
@@ -636,6 +664,17 @@ impl<R: Registry> Switchboard<R> {
                 NodeMessage::Fence { call, old } => self.release(old, call, &home),
                 _ => {}
             },
+            NodeMessage::Adopt { call, state } => self.adopt(from, call, *state),
+            NodeMessage::Adopted { call, key } => self.call_adopted(&from, call, key),
+            NodeMessage::CallMoved {
+                call,
+                home,
+                key,
+                sessions,
+            } => self.call_moved(from, call, home, key, &sessions),
+            NodeMessage::Forwarded { from: origin, msg } => self.forwarded(&from, origin, *msg),
+            // Only a draining node takes fences for calls it handed over (above).
+            NodeMessage::CallFence { .. } => {}
         }
         self.settle();
     }
@@ -652,6 +691,7 @@ impl<R: Registry> Switchboard<R> {
                 self.ring_answered(call, party, RingAnswer::Gone);
             }
             NodeMessage::Claim { session, .. } => self.claim_timeout(session),
+            NodeMessage::Adopt { call, state } => self.adopt_failed(call, *state),
             _ => {}
         }
         self.settle();
@@ -730,6 +770,7 @@ impl<R: Registry> Switchboard<R> {
             }
         }
         self.release_fences_of(node);
+        self.release_holds_of(node);
         let mut sids: Vec<SessionId> = self.sessions.keys().copied().collect();
         sids.sort_unstable();
         for sid in sids {
@@ -751,6 +792,48 @@ impl<R: Registry> Switchboard<R> {
             }
         }
         self.settle();
+    }
+
+    /// This node drains (SIGTERM in a cluster): every client is told to resume elsewhere
+    /// ([`CLOSE_MOVE`]); sessions move to the nodes their clients come back on (moves.rs),
+    /// and each call follows its caller once no party is left here (rehome.rs). The shell
+    /// stops taking connections first, and exits once [`Self::drained`] (or after a bound).
+    pub fn drain(&mut self, now: Instant) {
+        self.now = now;
+        if !self.clustered || self.draining {
+            return;
+        }
+        self.draining = true;
+        info!(
+            sessions = self.sessions.len(),
+            calls = self.calls.len(),
+            "draining"
+        );
+        let mut conns: Vec<ConnId> = self.by_conn.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.outputs.push_back(Output::Close {
+                conn,
+                code: CLOSE_MOVE,
+                reason: "node draining: resume now",
+            });
+        }
+        self.settle();
+    }
+
+    /// Whether this node drains ([`Self::drain`]): the shell refuses new sessions.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Whether a draining node holds nothing anyone needs any more: no session, no call,
+    /// and every session and call that left has had its last message relayed.
+    pub fn drained(&self) -> bool {
+        self.sessions.is_empty()
+            && self.claims.is_empty()
+            && self.calls.is_empty()
+            && self.rehomed.values().all(|r| r.waiting == 0)
+            && self.moved_out.values().all(|m| m.fences == 0)
     }
 
     /// When [`Self::handle_timeout`] should be called next.
@@ -845,6 +928,9 @@ impl<R: Registry> Switchboard<R> {
 
     /// Ends the sessions that overflowed while handling the last input.
     fn settle(&mut self) {
+        if self.draining {
+            self.hand_over_calls();
+        }
         while let Some(sid) = self.doomed.pop() {
             if self.sessions.contains_key(&sid) {
                 warn!(session = sid.0, "queue overflow: ending the session");

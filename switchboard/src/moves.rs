@@ -44,6 +44,15 @@ pub(crate) struct Claim {
     pub deadline: std::time::Instant,
 }
 
+/// A session that moved to another node (its traffic is relayed until `resume_ttl` later):
+/// where to, and how many of its calls' fences (each call living elsewhere sends one) are still to come
+/// through here.
+#[derive(Debug)]
+pub(crate) struct MovedOut {
+    pub to: SessionAddr,
+    pub fences: usize,
+}
+
 /// A moved session's call whose traffic waits for the home's fence, relayed by `via` (the
 /// session's old node).
 #[derive(Debug)]
@@ -186,6 +195,7 @@ impl<R: Registry> Switchboard<R> {
         let mut memberships: Vec<_> = std::mem::take(&mut s.calls).into_iter().collect();
         memberships.sort_by(|a, b| a.0.cmp(&b.0));
         let mut calls = Vec::with_capacity(memberships.len());
+        let mut fences = 0;
         for (call_id, membership) in memberships {
             let call = match membership {
                 Membership::Home(key) => {
@@ -196,6 +206,8 @@ impl<R: Registry> Switchboard<R> {
                     }
                 }
                 Membership::Remote(r) => {
+                    // Its home sends a fence this way (after `Moved`, or the new node does).
+                    fences += 1;
                     if r.home != from {
                         let moved = NodeMessage::Moved {
                             call: r.key,
@@ -210,7 +222,8 @@ impl<R: Registry> Switchboard<R> {
             calls.push((call_id, call));
         }
         let forget = self.now + self.settings.resume_ttl;
-        self.moved_out.insert(sid, (new, forget));
+        let out = MovedOut { to: new, fences };
+        self.moved_out.insert(sid, out);
         self.deadlines.insert(forget, Timer::MovedOut(sid));
         info!(user = %s.user, session = sid.0, to = %from, "session moved to another node");
         let (user, token, acks) = (s.user.clone(), s.token.clone(), s.acks);
@@ -351,9 +364,13 @@ impl<R: Registry> Switchboard<R> {
 
     /// A message from `home` for `old`, which moved: relayed to its new node.
     pub(super) fn relay(&mut self, home: NodeId, old: SessionId, msg: NodeMessage) -> bool {
-        let Some((new, _)) = self.moved_out.get(&old).cloned() else {
+        let Some(out) = self.moved_out.get_mut(&old) else {
             return false;
         };
+        if matches!(msg, NodeMessage::Fence { .. }) {
+            out.fences = out.fences.saturating_sub(1);
+        }
+        let new = out.to.clone();
         let msg = match msg {
             NodeMessage::Deliver(d) => NodeMessage::Deliver(Delivery {
                 session: new.session,

@@ -161,6 +161,89 @@ pub enum NodeMessage {
         /// The session that ended.
         session: SessionId,
     },
+    /// A draining home → the caller's node: the call `call` lives there from now on
+    /// (rehome.rs).
+    Adopt {
+        /// The call's key on the draining node.
+        call: CallKey,
+        /// The call.
+        state: Box<CallTransfer>,
+    },
+    /// The adopting node → the old home: call `call` lives here as `key` now. Everything
+    /// this node sent the old home about the call came before.
+    Adopted {
+        /// The key on the old home.
+        call: CallKey,
+        /// The key on the adopting node.
+        key: CallKey,
+    },
+    /// The old home → a party's node (not the adopting one): call `call` lives on `home` as
+    /// `key` now, for `sessions` of the receiver; nothing more comes from the old home about
+    /// it.
+    CallMoved {
+        /// The key on the old home.
+        call: CallKey,
+        /// The new home.
+        home: NodeId,
+        /// The key there.
+        key: CallKey,
+        /// The receiver's sessions in the call.
+        sessions: Vec<SessionId>,
+    },
+    /// A party's node → the old home, after [`NodeMessage::CallMoved`] (or the adopting
+    /// node's [`NodeMessage::Adopted`]): nothing more from the sender about `call` comes
+    /// through the old home.
+    CallFence {
+        /// The key on the old home.
+        call: CallKey,
+    },
+    /// The old home → the adopting node: `msg`, about a call that moved there, came from
+    /// `from` (an input, a ring answer, a leave, a party's move, or a [`NodeMessage::CallFence`]);
+    /// its `call` is still the old home's key.
+    Forwarded {
+        /// The node that sent it to the old home.
+        from: NodeId,
+        /// The message.
+        msg: Box<NodeMessage>,
+    },
+}
+
+/// A call handed from a draining home to its caller's node ([`NodeMessage::Adopt`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallTransfer {
+    /// The caller's `call_id`.
+    pub call_id: CallId,
+    /// The caller's session (on the adopting node).
+    pub caller: SessionAddr,
+    /// The caller's user.
+    pub caller_user: UserName,
+    /// The callee's user.
+    pub callee_user: UserName,
+    /// Ringing or accepted.
+    pub state: TransferState,
+}
+
+/// The state of a [`CallTransfer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TransferState {
+    /// These callee sessions ring for `ring_left` more.
+    Ringing {
+        /// The sessions that ring.
+        sessions: Vec<SessionAddr>,
+        /// How long they ring still.
+        ring_left: std::time::Duration,
+        /// Rings not answered yet (their answers come forwarded by the old home).
+        unanswered: usize,
+        /// The caller was told `ringing`.
+        rang: bool,
+        /// The worst refusal so far.
+        refused: Option<RingAnswer>,
+    },
+    /// Accepted by `callee`.
+    Connected {
+        /// The callee session.
+        callee: SessionAddr,
+    },
 }
 
 /// A message from a call's home for a session on another node ([`NodeMessage::Deliver`]):
@@ -212,6 +295,11 @@ impl NodeMessage {
             Self::Moved { .. } => "moved",
             Self::Fence { .. } => "fence",
             Self::Relayed { .. } => "relayed",
+            Self::Adopt { .. } => "adopt",
+            Self::Adopted { .. } => "adopted",
+            Self::CallMoved { .. } => "call_moved",
+            Self::CallFence { .. } => "call_fence",
+            Self::Forwarded { .. } => "forwarded",
         }
     }
 }
