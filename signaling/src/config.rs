@@ -90,6 +90,8 @@ pub struct ClusterSettings {
     pub node: signaling_cluster::NodeId,
     /// How long this node's entries outlive it in Redis if it dies without leaving.
     pub lease: Duration,
+    /// How long a draining node (SIGTERM) waits for its clients to move before it exits.
+    pub drain_timeout: Duration,
 }
 
 impl ClusterSettings {
@@ -100,6 +102,7 @@ impl ClusterSettings {
             node: signaling_cluster::NodeId::new(node)
                 .map_err(|e| invalid("node_id", e.to_string()))?,
             lease: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
         })
     }
 }
@@ -306,6 +309,12 @@ pub struct Settings {
     /// end about 2 1/3 leases after its last refresh
     #[arg(long, default_value_t = 10_000)]
     pub node_lease_ms: u64,
+    /// In a cluster, SIGTERM drains the node: it stops taking connections, tells its
+    /// clients to resume elsewhere (close code 4001), hands their sessions and calls to the
+    /// nodes they come back on, and exits once it holds nothing more, or after this many
+    /// seconds (a second SIGTERM: at once)
+    #[arg(long, default_value_t = 30)]
+    pub drain_timeout_s: u64,
     /// Relay port range of the embedded relay, `low-high`.
     #[arg(long, default_value_t = turn_relay::config::default_port_range())]
     pub turn_relay_ports: String,
@@ -389,6 +398,7 @@ impl Settings {
             redis_url: url.clone(),
             node,
             lease: Duration::from_millis(self.node_lease_ms),
+            drain_timeout: Duration::from_secs(self.drain_timeout_s),
         }))
     }
 

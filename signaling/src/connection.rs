@@ -24,8 +24,8 @@ use crate::clock;
 use crate::server::{ConnSignal, Shared};
 use crate::upgrade::Socket;
 use switchboard::{
-    Action, Admission, CLOSE_GOING_AWAY, CLOSE_POLICY, ConnId, ConnectionLimits, ConnectionPolicy,
-    Disconnect, Outgoing,
+    Action, Admission, CLOSE_GOING_AWAY, CLOSE_MOVE, CLOSE_POLICY, ConnId, ConnectionLimits,
+    ConnectionPolicy, Disconnect, Outgoing,
 };
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
@@ -290,16 +290,24 @@ impl Connection {
         let ice = self.shared.ice.servers_for(&user, unix_now);
         let conn = self.conn;
         let max_sessions = self.shared.config.max_sessions_per_user;
-        let Some(sid) = self.shared.with_board(|b| {
-            b.hello(
-                conn,
-                user,
-                hello.resume.as_deref(),
-                hello.received,
-                ice,
-                now,
-            )
-        }) else {
+        let started = self.shared.with_board(|b| {
+            // Draining: the client resumes on another node (its token names this one).
+            (!b.is_draining()).then(|| {
+                b.hello(
+                    conn,
+                    user,
+                    hello.resume.as_deref(),
+                    hello.received,
+                    ice,
+                    now,
+                )
+            })
+        });
+        let Some(started) = started else {
+            self.close(CLOSE_MOVE, "node draining: resume now").await;
+            return Flow::Ended(Disconnect::Dropped);
+        };
+        let Some(sid) = started else {
             let text = format!("at most {max_sessions} sessions per user, all connected");
             return self.refuse(ErrorCode::RateLimited, text).await;
         };
@@ -410,11 +418,42 @@ impl Connection {
                 return;
             }
             while let Some(Ok(msg)) = self.socket.next().await {
-                if matches!(msg, Message::Close(_)) {
-                    break;
+                match msg {
+                    Message::Close(_) => break,
+                    // Sent before the client saw our close: still its session's (which
+                    // goes on, elsewhere after a drain), not to be lost.
+                    Message::Text(text) if self.hello_done => self.late_message(text.as_str()),
+                    _ => {}
                 }
             }
         })
         .await;
+    }
+
+    /// A message that arrived after our close frame: handed to the session like any other,
+    /// its replies queued for the client's next connection (none can be written here).
+    fn late_message(&mut self, text: &str) {
+        let now = clock::now();
+        let conn = self.conn;
+        if !self.admit(now) {
+            let msg = "too many messages; slow down";
+            self.shared
+                .with_board(|b| b.reject_message(conn, ErrorCode::RateLimited, msg, None));
+            return;
+        }
+        match parse_client_message(text) {
+            Ok(ClientMessage::Hello(_)) => {}
+            Ok(msg) => {
+                self.shared.metrics.message_in(msg.kind());
+                self.shared.with_board(|b| b.message(conn, msg, now));
+            }
+            Err(e) => {
+                self.shared.metrics.message_in("invalid");
+                let (text, call_id) = (e.to_string(), e.call_id().cloned());
+                self.shared.with_board(|b| {
+                    b.reject_message(conn, ErrorCode::BadMessage, &text, call_id);
+                });
+            }
+        }
     }
 }

@@ -77,6 +77,14 @@ async fn main() -> ExitCode {
         Some(hangup) => reload_on_hangup(&server, hangup, shutdown).await,
         None => shutdown.await,
     }
+    if server.cluster().is_some() {
+        // A second SIGTERM (or Ctrl-C) cuts the drain short.
+        let again = server_kit::shutdown::on_signal();
+        tokio::select! {
+            _ = server.drain() => {}
+            () = again => warn!("signal again: not waiting for the drain"),
+        }
+    }
     info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS

@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     open_conns: AtomicUsize,
     pub shutdown: CancellationToken,
+    /// Cancelled when the node stops taking connections (draining, or shutting down).
+    accepting: CancellationToken,
     tracker: TaskTracker,
 }
 
@@ -143,6 +145,7 @@ impl Shared {
             board = board.clustered(switchboard::NodeId::new(joined.node().as_str()));
         }
         let (cluster, outbound) = link.map(|(c, o)| (c.clone(), o)).unzip();
+        let shutdown = CancellationToken::new();
         Self {
             hub: Mutex::new(Hub {
                 board,
@@ -158,7 +161,8 @@ impl Shared {
             cluster,
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
-            shutdown: CancellationToken::new(),
+            accepting: shutdown.child_token(),
+            shutdown,
             tracker: TaskTracker::new(),
         }
     }
@@ -266,9 +270,10 @@ impl Server {
             header_timeout: shared.config.http_header_timeout,
             max_connections: shared.config.max_http_connections,
         };
+        let accepting = shared.accepting.clone();
         let http = match tls.clone() {
-            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, token.clone(), limits),
-            None => spawn_http(listener, app, token.clone(), limits),
+            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, accepting, limits),
+            None => spawn_http(listener, app, accepting, limits),
         };
         let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
         let metrics_http = metrics_listener.map(|(listener, _)| {
@@ -331,6 +336,51 @@ impl Server {
     /// The STUN/TURN URLs handed out in `welcome.ice_servers`.
     pub fn ice_urls(&self) -> &[String] {
         &self.shared.ice.urls
+    }
+
+    /// In a cluster, drains this node (SIGTERM): stops taking connections, tells every
+    /// client to resume elsewhere (close code 4001, through the load balancer), and waits
+    /// until their sessions and calls have moved to the nodes they came back on, or
+    /// `drain_timeout` passed. Then [`Self::shutdown`] finishes; what is left ends there
+    /// (the other parties hear `peer_lost`). Alone, there is nowhere to move to: returns at
+    /// once. Returns whether everything moved.
+    pub async fn drain(&self) -> bool {
+        let Some(settings) = &self.shared.config.cluster else {
+            return true;
+        };
+        self.shared.accepting.cancel();
+        let started = clock::now();
+        let (sessions, calls) = self.shared.with_board(|b| {
+            b.drain(started);
+            (b.session_count(), b.call_count())
+        });
+        info!(
+            sessions,
+            calls, "draining: clients told to resume on another node"
+        );
+        let deadline = started.checked_add(settings.drain_timeout);
+        let mut check = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            check.tick().await;
+            let (drained, sessions, calls) = self
+                .shared
+                .with_board(|b| (b.drained(), b.session_count(), b.call_count()));
+            if drained {
+                let took = clock::now().duration_since(started);
+                info!(
+                    took_ms = took.as_millis(),
+                    "drained: every session and call moved"
+                );
+                return true;
+            }
+            if deadline.is_some_and(|d| clock::now() >= d) {
+                warn!(
+                    sessions,
+                    calls, "drain timeout: exiting with sessions that did not move"
+                );
+                return false;
+            }
+        }
     }
 
     /// Stops accepting, closes every WebSocket with 1001 and waits (at most 5 s for the

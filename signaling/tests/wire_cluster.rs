@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use signaling::ClusterSettings;
-use signaling_protocol::{EndReason, ServerMessage};
+use signaling_protocol::{EndReason, Hello, ServerMessage};
 use support::*;
 use test_support::redis_server::RedisServer;
 
@@ -180,4 +180,138 @@ async fn redis_stopped_and_restarted_mid_call() {
     dave.expect_invite("c2", "bob").await;
     bob.expect_ringing("c2").await;
     d.shutdown().await;
+}
+
+/// A client of the draining node: reads (counting, for `received`) until the node tells it
+/// to move with close code 4001; returns the candidate texts it got before that.
+async fn until_told_to_move(c: &mut Client, received: &mut u64) -> Vec<String> {
+    let mut texts = Vec::new();
+    loop {
+        match c.recv_close_or_message().await {
+            Ok(msg) => {
+                *received += 1;
+                if let ServerMessage::Candidate(cand) = msg {
+                    texts.extend(cand.candidate.map(|c| c.candidate));
+                }
+            }
+            Err(code) => {
+                assert_eq!(code, Some(switchboard::CLOSE_MOVE), "told to move");
+                return texts;
+            }
+        }
+    }
+}
+
+/// Reads `n` candidates and returns their texts.
+async fn candidates(c: &mut Client, n: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    while texts.len() < n {
+        match c.recv().await {
+            ServerMessage::Candidate(cand) => texts.extend(cand.candidate.map(|c| c.candidate)),
+            other => panic!("expected a candidate, got {other:?}"),
+        }
+    }
+    texts
+}
+
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix} {i}")).collect()
+}
+
+/// SIGTERM on a node mid-call drains it: it stops taking connections, tells its clients to
+/// resume elsewhere (4001), and their sessions and calls move to the nodes they come back
+/// on, with nothing lost or repeated; it exits once empty, long before its drain timeout,
+/// and the calls go on without it.
+#[tokio::test]
+async fn a_node_drained_with_sigterm_mid_call_hands_its_calls_over() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mut draining, draining_addr) = node_process(&redis, "draining");
+    let one = node(&redis, "one").await;
+    let two = node(&redis, "two").await;
+    let counting = |user: &str| Hello {
+        received: Some(0),
+        ..hello(user)
+    };
+    // alice (draining) calls bob (one); carol calls dave, both on the draining node.
+    let (mut alice, alice_w) = Client::join_with(draining_addr, counting("alice")).await;
+    let (mut bob, _) = Client::join_with(one.local_addr(), counting("bob")).await;
+    let (mut carol, carol_w) = Client::join_with(draining_addr, counting("carol")).await;
+    let (mut dave, dave_w) = Client::join_with(draining_addr, counting("dave")).await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    connected_call(&mut carol, &mut dave, "c2", "carol", "dave").await;
+    // Messages on their way to the draining node's clients as it starts draining.
+    for text in numbered("to alice", 20) {
+        bob.send(&candidate("c1", &text)).await;
+    }
+    for text in numbered("to dave", 20) {
+        carol.send(&candidate("c2", &text)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &draining.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let sigterm = Instant::now();
+    // Each client reads what came before the move, counting from what it has read so far
+    // (a caller `ringing` and `accepted`, a callee its `invite`), then resumes elsewhere.
+    let (mut alice_n, mut carol_n, mut dave_n) = (2u64, 2u64, 1u64);
+    let mut to_alice = until_told_to_move(&mut alice, &mut alice_n).await;
+    let _ = until_told_to_move(&mut carol, &mut carol_n).await;
+    let mut to_dave = until_told_to_move(&mut dave, &mut dave_n).await;
+    // The node no longer takes connections.
+    assert!(
+        tokio::net::TcpStream::connect(draining_addr).await.is_err(),
+        "the draining node refuses new connections"
+    );
+    let resume = |user: &str, token: &str, received: u64| Hello {
+        resume: Some(token.into()),
+        received: Some(received),
+        ..hello(user)
+    };
+    let (mut alice, w) =
+        Client::join_with(two.local_addr(), resume("alice", &alice_w.session, alice_n)).await;
+    assert!(w.resumed);
+    let (mut carol, w) =
+        Client::join_with(one.local_addr(), resume("carol", &carol_w.session, carol_n)).await;
+    assert!(w.resumed);
+    let (mut dave, w) =
+        Client::join_with(two.local_addr(), resume("dave", &dave_w.session, dave_n)).await;
+    assert!(w.resumed);
+    let rest = 20 - to_alice.len();
+    to_alice.extend(candidates(&mut alice, rest).await);
+    assert_eq!(to_alice, numbered("to alice", 20), "once each, in order");
+    let rest = 20 - to_dave.len();
+    to_dave.extend(candidates(&mut dave, rest).await);
+    assert_eq!(to_dave, numbered("to dave", 20), "once each, in order");
+    // The node exits on its own once its sessions and calls have moved.
+    let exited = loop {
+        if let Some(status) = draining.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sigterm.elapsed() < Duration::from_secs(20),
+            "the drained node did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+    // Long after it is gone (its lease and the others' patience), the calls go on.
+    tokio::time::sleep(LEASE * 4).await;
+    for ((a, b), call) in [(&mut alice, &mut bob), (&mut carol, &mut dave)]
+        .into_iter()
+        .zip(["c1", "c2"])
+    {
+        a.send(&candidate(call, "after the exit")).await;
+        assert_eq!(candidates(b, 1).await, vec!["after the exit".to_owned()]);
+        b.send(&candidate(call, "and back")).await;
+        assert_eq!(candidates(a, 1).await, vec!["and back".to_owned()]);
+    }
+    alice.hangup("c1").await;
+    bob.expect_ended("c1", EndReason::Hangup).await;
+    dave.hangup("c2").await;
+    carol.expect_ended("c2", EndReason::Hangup).await;
+    one.shutdown().await;
+    two.shutdown().await;
 }
