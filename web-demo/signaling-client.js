@@ -16,16 +16,26 @@
 //   session: calls survive, and no server message is lost (it counts what it received and
 //   tells the server in `hello.received`). Messages sent while disconnected are queued and
 //   sent after the resume.
+// - A server node that drains (a rolling upgrade) closes with code 4001: the client
+//   reconnects at once (no backoff), through the load balancer to another node, and resumes
+//   there the same way.
 // - If the session could not be resumed (it expired), the `reconnected` event says
 //   `resumed: false`: the server has ended every call of the old session.
 //
 // Events (all CustomEvent, the server message or details in `event.detail`):
 // - one per server message type: `invite`, `ringing`, `accepted`, `candidate`,
 //   `renegotiate`, `ended`, `error`, `pong`; and `message` for every one of them;
-// - `reconnecting` {attempt, delayMs, code}: the socket dropped, retrying in delayMs;
+// - `reconnecting` {attempt, delayMs, code}: the socket dropped (its close code; 4901: no
+//   `pong` in time, 4902: no `welcome` in time), retrying in delayMs;
 // - `reconnected` {resumed, welcome}: signed in again;
 // - `closed` {code, message}: gone for good (close() was called, or the server refused
 //   the sign-in with `invalid_user` / `unauthorized`).
+
+/** The server's node drains: resume now, elsewhere (no backoff). */
+const CLOSE_MOVE = 4001;
+/** Codes of our own for a socket we gave up on (in `reconnecting` events). */
+const NO_PONG = 4901;
+const NO_WELCOME = 4902;
 
 /** An `error` from the server, or a failure to reach it (code `unreachable`). */
 export class SignalingError extends Error {
@@ -149,7 +159,7 @@ export class SignalingClient extends EventTarget {
     clearTimeout(this._timer);
     this._timer = setTimeout(() => {
       if (signedIn || ws !== this._ws) return;
-      this._lost(4002);
+      this._lost(NO_WELCOME);
       try { ws.close(); } catch { /* already closing */ }
     }, this.signInTimeoutMs);
     ws.onopen = () => {
@@ -223,7 +233,7 @@ export class SignalingClient extends EventTarget {
       const now = performance.now();
       if (this._pingAt !== null && this._lastHeard < this._pingAt && now - this._pingAt > 2 * every) {
         const ws = this._ws;
-        this._lost(4001);
+        this._lost(NO_PONG);
         try { ws.close(); } catch { /* already closing */ }
         return;
       }
@@ -245,7 +255,8 @@ export class SignalingClient extends EventTarget {
     this.state = "reconnecting";
     this._attempt += 1;
     const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** (this._attempt - 1));
-    const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const moveNow = code === CLOSE_MOVE && this._attempt === 1;
+    const delayMs = moveNow ? 0 : Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this._emit("reconnecting", { attempt: this._attempt, delayMs, code });
     this._timer = setTimeout(() => this._open(), delayMs);
   }

@@ -269,13 +269,21 @@ enum Exit {
     Closed,
     /// The socket failed; reconnect.
     Lost(Error),
+    /// The server's node drains and told us to move (close code 4001): reconnect at once,
+    /// through the load balancer, to another node, where the session resumes.
+    Moved(Error),
 }
+
+/// The close code of a node that drains: resume now, elsewhere.
+const CLOSE_MOVE: u16 = 4001;
 
 impl Connection {
     async fn run(mut self, mut ws: Ws) {
         loop {
             let mut pace = self.session.pace(clock::now());
-            match self.serve(&mut ws, &mut pace).await {
+            let exit = self.serve(&mut ws, &mut pace).await;
+            let at_once = matches!(exit, Exit::Moved(_));
+            match exit {
                 Exit::Closed => {
                     // What the app sent just before closing (a hangup, say) goes first.
                     while let Ok(msg) = self.out_rx.try_recv() {
@@ -301,12 +309,12 @@ impl Connection {
                     let _ = self.notices.send(Notice::Closed(Error::Closed));
                     return;
                 }
-                Exit::Lost(error) => {
+                Exit::Lost(error) | Exit::Moved(error) => {
                     info!(
                         error = &error as &dyn std::error::Error,
                         "signaling socket lost; reconnecting"
                     );
-                    match self.reconnect(error).await {
+                    match self.reconnect(error, at_once).await {
                         Some(next) => ws = next,
                         None => return,
                     }
@@ -337,6 +345,11 @@ impl Connection {
                         last_heard = clock::now();
                         self.session.received();
                         self.dispatch(&text);
+                    }
+                    Some(Ok(Message::Close(Some(frame)))) if u16::from(frame.code) == CLOSE_MOVE => {
+                        let message = "the signaling server's node drains: moving to another";
+                        let e = ConnectError::new(ConnectErrorKind::Lost, message, None);
+                        return Exit::Moved(e.into());
                     }
                     Some(Ok(Message::Close(_))) | None => {
                         let message = "the signaling server closed the connection";
@@ -374,14 +387,19 @@ impl Connection {
         }
     }
 
-    /// Reconnects with backoff until it works or the client is closed.
-    async fn reconnect(&mut self, mut error: Error) -> Option<Ws> {
+    /// Reconnects with backoff until it works or the client is closed; `at_once`: the first
+    /// attempt without waiting (the server asked us to move).
+    async fn reconnect(&mut self, mut error: Error, at_once: bool) -> Option<Ws> {
         let mut backoff = Backoff::new(self.options.reconnect_base, self.options.reconnect_max);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let _ = self.notices.send(Notice::Reconnecting { attempt, error });
-            let delay = backoff.next_delay(clock::jitter());
+            let delay = if at_once && attempt == 1 {
+                Duration::ZERO
+            } else {
+                backoff.next_delay(clock::jitter())
+            };
             tokio::select! {
                 _ = clock::sleep(delay) => {}
                 _ = self.close.changed() => {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peer_sdk::{
-    AcceptOptions, Call, CallEvent, CallOptions, CandidateType, ChannelSpec, EndReason, IcePolicy,
-    LocalTrack, MediaKind, RemoteTrack,
+    AcceptOptions, Call, CallEvent, CallOptions, CandidateType, ChannelSpec, ClientEvent,
+    EndReason, IcePolicy, LocalTrack, MediaKind, RemoteTrack,
 };
 use support::within;
 
@@ -274,4 +274,58 @@ async fn unreliable_channels_deliver_and_a_slow_reader_holds_the_sender_back() {
         got += msg.data.len();
     }
     call.hangup().await;
+}
+
+/// A rolling upgrade: the signaling node both parties are on drains mid-call (what SIGTERM
+/// does in a cluster). The SDK acts on its close code (4001): both clients reconnect at
+/// once, through the load balancer (nginx) to the other node, and resume there. The call
+/// goes on: data and RTP flow, an ICE restart renegotiates through the new node, and the
+/// hangup reaches the other side (the call moved; it did not end with `peer_lost`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_the_drain_of_its_signaling_node() {
+    let Some(d) = test_support::signaling_server::Deployment::new(2, |_| {}).await else {
+        return;
+    };
+    let nodes = [d.nodes[0].local_addr(), d.nodes[1].local_addr()];
+    let Some(lb) = test_support::load_balancer::LoadBalancer::start(&nodes) else {
+        return;
+    };
+    let alice = support::connect(lb.addr(), "alice").await;
+    let bob = support::connect(lb.addr(), "bob").await;
+    let (call, bob_call, chat, bob_chat) = support::chat_call(&alice, &bob).await;
+    let audio = feed(call.add_track(MediaKind::Audio).await.unwrap());
+    let track = support::remote_track(&bob_call).await;
+    expect_rtp(&track, 5).await;
+
+    let started = std::time::Instant::now();
+    assert!(
+        within("the drain", d.nodes[0].drain()).await,
+        "every session and call moved"
+    );
+    for client in [&alice, &bob] {
+        let resumed = support::client_event(client, "the resume on the other node", |e| match e {
+            ClientEvent::Reconnected { resumed } => Some(resumed),
+            _ => None,
+        })
+        .await;
+        assert!(resumed, "the session resumed, its calls with it");
+    }
+    eprintln!("drained and resumed in {:?}", started.elapsed());
+
+    support::round_trip(&chat, &bob_chat, "after the drain").await;
+    support::round_trip(&bob_chat, &chat, "and back").await;
+    expect_rtp(&track, 5).await;
+    call.restart_ice().unwrap();
+    support::call_event(&call, "the restart's answer", |e| {
+        matches!(e, CallEvent::Renegotiated).then_some(())
+    })
+    .await;
+    support::round_trip(&chat, &bob_chat, "after the restart").await;
+    bob_call.hangup().await;
+    assert_eq!(ended(&call).await, EndReason::Hangup);
+    audio.abort();
+    alice.close().await;
+    bob.close().await;
+    drop(lb);
+    d.shutdown().await;
 }
