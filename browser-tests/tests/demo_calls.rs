@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Lab, assert_no_console_errors};
+use support::{Lab, assert_no_console_errors, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_call_see_and_hear_each_other_then_hang_up() {
@@ -150,6 +150,54 @@ async fn two_browsers_on_two_signaling_nodes_call_each_other() {
         assert_eq!(stats["path"], "direct", "{stats}");
     }
     alice.wait_status("Connected with bob").await;
+    bob.click("hangup").await;
+    bob.wait_status("Call ended").await;
+    alice.wait_status("bob hung up").await;
+    assert_no_console_errors(&[&alice, &bob], &[]).await;
+    alice.close().await;
+    bob.close().await;
+}
+
+/// A rolling upgrade behind a load balancer (nginx): both browsers' signaling node drains
+/// mid-call. The demo acts on the close code (4001): both reconnect at once through the
+/// load balancer to the other node and resume there; the call goes on, and the hangup
+/// afterwards reaches the other side (the call moved; it did not end with `peer_lost`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_the_drain_of_its_signaling_node() {
+    let Some(lab) = Lab::start_two_nodes().await else {
+        return;
+    };
+    let second = lab.second.as_ref().unwrap();
+    let nodes = [lab.server.local_addr(), second.local_addr()];
+    let Some(lb) = test_support::load_balancer::LoadBalancer::start(&nodes) else {
+        return;
+    };
+    let url = format!("http://{}/", lb.addr());
+    let alice = lab.page_at(&url).await;
+    let bob = lab.page_at(&url).await;
+    alice.sign_in("alice", false).await;
+    bob.sign_in("bob", false).await;
+    alice.call("bob").await;
+    alice.wait_status("Ringing bob").await;
+    bob.accept("alice").await;
+    for page in [&alice, &bob] {
+        page.wait_media().await;
+    }
+    alice.wait_status("Connected with bob").await;
+    assert_eq!(
+        second.session_count(),
+        0,
+        "both signed in on the first node"
+    );
+
+    assert!(
+        within("the drain", lab.server.drain()).await,
+        "every session and call moved"
+    );
+    assert_eq!(second.session_count(), 2, "both resumed on the second node");
+    for page in [&alice, &bob] {
+        page.wait_media().await;
+    }
     bob.click("hangup").await;
     bob.wait_status("Call ended").await;
     alice.wait_status("bob hung up").await;

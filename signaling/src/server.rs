@@ -338,6 +338,11 @@ impl Server {
         &self.shared.ice.urls
     }
 
+    /// Live sessions on this node, connected or waiting for a resume.
+    pub fn session_count(&self) -> usize {
+        self.shared.with_board(|b| b.session_count())
+    }
+
     /// In a cluster, drains this node (SIGTERM): stops taking connections, tells every
     /// client to resume elsewhere (close code 4001, through the load balancer), and waits
     /// until their sessions and calls have moved to the nodes they came back on, or

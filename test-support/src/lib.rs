@@ -7,6 +7,7 @@
 //! clock and sleeps in its poll loops.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+pub mod load_balancer;
 pub mod redis_server;
 pub mod require;
 

@@ -39,7 +39,7 @@ pub fn require_root(why: &str) -> bool {
 }
 
 /// A missing prerequisite: a panic under `CI=true`, else `SKIPPED` on stderr; false.
-fn missing(msg: &str) -> bool {
+pub(crate) fn missing(msg: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg}");
     }
