@@ -64,10 +64,15 @@ impl<R: Registry> Switchboard<R> {
             held.push(HeldCall::Deliver(delivery(msg)));
             return;
         }
+        if party.node == self.node && self.claims.contains_key(&party.session) {
+            // On its way here (moves.rs): delivered once it arrived.
+            let node = self.node.clone();
+            return self.delivered(&node, delivery(msg), false);
+        }
         if party.node == self.node {
             let node = self.node.clone();
             // A session that moved here waits for the fence of its calls living here.
-            if let Some(held) = self.fence_mut(party.session, key, &node) {
+            if let Some(held) = self.call_fence_mut(party.session, call_id, key, &node) {
                 held.push(Held::Deliver(delivery(msg)));
                 return;
             }
@@ -126,7 +131,16 @@ impl<R: Registry> Switchboard<R> {
             .and_then(|s| s.calls.get(&call_id))
             .cloned();
         match membership {
-            Some(Membership::Home(key)) => self.call_input(key, self.here(sid), msg),
+            Some(Membership::Home(key)) => {
+                // A session that moved here while its call came here too (rehome.rs): what
+                // it sent before may still come through its old node and the old home.
+                let node = self.node.clone();
+                if let Some(held) = self.fence_mut(sid, key, &node) {
+                    held.push(Held::Input(msg));
+                } else {
+                    self.call_input(key, self.here(sid), msg);
+                }
+            }
             Some(Membership::Remote(CallRef { home, key })) => {
                 // After a move, the home may not know this session's new address yet.
                 if let Some(held) = self.fence_mut(sid, key, &home) {

@@ -50,6 +50,8 @@ struct Cluster {
     closed: Vec<(usize, ConnId, u16)>,
     /// Each client's resume token, from its `welcome`.
     tokens: HashMap<(usize, ConnId), String>,
+    /// Every node message delivered, as `n0->n1: kind`.
+    log: Vec<String>,
 }
 
 impl Cluster {
@@ -78,6 +80,7 @@ impl Cluster {
             down: Vec::new(),
             closed: Vec::new(),
             tokens: HashMap::new(),
+            log: Vec::new(),
         }
     }
 
@@ -124,6 +127,7 @@ impl Cluster {
                 .and_then(VecDeque::pop_front)
             {
                 moved = true;
+                self.log.push(format!("n{from}->n{to}: {}", msg.kind()));
                 let from_id = NodeId::new(&format!("n{from}"));
                 self.boards[to].from_node(from_id, msg, self.now);
             }
@@ -805,4 +809,283 @@ fn a_client_that_never_comes_back_is_lost_when_the_drained_node_exits() {
     assert!(cl.take(bob).is_empty());
     cl.kill(0);
     assert_eq!(cl.take(bob), vec![ended("c1", EndReason::PeerLost)]);
+}
+
+/// Node 0 (the call's home, alice's) drains; at the same moment bob moves from node 1 to
+/// node 3 (node 1 drains too, or his network blipped), and alice resumes on node 2. Both
+/// moves cross: bob's new node learns where the call went through his old one, and holds
+/// the new home's traffic until then. (Found in review: bob's messages were dropped.)
+#[test]
+fn a_party_moving_between_two_other_nodes_while_its_call_changes_home() {
+    let (mut cl, alice, bob) = Cluster::in_a_call_of(4, 0, 1);
+    cl.boards[0].drain(cl.now);
+    cl.pump();
+    cl.drop_socket(alice);
+    cl.drop_socket(bob);
+    let alice = cl.start_resume(alice, 2, "alice", 0);
+    let bob = cl.start_resume(bob, 3, "bob", 0);
+    cl.pump();
+    cl.take(alice);
+    cl.take(bob);
+    assert!(cl.boards[0].drained(), "{:?}", cl.log);
+    cl.send(alice, candidate_text("c1", "a1"));
+    cl.send(bob, candidate_text("c1", "b1"));
+    let to_bob: Vec<String> = cl.take(bob).iter().filter_map(cand).collect();
+    let to_alice: Vec<String> = cl.take(alice).iter().filter_map(cand).collect();
+    assert_eq!(to_bob, ["a1"], "{:?}", cl.log);
+    assert_eq!(to_alice, ["b1"], "{:?}", cl.log);
+    cl.kill(0);
+    assert!(
+        cl.take(bob).is_empty(),
+        "the call does not need node 0 any more"
+    );
+    assert!(cl.take(alice).is_empty());
+    cl.send(alice, candidate_text("c1", "a2"));
+    cl.send(bob, candidate_text("c1", "b2"));
+    let to_bob: Vec<String> = cl.take(bob).iter().filter_map(cand).collect();
+    let to_alice: Vec<String> = cl.take(alice).iter().filter_map(cand).collect();
+    assert_eq!(
+        (to_bob, to_alice),
+        (vec!["a2".to_owned()], vec!["b2".to_owned()])
+    );
+    cl.hangup(bob, "c1");
+    assert_eq!(cl.take(alice), vec![ended("c1", EndReason::Hangup)]);
+    assert_eq!(
+        cl.boards.iter().map(Switchboard::call_count).sum::<usize>(),
+        0
+    );
+}
+
+/// The old home dies after the caller's node adopted the call but before the callee's node
+/// learned of it: the callee's node ends its side (`peer_lost`), and so does the new home,
+/// so no one is left in a call with nobody. (Found in review.)
+#[test]
+fn the_old_home_dying_mid_handover_ends_the_call_on_both_sides() {
+    let (mut cl, alice, bob) = Cluster::in_a_call_of(3, 0, 1);
+    cl.boards[0].drain(cl.now);
+    cl.pump();
+    cl.drop_socket(alice);
+    let alice = cl.start_resume(alice, 2, "alice", 2);
+    for _ in 0..100 {
+        cl.step();
+        if cl.log.iter().any(|l| l == "n2->n0: adopted") {
+            break;
+        }
+    }
+    assert!(
+        cl.log.iter().any(|l| l == "n2->n0: adopted"),
+        "{:?}",
+        cl.log
+    );
+    cl.kill(0);
+    assert_eq!(cl.take(bob), vec![ended("c1", EndReason::PeerLost)]);
+    let got = cl.take(alice);
+    assert_eq!(
+        got.last(),
+        Some(&ended("c1", EndReason::PeerLost)),
+        "{got:?}"
+    );
+    assert_eq!(
+        cl.boards.iter().map(Switchboard::call_count).sum::<usize>(),
+        0
+    );
+}
+
+/// A ring the draining node could not deliver after it handed its call over counts as
+/// answered `Gone` at the new home: with no other device, the caller hears `unavailable`
+/// at once, not `timeout` at the end of the ring. (Found in review.)
+#[test]
+fn an_undeliverable_ring_after_the_handover_reaches_the_new_home() {
+    let mut cl = Cluster::new(3);
+    let alice = cl.connect(0, "alice");
+    let _bob = cl.connect(1, "bob");
+    cl.boards[0].message(alice.conn, test_messages::invite("c1", "bob"), cl.now);
+    // The lookup answers; the ring to node 1 is taken off the wire.
+    let mut ring = None;
+    for _ in 0..3 {
+        while let Some(out) = cl.boards[0].poll_output() {
+            match out {
+                Output::Lookup { call, user } => {
+                    let found = cl.directory.get(&user).cloned().unwrap_or_default();
+                    cl.boards[0].lookup_done(call, Ok(found), cl.now);
+                }
+                Output::Node { msg, .. } if msg.kind() == "ring" => ring = Some(msg),
+                other => cl.output(0, other),
+            }
+        }
+    }
+    let ring = ring.expect("a ring for node 1");
+    cl.boards[0].drain(cl.now);
+    cl.pump();
+    cl.drop_socket(alice);
+    let alice = cl.start_resume(alice, 2, "alice", 0);
+    cl.pump();
+    assert_eq!(cl.boards[2].call_count(), 1, "adopted");
+    // Node 1 never got the ring: the shell says so.
+    cl.boards[0].undeliverable(NodeId::new("n1"), ring, cl.now);
+    cl.pump();
+    let got = cl.take(alice);
+    assert_eq!(
+        got.last(),
+        Some(&ended("c1", EndReason::Unavailable)),
+        "{got:?}"
+    );
+}
+
+impl Cluster {
+    /// One random move of the cluster: a board's outputs, a lookup's answer, or the first
+    /// message of a random wire (still in order per pair of nodes). Returns whether
+    /// anything moved.
+    fn random_step(&mut self, rng: &mut rand::rngs::StdRng) -> bool {
+        use rand::Rng;
+        for n in 0..self.boards.len() {
+            while let Some(out) = self.boards[n].poll_output() {
+                self.output(n, out);
+            }
+        }
+        let wires: Vec<(usize, usize)> = {
+            let mut w: Vec<(usize, usize)> = self
+                .wires
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+            w.sort_unstable();
+            w
+        };
+        let choices = wires.len() + usize::from(!self.lookups.is_empty());
+        if choices == 0 {
+            return false;
+        }
+        let pick = rng.random_range(0..choices);
+        if pick == wires.len() {
+            if let Some((n, call, user)) = self.lookups.pop_front() {
+                let found = self.directory.get(&user).cloned().unwrap_or_default();
+                self.boards[n].lookup_done(call, Ok(found), self.now);
+            }
+            return true;
+        }
+        let (from, to) = wires[pick];
+        if let Some(msg) = self
+            .wires
+            .get_mut(&(from, to))
+            .and_then(VecDeque::pop_front)
+        {
+            self.log.push(format!("n{from}->n{to}: {}", msg.kind()));
+            self.boards[to].from_node(NodeId::new(&format!("n{from}")), msg, self.now);
+        }
+        true
+    }
+}
+
+/// alice (the caller: the call lives on her node) and bob talk while one or two nodes
+/// drain, and clients resume elsewhere (also one whose node does not drain: his network
+/// blipped). The node messages of the four nodes interleave at random (in order per pair of
+/// nodes), for 300 seeds per case (`DRAIN_SEEDS=n` for more), and both clients send whenever
+/// they can: each gets every message of the other once and in order, no call ends, the
+/// drained nodes end up holding nothing, and their exit changes nothing.
+#[test]
+fn draining_nodes_in_any_interleaving() {
+    use rand::SeedableRng;
+    let seeds: u64 = std::env::var("DRAIN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    // (alice's node, bob's node, nodes that drain, where alice and bob resume: None stays).
+    type Case = (usize, usize, &'static [usize], Option<usize>, Option<usize>);
+    let cases: [Case; 14] = [
+        (0, 1, &[0, 1], Some(2), Some(3)),
+        (0, 1, &[0, 1], Some(2), Some(2)),
+        (0, 1, &[0, 1], Some(3), Some(2)),
+        (0, 1, &[0], Some(2), None),
+        (0, 1, &[0], Some(1), None),
+        (0, 1, &[0], Some(2), Some(3)),
+        (0, 1, &[0], Some(3), Some(2)),
+        (0, 0, &[0], Some(1), Some(2)),
+        (0, 0, &[0], Some(1), Some(1)),
+        (0, 0, &[0], Some(2), Some(1)),
+        (1, 0, &[0], None, Some(2)),
+        (1, 0, &[0], None, Some(1)),
+        (1, 0, &[0, 1], Some(2), Some(3)),
+        (1, 0, &[0, 1], Some(3), Some(3)),
+    ];
+    for (a, b, draining, a_to, b_to) in cases {
+        for seed in 0..seeds {
+            let case = format!("{a}->{a_to:?}, {b}->{b_to:?}, draining {draining:?}, seed {seed}");
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let (mut cl, alice, bob) = Cluster::in_a_call_of(4, a, b);
+            for &n in draining {
+                cl.boards[n].drain(cl.now);
+            }
+            cl.pump();
+            // [alice, bob]: the client now, whether it may send (it has its welcome), what
+            // it got, how many it sent.
+            let mut clients = Vec::new();
+            for (c, to, name) in [(alice, a_to, "alice"), (bob, b_to, "bob")] {
+                clients.push(match to {
+                    Some(to) => {
+                        cl.drop_socket(c);
+                        (cl.start_resume(c, to, name, 0), false, Vec::new(), 0)
+                    }
+                    None => (c, true, Vec::new(), 0),
+                });
+            }
+            let mut quiet = 0;
+            for _ in 0..5_000 {
+                let moved = cl.random_step(&mut rng);
+                for (c, ready, got, sent) in &mut clients {
+                    let msgs = cl.take(*c);
+                    *ready |= msgs
+                        .iter()
+                        .any(|m| matches!(m, ServerMessage::Welcome(w) if w.resumed));
+                    got.extend(msgs);
+                    if *ready && *sent < 10 && rand::Rng::random_bool(&mut rng, 0.3) {
+                        let text = format!("{} {sent}", c.conn.0);
+                        cl.boards[c.node].message(c.conn, candidate_text("c1", &text), cl.now);
+                        *sent += 1;
+                    }
+                }
+                let done = clients
+                    .iter()
+                    .all(|(_, ready, _, sent)| *ready && *sent == 10);
+                quiet = if moved || !done { 0 } else { quiet + 1 };
+                if quiet > 3 {
+                    break;
+                }
+            }
+            cl.pump();
+            for client in &mut clients {
+                let more = cl.take(client.0);
+                client.2.extend(more);
+            }
+            for i in 0..2 {
+                let (other, sent) = (clients[1 - i].0, clients[1 - i].3);
+                let want: Vec<String> =
+                    (0..sent).map(|k| format!("{} {k}", other.conn.0)).collect();
+                let got: Vec<String> = clients[i].2.iter().filter_map(cand).collect();
+                assert_eq!(got, want, "{case}, client {i}: {:?}", cl.log);
+                let bad = clients[i]
+                    .2
+                    .iter()
+                    .any(|m| matches!(m, ServerMessage::Ended(_) | ServerMessage::Error(_)));
+                assert!(!bad, "{case}: {:?}", clients[i].2);
+            }
+            for &n in draining {
+                assert!(cl.boards[n].drained(), "{case}, node {n}: {:?}", cl.log);
+                cl.kill(n);
+            }
+            let (alice, bob) = (clients[0].0, clients[1].0);
+            cl.send(alice, candidate_text("c1", "after"));
+            let to_bob: Vec<String> = cl.take(bob).iter().filter_map(cand).collect();
+            assert_eq!(to_bob, ["after"], "{case}");
+            cl.hangup(bob, "c1");
+            assert_eq!(
+                cl.take(alice),
+                vec![ended("c1", EndReason::Hangup)],
+                "{case}"
+            );
+            let calls: usize = cl.boards.iter().map(Switchboard::call_count).sum();
+            assert_eq!(calls, 0, "{case}");
+        }
+    }
 }

@@ -212,6 +212,8 @@ pub struct Switchboard<R: Registry = MemoryRegistry> {
     adopted: HashMap<(NodeId, CallKey), CallKey>,
     /// Adopted calls' traffic with a party node, held until its fence (rehome.rs).
     call_holds: HashMap<(CallKey, NodeId), rehome::CallHold>,
+    /// Fences that came through before the session knew its call's new home (moves.rs).
+    early_fences: std::collections::HashSet<(SessionId, CallKey, NodeId)>,
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -252,6 +254,7 @@ impl<R: Registry> Switchboard<R> {
             rehomed: HashMap::new(),
             adopted: HashMap::new(),
             call_holds: HashMap::new(),
+            early_fences: std::collections::HashSet::new(),
         }
     }
 
@@ -602,6 +605,25 @@ impl<R: Registry> Switchboard<R> {
                 None => return self.settle(),
             }
         };
+        // For a session still on its way here: after it arrived (moves.rs).
+        let claimed = match &msg {
+            NodeMessage::Deliver(d) => Some(d.session),
+            NodeMessage::CallMoved { sessions, .. } => sessions
+                .iter()
+                .copied()
+                .find(|s| self.claims.contains_key(s)),
+            _ => None,
+        };
+        if let Some(claim) = claimed.and_then(|sid| self.claims.get_mut(&sid)) {
+            claim.early.push((from, msg));
+            return self.settle();
+        }
+        self.node_message(from, msg);
+        self.settle();
+    }
+
+    /// [`Self::from_node`], once the message is for this node to act on.
+    fn node_message(&mut self, from: NodeId, msg: NodeMessage) {
         match msg {
             NodeMessage::Ring {
                 call,
@@ -662,6 +684,12 @@ impl<R: Registry> Switchboard<R> {
             NodeMessage::Relayed { home, msg } => match *msg {
                 NodeMessage::Deliver(d) => self.delivered(&home, d, true),
                 NodeMessage::Fence { call, old } => self.release(old, call, &home),
+                NodeMessage::CallMoved {
+                    call,
+                    home: to,
+                    key,
+                    sessions,
+                } => self.switch_calls(&home, call, &to, key, &sessions),
                 _ => {}
             },
             NodeMessage::Adopt { call, state } => self.adopt(from, call, *state),
@@ -676,7 +704,6 @@ impl<R: Registry> Switchboard<R> {
             // Only a draining node takes fences for calls it handed over (above).
             NodeMessage::CallFence { .. } => {}
         }
-        self.settle();
     }
 
     /// The shell could not deliver `msg` to node `to` (not live, or Redis did not answer in
@@ -686,6 +713,15 @@ impl<R: Registry> Switchboard<R> {
     pub fn undeliverable(&mut self, to: NodeId, msg: NodeMessage, now: Instant) {
         self.now = now;
         match msg {
+            NodeMessage::Ring { call, session, .. } if self.rehomed.contains_key(&call) => {
+                // The call moved meanwhile: its new home counts the answer.
+                let answer = NodeMessage::RingAnswer {
+                    call,
+                    session,
+                    answer: RingAnswer::Gone,
+                };
+                let _ = self.forward(to, answer);
+            }
             NodeMessage::Ring { call, session, .. } => {
                 let party = SessionAddr { node: to, session };
                 self.ring_answered(call, party, RingAnswer::Gone);
@@ -702,6 +738,11 @@ impl<R: Registry> Switchboard<R> {
     /// the session's old node, ahead of the home's fence; a direct one waits behind the
     /// fence (moves.rs).
     fn delivered(&mut self, home: &NodeId, d: Delivery, relayed: bool) {
+        if let Some(claim) = self.claims.get_mut(&d.session) {
+            // On its way here (a home that adopted its call heard of it first): once it is.
+            claim.early.push((home.clone(), NodeMessage::Deliver(d)));
+            return;
+        }
         let Some(s) = self.sessions.get(&d.session) else {
             return;
         };
@@ -715,12 +756,15 @@ impl<R: Registry> Switchboard<R> {
                         key,
                     })
                 };
-                if s.calls.get(call_id) != Some(&member) {
-                    debug!(session = d.session.0, call = %call_id, "not in that call: dropped");
+                let member = s.calls.get(call_id) == Some(&member);
+                // Behind the fence of a session that moved here; also when it does not know
+                // yet that its call changed home (rehome.rs) and hears from the new home.
+                if !relayed && let Some(held) = self.call_fence_mut(d.session, call_id, key, home) {
+                    held.push(moves::Held::Deliver(d));
                     return;
                 }
-                if !relayed && let Some(held) = self.fence_mut(d.session, key, home) {
-                    held.push(moves::Held::Deliver(d));
+                if !member {
+                    debug!(session = d.session.0, call = %call_id, "not in that call: dropped");
                     return;
                 }
             }
@@ -957,6 +1001,7 @@ impl<R: Registry> Switchboard<R> {
         }
         self.by_token.remove(&s.token);
         self.unannounced.remove(&sid);
+        self.early_fences.retain(|(s, _, _)| *s != sid);
         if let Some(at) = s.expires {
             self.deadlines.cancel(at, Timer::Resume(sid));
         }

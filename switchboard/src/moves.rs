@@ -42,6 +42,12 @@ pub(crate) struct Claim {
     pub received: Option<u64>,
     pub ice_servers: Vec<IceServer>,
     pub deadline: std::time::Instant,
+    /// Messages for the session that came before it (a new home heard of the move before
+    /// the session arrived): acted on once it did, or once the claim failed.
+    pub early: Vec<(NodeId, NodeMessage)>,
+    /// Calls adopted here while the session was on its way (rehome.rs): (old home, key
+    /// there, key here); the session takes part in them here once it arrives.
+    pub adopted: Vec<(NodeId, CallKey, CallKey)>,
 }
 
 /// A session that moved to another node (its traffic is relayed until `resume_ttl` later):
@@ -59,6 +65,10 @@ pub(crate) struct MovedOut {
 pub(crate) struct Fence {
     pub via: NodeId,
     pub held: Vec<Held>,
+    /// The call's key and home after it changed home (rehome.rs) while the session moved:
+    /// the fence may then come from the new home instead (whichever of the two learned of
+    /// the move), and the new home's traffic waits here too.
+    pub also: Option<(CallKey, NodeId)>,
 }
 
 /// Traffic of a moved session's call held until the call's home's fence comes through.
@@ -109,6 +119,8 @@ impl<R: Registry> Switchboard<R> {
                 received,
                 ice_servers,
                 deadline,
+                early: Vec::new(),
+                adopted: Vec::new(),
             },
         );
         sid
@@ -159,6 +171,7 @@ impl<R: Registry> Switchboard<R> {
             return;
         };
         self.held_bytes = self.held_bytes.saturating_sub(s.held_bytes());
+        self.early_fences.retain(|(s, _, _)| *s != sid);
         self.registry.remove(&s.user, sid);
         self.outputs.push_back(Output::Unregistered {
             user: s.user.clone(),
@@ -255,13 +268,22 @@ impl<R: Registry> Switchboard<R> {
         old: SessionId,
         moved: Option<Box<MovedSession>>,
     ) {
-        let Some(claim) = self.claims.remove(&sid) else {
+        let Some(mut claim) = self.claims.remove(&sid) else {
             return;
         };
         self.deadlines.cancel(claim.deadline, Timer::Claim(sid));
+        let early = std::mem::take(&mut claim.early);
+        let adopted = std::mem::take(&mut claim.adopted);
         match moved {
             Some(moved) => self.install(from, sid, old, claim, *moved),
             None => self.claim_failed(claim),
+        }
+        for (was, old, key) in adopted {
+            let here = self.node.clone();
+            self.switch_calls(&was, old, &here, key, &[sid]);
+        }
+        for (from, msg) in early {
+            self.node_message(from, msg);
         }
     }
 
@@ -314,6 +336,7 @@ impl<R: Registry> Switchboard<R> {
                 let fence = Fence {
                     via: from.clone(),
                     held: Vec::new(),
+                    also: None,
                 };
                 self.fences
                     .insert((sid, call.key, call.home.clone()), fence);
@@ -322,7 +345,8 @@ impl<R: Registry> Switchboard<R> {
                         call: call.key,
                         old,
                     };
-                    self.send_node(from.clone(), fence);
+                    let here = self.node.clone();
+                    self.fence_after_holds(call.key, from, fence, &here);
                 }
             }
         }
@@ -353,12 +377,16 @@ impl<R: Registry> Switchboard<R> {
 
     /// A claim that got no answer in time: the old node is gone.
     pub(super) fn claim_timeout(&mut self, sid: SessionId) {
-        if let Some(claim) = self.claims.remove(&sid) {
+        if let Some(mut claim) = self.claims.remove(&sid) {
             warn!(
                 session = sid.0,
                 "claimed session never arrived: starting a fresh one"
             );
+            let early = std::mem::take(&mut claim.early);
             self.claim_failed(claim);
+            for (from, msg) in early {
+                self.node_message(from, msg);
+            }
         }
     }
 
@@ -379,6 +407,17 @@ impl<R: Registry> Switchboard<R> {
             NodeMessage::Fence { call, .. } => NodeMessage::Fence {
                 call,
                 old: new.session,
+            },
+            NodeMessage::CallMoved {
+                call,
+                home: to,
+                key,
+                ..
+            } => NodeMessage::CallMoved {
+                call,
+                home: to,
+                key,
+                sessions: vec![new.session],
             },
             _ => return false,
         };
@@ -406,7 +445,22 @@ impl<R: Registry> Switchboard<R> {
             session: old,
         };
         self.rename_party(key, &was, &new);
-        self.send_node(from, NodeMessage::Fence { call: key, old });
+        let fence = NodeMessage::Fence { call: key, old };
+        self.fence_after_holds(key, &from, fence, &new.node);
+    }
+
+    /// Sends the fence of call `key` (living here) to a party's old node `from`; the party
+    /// is on node `to` now. If the call was adopted and still holds its traffic with `from`
+    /// (rehome.rs), the fence goes behind what is held, and the traffic with `to` waits until
+    /// then: the party gets what was on its way to its old address first.
+    fn fence_after_holds(&mut self, key: CallKey, from: &NodeId, fence: NodeMessage, to: &NodeId) {
+        match self.hold_mut(key, from) {
+            Some(held) => {
+                held.push(crate::rehome::HeldCall::Send(fence));
+                self.hold_behind(key, from, to);
+            }
+            None => self.send_node(from.clone(), fence),
+        }
     }
 
     /// Where traffic of `sid` about call `key` living on `home` waits, if it waits for a
@@ -417,28 +471,91 @@ impl<R: Registry> Switchboard<R> {
         key: CallKey,
         home: &NodeId,
     ) -> Option<&mut Vec<Held>> {
+        let at = self.fence_of(sid, key, home)?;
+        self.fences.get_mut(&at).map(|fence| &mut fence.held)
+    }
+
+    /// The fence `sid` waits behind for its call `call_id`, known here as `key` on `home`:
+    /// [`Self::fence_mut`], or, while the session does not know yet that the call changed
+    /// home (rehome.rs), the fence of the call as the session knows it.
+    pub(super) fn call_fence_mut(
+        &mut self,
+        sid: SessionId,
+        call_id: &signaling_protocol::CallId,
+        key: CallKey,
+        home: &NodeId,
+    ) -> Option<&mut Vec<Held>> {
+        if self.fences.is_empty() {
+            return None;
+        }
+        let at = self.fence_of(sid, key, home).or_else(|| {
+            let (k, h) = match self.sessions.get(&sid)?.calls.get(call_id)? {
+                Membership::Home(k) => (*k, self.node.clone()),
+                Membership::Remote(r) => (r.key, r.home.clone()),
+            };
+            self.fence_of(sid, k, &h)
+        })?;
+        self.fences.get_mut(&at).map(|fence| &mut fence.held)
+    }
+
+    /// The fence `sid` waits behind for call `key` on `home`: the one set up for it, or the
+    /// one of the call before it changed home.
+    fn fence_of(
+        &self,
+        sid: SessionId,
+        key: CallKey,
+        home: &NodeId,
+    ) -> Option<(SessionId, CallKey, NodeId)> {
+        if self.fences.is_empty() {
+            return None;
+        }
+        let direct = (sid, key, home.clone());
+        if self.fences.contains_key(&direct) {
+            return Some(direct);
+        }
         self.fences
-            .get_mut(&(sid, key, home.clone()))
-            .map(|fence| &mut fence.held)
+            .iter()
+            .find(|((s, _, _), f)| *s == sid && f.also.as_ref() == Some(&(key, home.clone())))
+            .map(|(at, _)| at.clone())
     }
 
     /// The fence of call `key` on `home` came through for `sid`: what was held goes on, in
     /// order.
     pub(super) fn release(&mut self, sid: SessionId, key: CallKey, home: &NodeId) {
-        let Some(fence) = self.fences.remove(&(sid, key, home.clone())) else {
+        let Some(fence) = self
+            .fence_of(sid, key, home)
+            .and_then(|at| self.fences.remove(&at))
+        else {
+            // Its call may have changed home meanwhile (rehome.rs), and the new home's fence
+            // come before the session learned of it: kept for then ([`Self::call_rekeyed`]).
+            if self.sessions.contains_key(&sid) {
+                self.early_fences.insert((sid, key, home.clone()));
+            }
             return;
         };
         for h in fence.held {
             match h {
-                Held::Input(msg) => self.send_node(
-                    home.clone(),
-                    NodeMessage::Input {
-                        call: key,
-                        session: sid,
-                        msg,
-                    },
-                ),
+                // To wherever the call lives now (it may have changed home meanwhile).
+                Held::Input(msg) => self.call_message(sid, msg),
                 Held::Deliver(d) => self.apply(d),
+            }
+        }
+    }
+
+    /// Session `sid` (moved here, waiting for a fence of its call `old` on `was`) learns
+    /// that the call now lives on `home` as `key` ([`NodeMessage::CallMoved`]): the fence
+    /// may come from either, and the new home's traffic waits behind it too. If the new
+    /// home's came already, it is released.
+    pub(super) fn call_rekeyed(
+        &mut self,
+        sid: SessionId,
+        (was, old): (&NodeId, CallKey),
+        (home, key): (&NodeId, CallKey),
+    ) {
+        if let Some(fence) = self.fences.get_mut(&(sid, old, was.clone())) {
+            fence.also = Some((key, home.clone()));
+            if self.early_fences.remove(&(sid, key, home.clone())) {
+                self.release(sid, key, home);
             }
         }
     }
@@ -449,7 +566,11 @@ impl<R: Registry> Switchboard<R> {
         let mut waiting: Vec<(SessionId, CallKey, NodeId)> = self
             .fences
             .iter()
-            .filter(|((_, _, home), fence)| home == node || fence.via == *node)
+            .filter(|((_, _, home), fence)| {
+                home == node
+                    || fence.via == *node
+                    || fence.also.as_ref().is_some_and(|(_, h)| h == node)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         waiting.sort();

@@ -48,6 +48,11 @@ pub(crate) struct Rehomed {
 pub(crate) struct CallHold {
     pub via: NodeId,
     pub held: Vec<HeldCall>,
+    /// Releases still to come before this one goes: the node's fence, and the holds this
+    /// one is chained behind ([`Switchboard::hold_behind`]).
+    pub waiting: usize,
+    /// Holds chained behind this one: each waits for one release less once this one goes.
+    pub then: Vec<NodeId>,
 }
 
 /// What an adopted call holds for a party node.
@@ -59,6 +64,8 @@ pub(crate) enum HeldCall {
     Left(SessionAddr),
     /// A delivery for a party on that node.
     Deliver(Delivery),
+    /// Another message for that node, in order with the deliveries (a session move's fence).
+    Send(NodeMessage),
 }
 
 impl<R: Registry> Switchboard<R> {
@@ -70,6 +77,7 @@ impl<R: Registry> Switchboard<R> {
             .iter()
             .filter(|(key, call)| {
                 !self.pending_invites.contains_key(key)
+                    && !self.holds_traffic(**key)
                     && call.parties().iter().all(|p| p.node != self.node)
             })
             .map(|(key, _)| *key)
@@ -137,6 +145,11 @@ impl<R: Registry> Switchboard<R> {
         );
     }
 
+    /// Whether call `key` (adopted here) still waits for a party node's fence.
+    fn holds_traffic(&self, key: CallKey) -> bool {
+        self.call_holds.keys().any(|(k, _)| *k == key)
+    }
+
     /// The caller's node could not be reached with the call: it ends for the others.
     pub(super) fn adopt_failed(&mut self, key: CallKey, transfer: CallTransfer) {
         self.rehomed.remove(&key);
@@ -175,6 +188,14 @@ impl<R: Registry> Switchboard<R> {
                 && *m == was
             {
                 *m = Membership::Home(key);
+                // A session that moved here and still waits for the old home's fence.
+                let here = self.node.clone();
+                self.call_rekeyed(p.session, (&from, old), (&here, key));
+            } else if p.node == self.node
+                && let Some(claim) = self.claims.get_mut(&p.session)
+            {
+                // On its way here: it takes part once it arrives.
+                claim.adopted.push((from.clone(), old, key));
             }
             if !nodes.contains(&p.node) {
                 nodes.push(p.node);
@@ -217,6 +238,8 @@ impl<R: Registry> Switchboard<R> {
             let hold = CallHold {
                 via: from.clone(),
                 held: Vec::new(),
+                waiting: 1,
+                then: Vec::new(),
             };
             self.call_holds.insert((key, node), hold);
         }
@@ -260,19 +283,58 @@ impl<R: Registry> Switchboard<R> {
         key: CallKey,
         sessions: &[SessionId],
     ) {
-        let was = Membership::Remote(CallRef {
-            home: from.clone(),
-            key: old,
-        });
-        let now = Membership::Remote(CallRef { home, key });
-        for sid in sessions {
-            if let Some(s) = self.sessions.get_mut(sid) {
-                for m in s.calls.values_mut().filter(|m| **m == was) {
-                    *m = now.clone();
-                }
+        for &sid in sessions {
+            if self.moved_out.contains_key(&sid) {
+                // It moved on meanwhile: its new node learns through here, in order with
+                // the rest of what the old home sent it.
+                let moved = NodeMessage::CallMoved {
+                    call: old,
+                    home: home.clone(),
+                    key,
+                    sessions: Vec::new(),
+                };
+                self.relay(from.clone(), sid, moved);
             }
         }
+        self.switch_calls(&from, old, &home, key, sessions);
         self.send_node(from, NodeMessage::CallFence { call: old });
+    }
+
+    /// `sessions` of this node in call `old` of node `was` take part in it on `home` as
+    /// `key` now.
+    pub(super) fn switch_calls(
+        &mut self,
+        was: &NodeId,
+        old: CallKey,
+        home: &NodeId,
+        key: CallKey,
+        sessions: &[SessionId],
+    ) {
+        let before = Membership::Remote(CallRef {
+            home: was.clone(),
+            key: old,
+        });
+        let after = if *home == self.node {
+            Membership::Home(key)
+        } else {
+            Membership::Remote(CallRef {
+                home: home.clone(),
+                key,
+            })
+        };
+        for &sid in sessions {
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            let mut switched = false;
+            for m in s.calls.values_mut().filter(|m| **m == before) {
+                *m = after.clone();
+                switched = true;
+            }
+            if switched {
+                self.call_rekeyed(sid, (was, old), (home, key));
+            }
+        }
     }
 
     /// A message from node `from` about a call that moved away from here: forwarded to its
@@ -330,7 +392,7 @@ impl<R: Registry> Switchboard<R> {
             } => self.ring_answered(key, party(session), answer),
             NodeMessage::Left { session, .. } => self.leave_call(key, &party(session)),
             NodeMessage::Moved { old, new, .. } => self.party_moved(from, key, old, new),
-            NodeMessage::CallFence { .. } => self.release_hold(key, &from),
+            NodeMessage::CallFence { .. } => self.release_hold(key, &from, false),
             _ => {}
         }
     }
@@ -345,8 +407,45 @@ impl<R: Registry> Switchboard<R> {
 
     /// Node `node`'s fence for adopted call `key` came through: what was held goes on, in
     /// order.
-    fn release_hold(&mut self, key: CallKey, node: &NodeId) {
-        let Some(hold) = self.call_holds.remove(&(key, node.clone())) else {
+    /// Adopted call `key` holds its traffic with `from` and a party moved from there to
+    /// node `to`: the traffic with `to` waits behind it, so that what goes to the party's new
+    /// address never overtakes what is held for its old one.
+    pub(super) fn hold_behind(&mut self, key: CallKey, from: &NodeId, to: &NodeId) {
+        if from == to {
+            return;
+        }
+        let Some(first) = self.call_holds.get_mut(&(key, from.clone())) else {
+            return;
+        };
+        let via = first.via.clone();
+        first.then.push(to.clone());
+        match self.call_holds.get_mut(&(key, to.clone())) {
+            Some(hold) => hold.waiting += 1,
+            None => {
+                let hold = CallHold {
+                    via,
+                    held: Vec::new(),
+                    waiting: 1,
+                    then: Vec::new(),
+                };
+                self.call_holds.insert((key, to.clone()), hold);
+            }
+        }
+    }
+
+    /// One release of adopted call `key`'s hold on `node` came (its fence, or the hold it
+    /// was chained behind); with none left to wait for, or `now`, what was held goes on.
+    fn release_hold(&mut self, key: CallKey, node: &NodeId, now: bool) {
+        let at = (key, node.clone());
+        match self.call_holds.get_mut(&at) {
+            Some(hold) if hold.waiting > 1 && !now => {
+                hold.waiting -= 1;
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+        let Some(hold) = self.call_holds.remove(&at) else {
             return;
         };
         // Deliveries first: what the node sent before its fence (forwarded, acted on at
@@ -354,7 +453,7 @@ impl<R: Registry> Switchboard<R> {
         let (deliveries, inputs): (Vec<HeldCall>, Vec<HeldCall>) = hold
             .held
             .into_iter()
-            .partition(|h| matches!(h, HeldCall::Deliver(_)));
+            .partition(|h| matches!(h, HeldCall::Deliver(_) | HeldCall::Send(_)));
         for h in deliveries.into_iter().chain(inputs) {
             match h {
                 HeldCall::Input(party, msg) => self.call_input_now(key, party, msg),
@@ -364,7 +463,11 @@ impl<R: Registry> Switchboard<R> {
                     self.delivered(&here, d, false);
                 }
                 HeldCall::Deliver(d) => self.send_node(node.clone(), NodeMessage::Deliver(d)),
+                HeldCall::Send(msg) => self.send_node(node.clone(), msg),
             }
+        }
+        for next in hold.then {
+            self.release_hold(key, &next, false);
         }
     }
 
@@ -379,7 +482,17 @@ impl<R: Registry> Switchboard<R> {
             .collect();
         waiting.sort();
         for (key, n) in waiting {
-            self.release_hold(key, &n);
+            self.release_hold(key, &n, true);
+            if n != *node && n != self.node {
+                // The old home died before party node `n` fenced: `n` ended its side of the
+                // call when it saw the old home go, so its parties leave it here too.
+                let gone: Vec<SessionAddr> = self.calls.get(&key).map_or_else(Vec::new, |c| {
+                    c.parties().into_iter().filter(|p| p.node == n).collect()
+                });
+                for p in gone {
+                    self.leave_call(key, &p);
+                }
+            }
         }
         self.adopted.retain(|(via, _), _| via != node);
         self.rehomed.retain(|_, r| r.to != *node);
