@@ -94,7 +94,8 @@ return #members
     )
 });
 
-/// For every node in the nodes set and every extra id: `{id, has_lease, in_set}`.
+/// For every node in the nodes set and every extra id: `{id, lease token or nil, in_set}`
+/// (the token is the holding process's: a node restarted under the same id has another).
 /// KEYS: nodes set. ARGV: prefix, then extra ids.
 pub(crate) static NODE_STATES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -104,7 +105,7 @@ local out = {}
 local function add(n, in_set)
   if not seen[n] then
     seen[n] = true
-    out[#out + 1] = {n, redis.call('EXISTS', ARGV[1] .. 'node:' .. n), in_set}
+    out[#out + 1] = {n, redis.call('GET', ARGV[1] .. 'node:' .. n), in_set}
   end
 end
 for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do add(n, 1) end

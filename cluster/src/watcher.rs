@@ -52,6 +52,8 @@ impl NodeWatch {
 pub(crate) struct NodeState {
     pub(crate) node: NodeId,
     pub(crate) live: bool,
+    /// The token of the process holding its lease, if one does.
+    pub(crate) token: Option<String>,
     /// Still listed in `{prefix}nodes` (nobody has cleaned up after it).
     pub(crate) listed: bool,
 }
@@ -66,13 +68,15 @@ pub(crate) async fn node_states(
     for node in extra {
         invocation.arg(node.as_str());
     }
-    let rows: Vec<(String, i64, i64)> = inner.conn.script("NODE_STATES", &invocation).await?;
+    let rows: Vec<(String, Option<String>, i64)> =
+        inner.conn.script("NODE_STATES", &invocation).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(node, live, listed)| {
+        .filter_map(|(node, token, listed)| {
             Some(NodeState {
                 node: NodeId::new(&node).ok()?,
-                live: live == 1,
+                live: token.is_some(),
+                token,
                 listed: listed == 1,
             })
         })
@@ -91,6 +95,8 @@ pub(crate) struct View {
     reported_down: BTreeSet<NodeId>,
     /// Since when each node has been seen without a lease.
     missing_since: BTreeMap<NodeId, Instant>,
+    /// The token of the process last seen holding each live node's lease.
+    tokens: BTreeMap<NodeId, String>,
 }
 
 impl View {
@@ -124,7 +130,19 @@ impl View {
             if state.live {
                 self.missing_since.remove(&state.node);
                 self.reported_down.remove(&state.node);
-                if self.live.insert(state.node.clone()) {
+                let restarted = match (&state.token, self.tokens.get(&state.node)) {
+                    (Some(now), Some(before)) => now != before,
+                    _ => false,
+                };
+                if let Some(token) = &state.token {
+                    self.tokens.insert(state.node.clone(), token.clone());
+                }
+                if restarted && self.live.contains(&state.node) {
+                    // Another process took the lease under the same id (a restart quicker
+                    // than the grace): the old one is gone with everything it held.
+                    events.push(ClusterEvent::NodeDown(state.node.clone()));
+                    events.push(ClusterEvent::NodeUp(state.node.clone()));
+                } else if self.live.insert(state.node.clone()) {
                     events.push(ClusterEvent::NodeUp(state.node.clone()));
                 }
                 continue;
@@ -189,8 +207,28 @@ mod tests {
         NodeState {
             node: id(node),
             live,
+            token: live.then(|| "process-1".to_owned()),
             listed,
         }
+    }
+
+    #[test]
+    fn a_node_restarted_within_the_grace_is_reported_down_then_up() {
+        let (me, mut view, t0) = (id("me"), View::default(), clock::now());
+        look(&mut view, &me, vec![state("a", true, true)], t0, 0);
+        // systemctl restart: the lease is held again, by another process, within seconds.
+        let mut again = state("a", true, true);
+        again.token = Some("process-2".to_owned());
+        let (events, dead) = look(&mut view, &me, vec![again], t0, 2);
+        assert_eq!(
+            events,
+            [ClusterEvent::NodeDown(id("a")), ClusterEvent::NodeUp(id("a"))]
+        );
+        assert!(dead.is_empty(), "the new process's presence stays");
+        let mut same = state("a", true, true);
+        same.token = Some("process-2".to_owned());
+        let (events, _) = look(&mut view, &me, vec![same], t0, 3);
+        assert!(events.is_empty());
     }
 
     /// Looks at `states` at `t` seconds after `t0`.

@@ -144,6 +144,31 @@ async fn a_node_killed_mid_call_is_peer_lost_and_its_users_sign_in_elsewhere() {
     survivor.shutdown().await;
 }
 
+/// A node killed and restarted under the same id at once (systemd's `Restart=`), quicker
+/// than the others' grace for a missing lease: they still see that the process holding its
+/// lease changed, so the calls of its old process end (`peer_lost`) instead of hanging.
+#[tokio::test]
+async fn a_node_restarted_under_the_same_id_mid_call_is_peer_lost() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mut first, first_addr) = node_process(&redis, "phoenix");
+    let survivor = node(&redis, "survivor").await;
+    let mut alice = Client::join(first_addr, "alice").await;
+    let mut bob = Client::join(survivor.local_addr(), "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut second, second_addr) = node_process(&redis, "phoenix");
+    bob.expect_ended("c1", EndReason::PeerLost).await;
+    // The new process serves: alice signs in there and is called from the survivor.
+    let mut alice = Client::join(second_addr, "alice").await;
+    ring(&mut bob, &mut alice, "c2", "bob", "alice").await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    survivor.shutdown().await;
+}
+
 #[tokio::test]
 async fn redis_stopped_and_restarted_mid_call() {
     let Some(mut d) = Deployment::new(2, |_| {}).await else {
