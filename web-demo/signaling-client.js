@@ -17,8 +17,8 @@
 //   tells the server in `hello.received`). Messages sent while disconnected are queued and
 //   sent after the resume.
 // - A server node that drains (a rolling upgrade) closes with code 4001: the client
-//   reconnects at once (no backoff), through the load balancer to another node, and resumes
-//   there the same way.
+//   reconnects at once (within a random part of minBackoffMs, no backoff), through the load
+//   balancer to another node, and resumes there the same way.
 // - If the session could not be resumed (it expired), the `reconnected` event says
 //   `resumed: false`: the server has ended every call of the old session.
 //
@@ -256,7 +256,10 @@ export class SignalingClient extends EventTarget {
     this._attempt += 1;
     const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** (this._attempt - 1));
     const moveNow = code === CLOSE_MOVE && this._attempt === 1;
-    const delayMs = moveNow ? 0 : Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    // Moving: soon, but not all of a draining node's clients in the same millisecond.
+    const delayMs = moveNow
+      ? Math.round(Math.random() * this.minBackoffMs)
+      : Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this._emit("reconnecting", { attempt: this._attempt, delayMs, code });
     this._timer = setTimeout(() => this._open(), delayMs);
   }

@@ -388,7 +388,8 @@ impl Connection {
     }
 
     /// Reconnects with backoff until it works or the client is closed; `at_once`: the first
-    /// attempt without waiting (the server asked us to move).
+    /// attempt within a random part of `reconnect_base`, without the backoff (the server
+    /// asked us to move).
     async fn reconnect(&mut self, mut error: Error, at_once: bool) -> Option<Ws> {
         let mut backoff = Backoff::new(self.options.reconnect_base, self.options.reconnect_max);
         let mut attempt = 0u32;
@@ -396,7 +397,8 @@ impl Connection {
             attempt += 1;
             let _ = self.notices.send(Notice::Reconnecting { attempt, error });
             let delay = if at_once && attempt == 1 {
-                Duration::ZERO
+                // Soon, but not all of a draining node's clients in the same millisecond.
+                self.options.reconnect_base.mul_f64(clock::jitter())
             } else {
                 backoff.next_delay(clock::jitter())
             };

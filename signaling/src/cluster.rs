@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use signaling_cluster::{Cluster, ClusterConfig, ClusterError, ClusterEvent, Inbox};
@@ -35,14 +36,42 @@ const PER_NODE_CAPACITY: usize = 10_000;
 /// outputs without waiting.
 pub(crate) struct Outbound {
     tx: mpsc::Sender<Output>,
+    pending: Pending,
+}
+
+/// Cluster outputs queued and not carried out yet (a node message: not yet sent or given
+/// up on): a draining node leaves only once none is left.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pending(Arc<AtomicUsize>);
+
+impl Pending {
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn done(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// How many there are.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Outbound {
     /// Queues `out` for the outbound task; never blocks.
     pub fn push(&self, out: Output) {
+        self.pending.add(1);
         if let Err(e) = self.tx.try_send(out) {
+            self.pending.done(1);
             warn!(error = %e, "cluster outbound queue full: output dropped");
         }
+    }
+
+    /// What is still to be carried out.
+    pub fn pending(&self) -> Pending {
+        self.pending.clone()
     }
 }
 
@@ -52,6 +81,7 @@ pub(crate) struct Link {
     pub cluster: Cluster,
     inbox: Inbox,
     rx: mpsc::Receiver<Output>,
+    pending: Pending,
 }
 
 /// Connects to Redis as `settings.node`; fails (naming the URL, without its password) if
@@ -62,7 +92,14 @@ pub(crate) async fn join(settings: &ClusterSettings) -> Result<(Link, Outbound),
     let (cluster, inbox) = Cluster::connect(config).await?;
     info!(node = %settings.node, "joined the cluster");
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
-    Ok((Link { cluster, inbox, rx }, Outbound { tx }))
+    let pending = Pending::default();
+    let link = Link {
+        cluster,
+        inbox,
+        rx,
+        pending: pending.clone(),
+    };
+    Ok((link, Outbound { tx, pending }))
 }
 
 /// The switchboard's name for a cluster node.
@@ -74,8 +111,13 @@ impl Link {
     /// Starts the tasks: outbound (the switchboard's outputs to Redis, in order), inbound
     /// (other nodes' messages to the switchboard) and the node watcher (dead nodes).
     pub fn start(self, shared: Arc<Shared>) {
-        let Link { cluster, inbox, rx } = self;
-        tokio::spawn(outbound(shared.clone(), cluster.clone(), rx));
+        let Link {
+            cluster,
+            inbox,
+            rx,
+            pending,
+        } = self;
+        tokio::spawn(outbound(shared.clone(), cluster.clone(), rx, pending));
         tokio::spawn(inbound(shared.clone(), inbox));
         tokio::spawn(watch(shared, cluster));
     }
@@ -84,10 +126,17 @@ impl Link {
 /// Carries out the switchboard's cluster outputs in order. Messages for other nodes go to
 /// one task per node, so that what is sent to a node arrives in the order it was sent, and
 /// a node that does not answer holds up only its own messages.
-async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<Output>) {
+async fn outbound(
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    mut rx: mpsc::Receiver<Output>,
+    pending: Pending,
+) {
     let mut per_node: HashMap<NodeId, mpsc::Sender<NodeMessage>> = HashMap::new();
     let patience = SEND_PATIENCE.max(cluster_lease(&shared) * 2);
     while let Some(out) = rx.recv().await {
+        // A node message is done once its node's task sent it (or gave up); the rest here.
+        let node_message = matches!(out, Output::Node { .. });
         match out {
             Output::Lookup { call, user } => {
                 let found = match cluster.sessions(user.as_str()).await {
@@ -108,11 +157,13 @@ async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<
             Output::Node { to, msg } => {
                 let queue = per_node.entry(to.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(PER_NODE_CAPACITY);
-                    let (shared, cluster) = (shared.clone(), cluster.clone());
-                    tokio::spawn(to_node(shared, cluster, to.clone(), rx, patience));
+                    let (shared, cluster, done) =
+                        (shared.clone(), cluster.clone(), pending.clone());
+                    tokio::spawn(to_node(shared, cluster, to.clone(), rx, patience, done));
                     tx
                 });
                 if let Err(e) = queue.try_send(msg) {
+                    pending.done(1);
                     warn!(to = %to, error = %e, "messages for a node pile up: dropped");
                 }
             }
@@ -141,6 +192,9 @@ async fn outbound(shared: Arc<Shared>, cluster: Cluster, mut rx: mpsc::Receiver<
             }
             Output::Wake(_) | Output::Close { .. } => {}
         }
+        if !node_message {
+            pending.done(1);
+        }
     }
 }
 
@@ -166,12 +220,17 @@ async fn to_node(
     to: NodeId,
     mut rx: mpsc::Receiver<NodeMessage>,
     patience: Duration,
+    pending: Pending,
 ) {
     // After a batch was given up on, the next are tried once each until one goes through:
     // a dead node must not hold each of them for the whole patience.
     let mut unreachable = false;
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        let n = rx.recv_many(&mut batch, BATCH).await;
+        if n == 0 {
+            break;
+        }
         let wait = if unreachable {
             Duration::ZERO
         } else {
@@ -188,6 +247,7 @@ async fn to_node(
                 }
             });
         }
+        pending.done(n);
         batch.clear();
     }
 }

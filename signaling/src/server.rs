@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     turn_metrics: Option<turn_relay::Metrics>,
     /// The cluster this node is part of (`redis_url`).
     pub cluster: Option<signaling_cluster::Cluster>,
+    /// Cluster outputs not carried out yet (a draining node waits for them).
+    cluster_pending: Option<cluster::Pending>,
     next_conn: AtomicU64,
     open_conns: AtomicUsize,
     pub shutdown: CancellationToken,
@@ -145,6 +147,7 @@ impl Shared {
             board = board.clustered(switchboard::NodeId::new(joined.node().as_str()));
         }
         let (cluster, outbound) = link.map(|(c, o)| (c.clone(), o)).unzip();
+        let cluster_pending = outbound.as_ref().map(cluster::Outbound::pending);
         let shutdown = CancellationToken::new();
         Self {
             hub: Mutex::new(Hub {
@@ -159,6 +162,7 @@ impl Shared {
             metrics,
             turn_metrics,
             cluster,
+            cluster_pending,
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
             accepting: shutdown.child_token(),
@@ -370,7 +374,13 @@ impl Server {
             let (drained, sessions, calls) = self
                 .shared
                 .with_board(|b| (b.drained(), b.session_count(), b.call_count()));
-            if drained {
+            // Everything handed over must also have left for its node through Redis.
+            let unsent = self
+                .shared
+                .cluster_pending
+                .as_ref()
+                .map_or(0, |p| p.count());
+            if drained && unsent == 0 {
                 let took = clock::now().duration_since(started);
                 info!(
                     took_ms = took.as_millis(),
