@@ -222,7 +222,10 @@ mod tests {
         let (events, dead) = look(&mut view, &me, vec![again], t0, 2);
         assert_eq!(
             events,
-            [ClusterEvent::NodeDown(id("a")), ClusterEvent::NodeUp(id("a"))]
+            [
+                ClusterEvent::NodeDown(id("a")),
+                ClusterEvent::NodeUp(id("a"))
+            ]
         );
         assert!(dead.is_empty(), "the new process's presence stays");
         let mut same = state("a", true, true);
