@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Lab, assert_no_console_errors, within};
+use support::{Lab, Page, assert_no_console_errors, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_call_see_and_hear_each_other_then_hang_up() {
@@ -140,22 +140,8 @@ async fn two_browsers_on_two_signaling_nodes_call_each_other() {
     };
     let alice = lab.page().await;
     let bob = lab.page_at(&lab.second_url()).await;
-    alice.sign_in("alice", false).await;
-    bob.sign_in("bob", false).await;
-    alice.call("bob").await;
-    alice.wait_status("Ringing bob").await;
-    bob.accept("alice").await;
-    for page in [&alice, &bob] {
-        let stats = page.wait_media().await;
-        assert_eq!(stats["path"], "direct", "{stats}");
-    }
-    alice.wait_status("Connected with bob").await;
-    bob.click("hangup").await;
-    bob.wait_status("Call ended").await;
-    alice.wait_status("bob hung up").await;
-    assert_no_console_errors(&[&alice, &bob], &[]).await;
-    alice.close().await;
-    bob.close().await;
+    alice_calls_bob(&alice, &bob).await;
+    bob_hangs_up(alice, bob).await;
 }
 
 /// A rolling upgrade behind a load balancer (nginx): both browsers' signaling node drains
@@ -175,15 +161,7 @@ async fn a_call_survives_the_drain_of_its_signaling_node() {
     let url = format!("http://{}/", lb.addr());
     let alice = lab.page_at(&url).await;
     let bob = lab.page_at(&url).await;
-    alice.sign_in("alice", false).await;
-    bob.sign_in("bob", false).await;
-    alice.call("bob").await;
-    alice.wait_status("Ringing bob").await;
-    bob.accept("alice").await;
-    for page in [&alice, &bob] {
-        page.wait_media().await;
-    }
-    alice.wait_status("Connected with bob").await;
+    alice_calls_bob(&alice, &bob).await;
     assert_eq!(
         second.session_count(),
         0,
@@ -198,6 +176,27 @@ async fn a_call_survives_the_drain_of_its_signaling_node() {
     for page in [&alice, &bob] {
         page.wait_media().await;
     }
+    bob_hangs_up(alice, bob).await;
+}
+
+/// alice and bob sign in, alice calls, bob accepts: both see and hear each other over a
+/// direct path.
+async fn alice_calls_bob(alice: &Page, bob: &Page) {
+    alice.sign_in("alice", false).await;
+    bob.sign_in("bob", false).await;
+    alice.call("bob").await;
+    alice.wait_status("Ringing bob").await;
+    bob.accept("alice").await;
+    for page in [alice, bob] {
+        let stats = page.wait_media().await;
+        assert_eq!(stats["path"], "direct", "{stats}");
+    }
+    alice.wait_status("Connected with bob").await;
+}
+
+/// bob hangs up: both pages say the call ended (alice: as a hangup, not a lost peer), and
+/// neither logged an error.
+async fn bob_hangs_up(alice: Page, bob: Page) {
     bob.click("hangup").await;
     bob.wait_status("Call ended").await;
     alice.wait_status("bob hung up").await;

@@ -13,6 +13,17 @@ use peer_sdk::{
 };
 use support::within;
 
+/// An ICE restart from `call`'s side: renegotiated through signaling, and the chat still
+/// goes through.
+async fn restart_ice(call: &Call, chat: &peer_sdk::DataChannel, other: &peer_sdk::DataChannel) {
+    call.restart_ice().unwrap();
+    support::call_event(call, "the restart's answer", |e| {
+        matches!(e, CallEvent::Renegotiated).then_some(())
+    })
+    .await;
+    support::round_trip(chat, other, "after the restart").await;
+}
+
 /// Feeds `track` with frames until `stop` fires (a stand-in for a capture loop).
 fn feed(track: LocalTrack) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -190,12 +201,7 @@ async fn tracks_added_mid_call_and_an_ice_restart_keep_the_call_going() {
     expect_rtp(&track, 5).await;
 
     // An ICE restart renegotiates and the call goes on.
-    call.restart_ice().unwrap();
-    support::call_event(&call, "the restart's answer", |e| {
-        matches!(e, CallEvent::Renegotiated).then_some(())
-    })
-    .await;
-    support::round_trip(&chat, &bob_chat, "after the restart").await;
+    restart_ice(&call, &chat, &bob_chat).await;
     expect_rtp(&track, 5).await;
     // The restarted ICE selects a pair again.
     let pair = within("a selected pair after the restart", async {
@@ -315,12 +321,7 @@ async fn a_call_survives_the_drain_of_its_signaling_node() {
     support::round_trip(&chat, &bob_chat, "after the drain").await;
     support::round_trip(&bob_chat, &chat, "and back").await;
     expect_rtp(&track, 5).await;
-    call.restart_ice().unwrap();
-    support::call_event(&call, "the restart's answer", |e| {
-        matches!(e, CallEvent::Renegotiated).then_some(())
-    })
-    .await;
-    support::round_trip(&chat, &bob_chat, "after the restart").await;
+    restart_ice(&call, &chat, &bob_chat).await;
     bob_call.hangup().await;
     assert_eq!(ended(&call).await, EndReason::Hangup);
     audio.abort();

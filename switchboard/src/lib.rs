@@ -748,15 +748,7 @@ impl<R: Registry> Switchboard<R> {
         };
         match (d.call, &d.call_id) {
             (Some(key), Some(call_id)) => {
-                let member = if *home == self.node {
-                    Membership::Home(key)
-                } else {
-                    Membership::Remote(CallRef {
-                        home: home.clone(),
-                        key,
-                    })
-                };
-                let member = s.calls.get(call_id) == Some(&member);
+                let member = s.calls.get(call_id) == Some(&self.membership(home, key));
                 // Behind the fence of a session that moved here; also when it does not know
                 // yet that its call changed home (rehome.rs) and hears from the new home.
                 if !relayed && let Some(held) = self.call_fence_mut(d.session, call_id, key, home) {
@@ -772,6 +764,18 @@ impl<R: Registry> Switchboard<R> {
             _ => return,
         }
         self.apply(d);
+    }
+
+    /// How a session of this node takes part in call `key` living on `home`.
+    fn membership(&self, home: &NodeId, key: CallKey) -> Membership {
+        if *home == self.node {
+            Membership::Home(key)
+        } else {
+            Membership::Remote(CallRef {
+                home: home.clone(),
+                key,
+            })
+        }
     }
 
     /// Carries out a delivery that passed its checks: the session leaves the call if told

@@ -314,14 +314,7 @@ impl<R: Registry> Switchboard<R> {
             home: was.clone(),
             key: old,
         });
-        let after = if *home == self.node {
-            Membership::Home(key)
-        } else {
-            Membership::Remote(CallRef {
-                home: home.clone(),
-                key,
-            })
-        };
+        let after = self.membership(home, key);
         for &sid in sessions {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 continue;
