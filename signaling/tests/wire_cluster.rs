@@ -34,11 +34,17 @@ async fn node(redis: &RedisServer, name: &str) -> signaling::Server {
 /// A node of the cluster at `redis` as its own process (so that it can be killed); returns
 /// it with its address.
 fn node_process(redis: &RedisServer, name: &str) -> (Child, SocketAddr) {
+    node_process_with(redis, name, &[])
+}
+
+/// [`node_process`] with more flags.
+fn node_process_with(redis: &RedisServer, name: &str, flags: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_signaling"))
         .env_remove("RUST_LOG")
         .args(["--listen", "127.0.0.1:0", "--no-turn", "--log", "warn"])
         .args(["--redis-url", &redis.url(), "--node-id", name])
         .args(["--node-lease-ms", &LEASE.as_millis().to_string()])
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -339,4 +345,41 @@ async fn a_node_drained_with_sigterm_mid_call_hands_its_calls_over() {
     carol.expect_ended("c2", EndReason::Hangup).await;
     one.shutdown().await;
     two.shutdown().await;
+}
+
+/// SIGTERM while a client of the node never comes back: the node waits for it at most
+/// `--drain-timeout-s`, then exits (0) all the same; its session ends with it, and the other
+/// party hears `peer_lost` once the others see the node gone.
+#[tokio::test]
+async fn a_drain_gives_up_on_a_client_that_never_comes_back() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mut draining, addr) = node_process_with(&redis, "draining", &["--drain-timeout-s", "1"]);
+    let survivor = node(&redis, "survivor").await;
+    let mut alice = Client::join(addr, "alice").await;
+    let mut bob = Client::join(survivor.local_addr(), "bob").await;
+    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+    let term = Command::new("kill")
+        .args(["-TERM", &draining.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let sigterm = Instant::now();
+    let _ = until_told_to_move(&mut alice, &mut 2).await;
+    drop(alice); // gone for good: no resume anywhere
+    let exited = loop {
+        if let Some(status) = draining.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sigterm.elapsed() < Duration::from_secs(15), "never exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+    assert!(
+        sigterm.elapsed() >= Duration::from_secs(1),
+        "it waited for the client, up to the drain timeout"
+    );
+    bob.expect_ended("c1", EndReason::PeerLost).await;
+    survivor.shutdown().await;
 }
