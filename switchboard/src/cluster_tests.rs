@@ -1089,3 +1089,96 @@ fn draining_nodes_in_any_interleaving() {
         }
     }
 }
+
+/// alice (node 0) rings bob's phone (node 1) and laptop (node 3) when node 0 drains; she
+/// resumes on node 2, and at a random moment of the handover the phone accepts (or the
+/// ring times out). Node messages interleave at random. Whatever the order: alice hears
+/// `ringing` once and then `accepted` once (or `timeout` with everyone), the laptop
+/// `answered_elsewhere`, and the call then works between alice and the phone.
+#[test]
+fn a_ringing_call_handed_over_in_any_interleaving() {
+    use rand::{Rng, SeedableRng};
+    let seeds: u64 = std::env::var("DRAIN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    for seed in 0..seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut cl = Cluster::new(4);
+        let alice = cl.connect(0, "alice");
+        let phone = cl.connect(1, "bob");
+        let laptop = cl.connect(3, "bob");
+        // The invite goes out; the rings may still be on their way when node 0 drains.
+        cl.boards[0].message(alice.conn, test_messages::invite("c1", "bob"), cl.now);
+        for _ in 0..rng.random_range(0..6) {
+            cl.random_step(&mut rng);
+        }
+        cl.boards[0].drain(cl.now);
+        let mut got = cl.take(alice);
+        let received = u64::try_from(got.len()).unwrap();
+        cl.drop_socket(alice);
+        let alice = cl.start_resume(alice, 2, "alice", received);
+        let (mut phone_got, mut laptop_got) = (Vec::new(), Vec::new());
+        let mut accepted = false;
+        let timeout = rng.random_bool(0.1);
+        for _ in 0..5_000 {
+            let moved = cl.random_step(&mut rng);
+            got.extend(cl.take(alice));
+            phone_got.extend(cl.take(phone));
+            laptop_got.extend(cl.take(laptop));
+            let rung = phone_got
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Invite(_)));
+            if rung && !accepted && !timeout && rng.random_bool(0.2) {
+                cl.boards[1].message(phone.conn, test_messages::accept("c1"), cl.now);
+                accepted = true;
+            }
+            if !moved && (accepted || timeout) {
+                break;
+            }
+        }
+        cl.pump();
+        if timeout {
+            cl.advance(Duration::from_secs(45));
+        }
+        got.extend(cl.take(alice));
+        phone_got.extend(cl.take(phone));
+        laptop_got.extend(cl.take(laptop));
+        let case = format!(
+            "seed {seed}: alice {got:?}, phone {phone_got:?}, laptop {laptop_got:?}, {:?}",
+            cl.log
+        );
+        let kinds: Vec<&str> = got
+            .iter()
+            .filter(|m| !matches!(m, ServerMessage::Welcome(_)))
+            .map(ServerMessage::kind)
+            .collect();
+        if timeout {
+            assert_eq!(kinds, ["ringing", "ended"], "{case}");
+            assert_eq!(got.last(), Some(&ended("c1", EndReason::Timeout)), "{case}");
+            assert_eq!(
+                laptop_got.last(),
+                Some(&ended("c1", EndReason::Timeout)),
+                "{case}"
+            );
+            continue;
+        }
+        assert_eq!(kinds, ["ringing", "accepted"], "{case}");
+        assert_eq!(
+            laptop_got.last(),
+            Some(&ended("c1", EndReason::AnsweredElsewhere)),
+            "{case}"
+        );
+        assert!(cl.boards[0].drained(), "{case}");
+        cl.kill(0);
+        cl.send(phone, candidate_text("c1", "from the phone"));
+        let to_alice: Vec<String> = cl.take(alice).iter().filter_map(cand).collect();
+        assert_eq!(to_alice, ["from the phone"], "{case}");
+        cl.hangup(alice, "c1");
+        assert_eq!(
+            cl.take(phone),
+            vec![ended("c1", EndReason::Hangup)],
+            "{case}"
+        );
+    }
+}
