@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up must fail loudly
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -34,11 +36,7 @@ fn start_printing(args: &[&str]) -> (Child, String, Option<String>) {
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     reader.read_line(&mut line).expect("read the first line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+    let url = support::printed_url(&line).to_string();
     // The relay line, then the metrics line when there is a metrics listener.
     let mut rest = String::new();
     reader.read_line(&mut rest).expect("read the relay line");
@@ -47,10 +45,7 @@ fn start_printing(args: &[&str]) -> (Child, String, Option<String>) {
         reader
             .read_line(&mut metrics)
             .expect("read the metrics line");
-        metrics
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no metrics URL in {metrics:?}"))
+        support::printed_url(&metrics)
             .trim_end_matches("metrics")
             .to_string()
     });

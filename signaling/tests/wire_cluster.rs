@@ -53,11 +53,7 @@ fn node_process_with(redis: &RedisServer, name: &str, flags: &[&str]) -> (Child,
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr = url
+    let addr = printed_url(&line)
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()

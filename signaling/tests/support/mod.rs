@@ -32,6 +32,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 /// How long a test waits for a message that must come.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// The first `http://` URL in a line the binary printed at start.
+pub fn printed_url(line: &str) -> &str {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+}
+
 pub fn call_id(s: &str) -> CallId {
     CallId::new(s).unwrap()
 }
