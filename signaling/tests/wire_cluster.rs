@@ -79,6 +79,44 @@ async fn readyz_becomes(addr: SocketAddr, status: &str) {
     }
 }
 
+/// alice on a node of its own process (`name`, with `flags`), bob on an in-process
+/// survivor, in call `c1`.
+struct CallAcrossAProcess {
+    redis: RedisServer,
+    process: Child,
+    survivor: signaling::Server,
+    alice: Client,
+    bob: Client,
+}
+
+impl CallAcrossAProcess {
+    /// `None`: no redis-server (a loud skip outside CI).
+    async fn start(name: &str, flags: &[&str]) -> Option<Self> {
+        let redis = RedisServer::start()?;
+        let (process, addr) = node_process_with(&redis, name, flags);
+        let survivor = node(&redis, "survivor").await;
+        let mut alice = Client::join(addr, "alice").await;
+        let mut bob = Client::join(survivor.local_addr(), "bob").await;
+        connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
+        Some(Self {
+            redis,
+            process,
+            survivor,
+            alice,
+            bob,
+        })
+    }
+}
+
+/// Sends `signal` (`-TERM`, …) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 #[tokio::test]
 async fn a_callee_with_devices_on_two_nodes_and_a_caller_on_a_third() {
     let Some(d) = Deployment::new(3, |_| {}).await else {
@@ -107,14 +145,16 @@ async fn a_callee_with_devices_on_two_nodes_and_a_caller_on_a_third() {
 
 #[tokio::test]
 async fn a_node_killed_mid_call_is_peer_lost_and_its_users_sign_in_elsewhere() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(CallAcrossAProcess {
+        redis,
+        process: mut doomed,
+        survivor,
+        alice: _alice,
+        mut bob,
+    }) = CallAcrossAProcess::start("doomed", &[]).await
+    else {
         return;
     };
-    let (mut doomed, doomed_addr) = node_process(&redis, "doomed");
-    let survivor = node(&redis, "survivor").await;
-    let mut alice = Client::join(doomed_addr, "alice").await;
-    let mut bob = Client::join(survivor.local_addr(), "bob").await;
-    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     doomed.kill().unwrap(); // SIGKILL: no goodbye to Redis or to anyone
     doomed.wait().unwrap();
     let killed = Instant::now();
@@ -151,14 +191,16 @@ async fn a_node_killed_mid_call_is_peer_lost_and_its_users_sign_in_elsewhere() {
 /// lease changed, so the calls of its old process end (`peer_lost`) instead of hanging.
 #[tokio::test]
 async fn a_node_restarted_under_the_same_id_mid_call_is_peer_lost() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(CallAcrossAProcess {
+        redis,
+        process: mut first,
+        survivor,
+        alice: _alice,
+        mut bob,
+    }) = CallAcrossAProcess::start("phoenix", &[]).await
+    else {
         return;
     };
-    let (mut first, first_addr) = node_process(&redis, "phoenix");
-    let survivor = node(&redis, "survivor").await;
-    let mut alice = Client::join(first_addr, "alice").await;
-    let mut bob = Client::join(survivor.local_addr(), "bob").await;
-    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
     first.kill().unwrap();
     first.wait().unwrap();
     let (mut second, second_addr) = node_process(&redis, "phoenix");
@@ -275,11 +317,7 @@ async fn a_node_drained_with_sigterm_mid_call_hands_its_calls_over() {
     for text in numbered("to dave", 20) {
         carol.send(&candidate("c2", &text)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &draining.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    signal(&draining, "-TERM");
     let sigterm = Instant::now();
     // Each client reads what came before the move, counting from what it has read so far
     // (a caller `ringing` and `accepted`, a callee its `invite`), then resumes elsewhere.
@@ -348,19 +386,18 @@ async fn a_node_drained_with_sigterm_mid_call_hands_its_calls_over() {
 /// party hears `peer_lost` once the others see the node gone.
 #[tokio::test]
 async fn a_drain_gives_up_on_a_client_that_never_comes_back() {
-    let Some(redis) = RedisServer::start() else {
+    let flags = ["--drain-timeout-s", "1"];
+    let Some(CallAcrossAProcess {
+        redis: _redis,
+        process: mut draining,
+        survivor,
+        mut alice,
+        mut bob,
+    }) = CallAcrossAProcess::start("draining", &flags).await
+    else {
         return;
     };
-    let (mut draining, addr) = node_process_with(&redis, "draining", &["--drain-timeout-s", "1"]);
-    let survivor = node(&redis, "survivor").await;
-    let mut alice = Client::join(addr, "alice").await;
-    let mut bob = Client::join(survivor.local_addr(), "bob").await;
-    connected_call(&mut alice, &mut bob, "c1", "alice", "bob").await;
-    let term = Command::new("kill")
-        .args(["-TERM", &draining.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    signal(&draining, "-TERM");
     let sigterm = Instant::now();
     let _ = until_told_to_move(&mut alice, &mut 2).await;
     drop(alice); // gone for good: no resume anywhere
