@@ -147,12 +147,8 @@ pub struct RelayResult {
 }
 
 /// Both sides of every call send `candidate`s carrying their send time, at `rate` messages
-/// a second in total, for `seconds`; receivers record sender-to-receiver latency.
-pub async fn relay(pairs: Vec<Pair>, rate: u64, seconds: u64) -> Result<RelayResult, BenchError> {
-    relay_paced(pairs, rate, seconds, false).await
-}
-
-/// [`relay`]; with `stagger`, the senders' ticks are spread evenly over one period instead
+/// a second in total, for `seconds`; receivers record sender-to-receiver latency. With
+/// `stagger`, the senders' ticks are spread evenly over one period instead
 /// of all falling at the same instant (every client sends its first message at once and
 /// then every period: bursts of one message per client), so that the server sees a
 /// smooth rate.

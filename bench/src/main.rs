@@ -11,6 +11,7 @@
 
 mod calls;
 mod client;
+mod delivery;
 mod nodes;
 mod server_process;
 mod soak;
@@ -61,8 +62,9 @@ struct Args {
     /// run. 1: a single server, as without the flag.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: u16,
-    /// With --nodes N ≥ 2: spread the senders' ticks over the period instead of having
-    /// every client send at the same instant (bursts of one message per client each period).
+    /// Spread the senders' ticks over the period, as independent clients send, instead of
+    /// having every client send at the same instant (bursts of one message per client each
+    /// period)
     #[arg(long)]
     stagger: bool,
     /// Internal (--nodes): be a child that opens --idle sessions to this server, says so on
@@ -122,7 +124,8 @@ async fn main() -> Result<(), BenchError> {
 }
 
 async fn run(args: Args) -> Result<(), BenchError> {
-    let server = ServerProcess::start(&args.server, args.server_cpus.as_deref()).await?;
+    let (server, metrics) =
+        ServerProcess::start_measured(&args.server, args.server_cpus.as_deref()).await?;
     let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = server.rss()?;
@@ -150,7 +153,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
     setup_lat.sort_unstable();
     let cpu_before = server.cpu_seconds()?;
     let own_before = bench_support::own_cpu_seconds()?;
-    let relay = calls::relay(setup.pairs, args.rate, args.seconds).await?;
+    let waits_before = delivery::Delivery::parse(&delivery::scrape(metrics).await?);
+    let relay = calls::relay_paced(setup.pairs, args.rate, args.seconds, args.stagger).await?;
+    let waits = delivery::Delivery::parse(&delivery::scrape(metrics).await?).since(&waits_before);
     let relay_cpu = server.cpu_seconds()? - cpu_before;
     let own_cpu = bench_support::own_cpu_seconds()? - own_before;
     let mut lat = relay.latencies_us.clone();
@@ -163,8 +168,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
         .as_ref()
         .map(|c| format!(" --server-cpus {c}"))
         .unwrap_or_default();
+    let stagger = if args.stagger { " --stagger" } else { "" };
     let cmd = format!(
-        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}{pin}",
+        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}{pin}{stagger}",
         args.idle, args.calls, args.rate, args.seconds
     );
     println!("command: `{cmd}`\n");
@@ -204,6 +210,12 @@ async fn run(args: Args) -> Result<(), BenchError> {
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99)),
         ms(lat.last().copied().unwrap_or(0))
+    );
+    println!(
+        "| the server's own account (`signaling_message_delivery_seconds`, input to write): p50 / p99 | {} / {} (of {:.0} messages) |",
+        waits.show(0.5),
+        waits.show(0.99),
+        waits.count()
     );
     println!(
         "| server CPU during the relay phase | {:.2} s in {:.1} s ({:.0}% of one core) |",

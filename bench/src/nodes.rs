@@ -413,17 +413,7 @@ async fn probe(port: u16, seconds: u64) -> Result<Vec<(u64, u64)>, BenchError> {
 // ---------------------------------------------------------------------------------------
 // /metrics of a node.
 
-async fn scrape(addr: SocketAddr) -> Result<String, BenchError> {
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut body = Vec::new();
-        s.read_to_end(&mut body).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&body).into_owned())
-    };
-    Ok(tokio::time::timeout(client::STEP, fetch).await??)
-}
+use crate::delivery::scrape;
 
 /// The sum of the samples named `name` (any labels).
 fn metric(text: &str, name: &str) -> f64 {

@@ -15,13 +15,18 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary` on a free loopback port with limits raised for the load.
-    /// With `cpus` (e.g. "0"), the server runs pinned to those CPUs (via `taskset`).
-    pub async fn start(binary: &Path, cpus: Option<&str>) -> Result<ServerProcess, BenchError> {
-        let load = ["--heartbeat-s", "600", "--max-connections", "200000"]
-            .into_iter()
-            .chain(["--rate-per-s", "1000", "--rate-burst", "1000"]);
-        ServerProcess::start_with(binary, cpus, load).await
+    /// Starts `binary` on a free loopback port with limits raised for the load, and
+    /// `/metrics` on another (returned). With `cpus` (e.g. "0"), the server runs pinned to
+    /// those CPUs (via `taskset`).
+    pub async fn start_measured(
+        binary: &Path,
+        cpus: Option<&str>,
+    ) -> Result<(ServerProcess, SocketAddr), BenchError> {
+        let metrics_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+        let load = load_args().chain(["--metrics-listen".to_owned(), metrics.to_string()]);
+        let server = ServerProcess::start_with(binary, cpus, load).await?;
+        Ok((server, metrics))
     }
 
     /// Starts `binary` on a free loopback port with its default limits and the embedded
@@ -42,11 +47,8 @@ impl ServerProcess {
         cpus: Option<&str>,
         extra: Vec<String>,
     ) -> Result<ServerProcess, BenchError> {
-        let load = ["--heartbeat-s", "600", "--max-connections", "200000"]
-            .into_iter()
-            .chain(["--rate-per-s", "1000", "--rate-burst", "1000"])
-            .chain(["--turn-listen", "127.0.0.1:0"])
-            .map(String::from)
+        let load = load_args()
+            .chain(["--turn-listen".to_owned(), "127.0.0.1:0".to_owned()])
             .chain(extra);
         ServerProcess::start_with(binary, cpus, load).await
     }
@@ -96,6 +98,15 @@ impl ServerProcess {
     pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
         self.process.cpu_seconds()
     }
+}
+
+/// The server's limits raised for the load: no heartbeat to speak of, connections and the
+/// per-connection message rate far above what the load needs.
+fn load_args() -> impl Iterator<Item = String> {
+    ["--heartbeat-s", "600", "--max-connections", "200000"]
+        .into_iter()
+        .chain(["--rate-per-s", "1000", "--rate-burst", "1000"])
+        .map(String::from)
 }
 
 /// Resident memory of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).

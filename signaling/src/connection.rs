@@ -352,8 +352,8 @@ impl Connection {
     /// Writes everything the switchboard queued; on failure returns what was not written.
     async fn flush(&mut self) -> Result<(), Vec<Outgoing>> {
         let conn = self.conn;
-        let batch = self.shared.with_board(|b| b.take_outbox(conn));
-        for (i, msg) in batch.iter().enumerate() {
+        let (batch, queued) = self.shared.with_board(|b| b.take_outbox_timed(conn));
+        for (i, (msg, at)) in batch.iter().zip(queued).enumerate() {
             let signal = self.signal.clone();
             let written = tokio::select! {
                 ok = self.write(msg) => ok,
@@ -366,6 +366,8 @@ impl Connection {
                 return Err(batch[i..].to_vec());
             }
             self.shared.metrics.message_out(msg.kind());
+            let waited = clock::now().saturating_duration_since(at);
+            self.shared.metrics.delivered(waited);
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ const UPGRADE: [(&str, &str); 4] = [
 ];
 
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // bounded polling of /metrics
 async fn health_demo_and_metrics() {
     let server = server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let addr = server.local_addr();
@@ -63,6 +64,23 @@ async fn health_demo_and_metrics() {
         "signaling_messages_out_total{type=\"accepted\"} 1",
         "signaling_errors_total{code=\"bad_message\"} 1",
         "signaling_call_outcomes_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    // Each of the 6 messages written (2 welcomes, invite, ringing, accepted, error) had its
+    // wait measured, once it was written (just after the client could read it: polled).
+    let delivered = "signaling_message_delivery_seconds_count 6";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let metrics = loop {
+        let metrics = http_get(server.metrics_addr().unwrap(), "/metrics", &[]).await;
+        if metrics.contains(delivered) || tokio::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for line in [
+        delivered,
+        "signaling_message_delivery_seconds_bucket{le=\"+Inf\"} 6",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }

@@ -356,7 +356,8 @@ impl<R: Registry> Switchboard<R> {
             rate_per_s: self.settings.rate.map(|(per_s, _)| per_s),
             rate_burst: self.settings.rate.map(|(_, burst)| burst),
         });
-        self.on_session(sid, |s| s.push_welcome(welcome));
+        let now = self.now;
+        self.on_session(sid, |s| s.push_welcome(welcome, now));
         // A session not yet announced to the other nodes gets its `welcome` once it is
         // ([`Self::registered`]): a client that has it can be called from every node.
         if !self.unannounced.contains(&sid) {
@@ -412,8 +413,10 @@ impl<R: Registry> Switchboard<R> {
         }
         self.by_token.insert(token.clone(), sid);
         self.by_conn.insert(conn, sid);
-        self.sessions
-            .insert(sid, Session::new(user, token, conn, received.is_some()));
+        self.sessions.insert(
+            sid,
+            Session::new(user, token, conn, received.is_some(), self.now),
+        );
         self.metrics.sessions().inc();
         sid
     }
@@ -431,13 +434,14 @@ impl<R: Registry> Switchboard<R> {
     }
 
     fn reattach(&mut self, sid: SessionId, conn: ConnId, received: Option<u64>) {
-        let Some(missing) = self.on_session(sid, |s| s.rewind(received)) else {
+        let now = self.now;
+        let Some(missing) = self.on_session(sid, |s| s.rewind(received, now)) else {
             return;
         };
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if let Some(old) = s.attach(conn) {
+        if let Some(old) = s.attach(conn, now) {
             self.by_conn.remove(&old);
             self.outputs.push_back(Output::Close {
                 conn: old,
@@ -500,12 +504,19 @@ impl<R: Registry> Switchboard<R> {
 
     /// Everything queued for the session on `conn`, to write in order.
     pub fn take_outbox(&mut self, conn: ConnId) -> Vec<Outgoing> {
+        self.take_outbox_timed(conn).0
+    }
+
+    /// [`Self::take_outbox`], with when each message could first be written (the time of
+    /// the input that queued it, or of the connection's attach): the I/O layer measures
+    /// how long each waited until written ([`Metrics::delivered`]).
+    pub fn take_outbox_timed(&mut self, conn: ConnId) -> (Vec<Outgoing>, Vec<Instant>) {
         let (keep, keep_bytes) = (self.settings.resume_queue, self.settings.queue_bytes);
         let Some(&sid) = self.by_conn.get(&conn) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let batch = self
-            .on_session(sid, |s| s.take(keep, keep_bytes))
+            .on_session(sid, |s| s.take_timed(keep, keep_bytes))
             .unwrap_or_default();
         self.settle();
         batch
@@ -528,7 +539,7 @@ impl<R: Registry> Switchboard<R> {
             claim.conn = None;
             return;
         }
-        if self.on_session(sid, |s| s.untake(unwritten)).is_none() {
+        if self.on_session(sid, |s| s.untake(unwritten, now)).is_none() {
             return;
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -927,7 +938,7 @@ impl<R: Registry> Switchboard<R> {
         };
         debug!(session = sid.0, kind = msg.kind(), "queued");
         let before = s.held_bytes();
-        let len = s.push(msg);
+        let len = s.push(msg, self.now);
         self.held_bytes += s.held_bytes() - before;
         let (queue_bytes, total_bytes) =
             (self.settings.queue_bytes, self.settings.total_queue_bytes);

@@ -1,11 +1,13 @@
 //! Prometheus metrics (`GET /metrics`), named as in docs/protocol.md.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use signaling_protocol::ErrorCode;
 
@@ -54,6 +56,7 @@ struct Inner {
     messages_out: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     outcomes: Family<Labels, Counter>,
+    delivery: Histogram,
 }
 
 impl Default for Metrics {
@@ -69,6 +72,8 @@ impl Metrics {
         let queued_bytes = Gauge::default();
         let (messages_in, messages_out) = (Family::default(), Family::default());
         let (errors, outcomes) = (Family::default(), Family::default());
+        // 50 µs to 1.6 s.
+        let delivery = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let mut registry = Registry::with_prefix("signaling");
         registry.register(
             "connections",
@@ -102,6 +107,13 @@ impl Metrics {
             "How call setups ended, by outcome",
             outcomes.clone(),
         );
+        registry.register(
+            "message_delivery_seconds",
+            "How long each message written to a client waited: from the input that queued it (a \
+             client's frame read, another node's message, a timer) or its client's reconnect, \
+             to the end of its write to the client's socket",
+            delivery.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             connections,
@@ -112,6 +124,7 @@ impl Metrics {
             messages_out,
             errors,
             outcomes,
+            delivery,
         }))
     }
 
@@ -155,6 +168,12 @@ impl Metrics {
             .messages_out
             .get_or_create(&vec![("type", kind)])
             .inc();
+    }
+
+    /// `signaling_message_delivery_seconds`: a message written to its client's socket had
+    /// waited `waited` ([`crate::Switchboard::take_outbox_timed`]).
+    pub fn delivered(&self, waited: Duration) {
+        self.0.delivery.observe(waited.as_secs_f64());
     }
 
     /// Counts an `error` sent with `code`.

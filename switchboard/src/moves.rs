@@ -191,7 +191,7 @@ impl<R: Registry> Switchboard<R> {
         }
         self.metrics.sessions().dec();
         s.acks |= received.is_some();
-        let missing = s.rewind(received);
+        let missing = s.rewind(received, self.now);
         if missing > 0 {
             warn!(
                 session = sid.0,
@@ -316,7 +316,14 @@ impl<R: Registry> Switchboard<R> {
         // A token of its own: it names this node, where the next resume must claim it (the
         // client keeps the token of its latest `welcome`).
         let token = self.new_token();
-        let mut s = Session::moved_in(moved.user, token, moved.acks, moved.delivered, moved.queue);
+        let mut s = Session::moved_in(
+            moved.user,
+            token,
+            moved.acks,
+            moved.delivered,
+            moved.queue,
+            self.now,
+        );
         let (was, now_at) = (
             SessionAddr {
                 node: from.clone(),
@@ -362,7 +369,7 @@ impl<R: Registry> Switchboard<R> {
         self.held_bytes += s.held_bytes();
         match claim.conn {
             Some(conn) => {
-                s.attach(conn);
+                s.attach(conn, self.now);
                 self.sessions.insert(sid, s);
                 self.welcome(sid, conn, true, claim.ice_servers);
             }

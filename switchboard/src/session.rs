@@ -96,8 +96,9 @@ pub struct Session {
     pub expires: Option<Instant>,
     /// Calls by the `call_id` this session knows them under.
     pub calls: HashMap<CallId, Membership>,
-    /// Messages not yet taken for writing, in order.
-    outbox: VecDeque<Outgoing>,
+    /// Messages not yet taken for writing, in order, each with when it could first be
+    /// written (queued, or the connection attached).
+    outbox: VecDeque<(Outgoing, Instant)>,
     /// Their [`weight`].
     outbox_bytes: usize,
     /// Messages taken for writing and not yet acknowledged, oldest first; the last one has
@@ -120,8 +121,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(user: UserName, token: String, conn: ConnId, acks: bool) -> Self {
-        let mut s = Self::moved_in(user, token, acks, 0, Vec::new());
+    pub fn new(user: UserName, token: String, conn: ConnId, acks: bool, now: Instant) -> Self {
+        let mut s = Self::moved_in(user, token, acks, 0, Vec::new(), now);
         s.conn = Some(conn);
         s
     }
@@ -133,20 +134,21 @@ impl Session {
         let queue = self
             .outbox
             .iter()
-            .filter(|m| !matches!(***m, ServerMessage::Welcome(_)))
-            .map(|m| (**m).clone())
+            .filter(|(m, _)| !matches!(**m, ServerMessage::Welcome(_)))
+            .map(|(m, _)| (**m).clone())
             .collect();
         (queue, self.delivered)
     }
 
-    /// A session that moved here from another node: detached until its connection attaches,
-    /// with the moved `queue` to deliver and `delivered` messages already counted.
+    /// A session that moved here from another node at `now`: detached until its connection
+    /// attaches, with the moved `queue` to deliver and `delivered` messages already counted.
     pub fn moved_in(
         user: UserName,
         token: String,
         acks: bool,
         delivered: u64,
         queue: Vec<ServerMessage>,
+        now: Instant,
     ) -> Self {
         let mut s = Self {
             user,
@@ -165,17 +167,16 @@ impl Session {
             closing: false,
         };
         for msg in queue {
-            s.push(Arc::new(msg));
+            s.push(Arc::new(msg), now);
         }
         s
     }
 
-    /// Queues `msg`; returns the new queue length.
-    /// Queues `msg`, shared with every other session it goes to (a candidate for ten
-    /// ringing devices is one allocation, not ten).
-    pub fn push(&mut self, msg: Outgoing) -> usize {
+    /// Queues `msg` at `now`, shared with every other session it goes to (a candidate for
+    /// ten ringing devices is one allocation, not ten); returns the new queue length.
+    pub fn push(&mut self, msg: Outgoing, now: Instant) -> usize {
         self.outbox_bytes += weight(&msg);
-        self.outbox.push_back(msg);
+        self.outbox.push_back((msg, now));
         self.outbox.len()
     }
 
@@ -192,17 +193,17 @@ impl Session {
     /// Puts `welcome` ahead of everything queued, in place of a `welcome` still queued for
     /// an earlier connection that closed before it was written (found by the fuzzer: the
     /// next connection read two, the stale one first).
-    pub fn push_welcome(&mut self, msg: ServerMessage) {
+    pub fn push_welcome(&mut self, msg: ServerMessage, now: Instant) {
         if let Some(i) = self
             .outbox
             .iter()
-            .position(|m| matches!(**m, ServerMessage::Welcome(_)))
-            && let Some(stale) = self.outbox.remove(i)
+            .position(|(m, _)| matches!(**m, ServerMessage::Welcome(_)))
+            && let Some((stale, _)) = self.outbox.remove(i)
         {
             self.outbox_bytes -= weight(&stale);
         }
         self.outbox_bytes += weight(&msg);
-        self.outbox.push_front(Arc::new(msg));
+        self.outbox.push_front((Arc::new(msg), now));
     }
 
     pub fn queued(&self) -> usize {
@@ -220,8 +221,12 @@ impl Session {
         self.outbox_bytes.saturating_sub(self.backlog_bytes)
     }
 
-    /// A connection attaches: what is queued now is its backlog.
-    pub fn attach(&mut self, conn: ConnId) -> Option<ConnId> {
+    /// A connection attaches at `now`: what is queued now is its backlog, which can be
+    /// written from now on.
+    pub fn attach(&mut self, conn: ConnId, now: Instant) -> Option<ConnId> {
+        for (_, at) in &mut self.outbox {
+            *at = now;
+        }
         self.backlog = self.outbox.len();
         self.backlog_bytes = self.outbox_bytes;
         self.closing = false;
@@ -231,10 +236,18 @@ impl Session {
     /// Takes every queued message for writing. What the client does not acknowledge stays
     /// in the replay buffer (at most `keep` messages and `keep_bytes` bytes: the oldest go
     /// first).
+    #[cfg(test)]
     pub fn take(&mut self, keep: usize, keep_bytes: usize) -> Vec<Outgoing> {
+        self.take_timed(keep, keep_bytes).0
+    }
+
+    /// [`Session::take`], with when each message could first be written.
+    pub fn take_timed(&mut self, keep: usize, keep_bytes: usize) -> (Vec<Outgoing>, Vec<Instant>) {
         self.backlog = 0;
         self.backlog_bytes = 0;
-        let batch: Vec<Outgoing> = self.outbox.drain(..).collect();
+        // Taken whole, buffer and all: an idle session keeps no queue allocation.
+        let (batch, times): (Vec<Outgoing>, Vec<Instant>) =
+            std::mem::take(&mut self.outbox).into_iter().unzip();
         self.outbox_bytes = 0;
         if !self.acks {
             self.unacked.clear();
@@ -258,11 +271,12 @@ impl Session {
             };
             self.unacked_bytes -= weight(&old);
         }
-        batch
+        (batch, times)
     }
 
-    /// The last `unwritten` messages taken were never written: queue them again first.
-    pub fn untake(&mut self, unwritten: &[Outgoing]) {
+    /// The last `unwritten` messages taken were never written: queue them again first (as
+    /// of `now`).
+    pub fn untake(&mut self, unwritten: &[Outgoing], now: Instant) {
         for msg in unwritten.iter().rev() {
             if !matches!(**msg, ServerMessage::Welcome(_)) {
                 if let Some(m) = self.unacked.pop_back() {
@@ -270,7 +284,7 @@ impl Session {
                 }
                 self.delivered = self.delivered.saturating_sub(1);
                 self.outbox_bytes += weight(msg);
-                self.outbox.push_front(msg.clone());
+                self.outbox.push_front((msg.clone(), now));
             }
         }
     }
@@ -296,7 +310,7 @@ impl Session {
     /// On resume: the client got `received` messages. Everything after that which is still
     /// in the replay buffer goes back to the head of the queue. Returns how many messages
     /// the client missed that could not be replayed (beyond the buffer).
-    pub fn rewind(&mut self, received: Option<u64>) -> u64 {
+    pub fn rewind(&mut self, received: Option<u64>, now: Instant) -> u64 {
         let Some(received) = received.filter(|_| self.acks) else {
             self.unacked.clear();
             self.unacked_bytes = 0;
@@ -310,7 +324,7 @@ impl Session {
         let skip = (received + 1).saturating_sub(first) as usize;
         for msg in replay.into_iter().skip(skip).rev() {
             self.outbox_bytes += weight(&msg);
-            self.outbox.push_front(msg);
+            self.outbox.push_front((msg, now));
         }
         // Replayed messages are numbered again from what the client counted.
         self.delivered = received;
@@ -328,6 +342,10 @@ mod tests {
             CallId::new(format!("c{n}")).unwrap(),
             EndReason::Hangup,
         ))
+    }
+
+    fn now() -> Instant {
+        server_kit::clock::now()
     }
 
     fn welcome() -> ServerMessage {
@@ -354,36 +372,42 @@ mod tests {
     }
 
     fn session(acks: bool) -> Session {
-        Session::new(UserName::new("a").unwrap(), "t".into(), ConnId(1), acks)
+        Session::new(
+            UserName::new("a").unwrap(),
+            "t".into(),
+            ConnId(1),
+            acks,
+            now(),
+        )
     }
 
     #[test]
     fn untake_requeues_in_order() {
         let mut s = session(false);
-        s.push_welcome(welcome());
+        s.push_welcome(welcome(), now());
         for n in 1..=3 {
-            s.push(ended(n));
+            s.push(ended(n), now());
         }
         let batch = s.take(100, usize::MAX);
         assert_eq!(ids(&batch), ["welcome", "c1", "c2", "c3"]);
-        s.untake(&batch[2..]);
-        s.push(ended(4));
+        s.untake(&batch[2..], now());
+        s.push(ended(4), now());
         assert_eq!(ids(&s.take(100, usize::MAX)), ["c2", "c3", "c4"]);
     }
 
     #[test]
     fn rewind_replays_what_the_client_missed() {
         let mut s = session(true);
-        s.push_welcome(welcome());
+        s.push_welcome(welcome(), now());
         for n in 1..=5 {
-            s.push(ended(n));
+            s.push(ended(n), now());
         }
         s.take(100, usize::MAX);
         s.ack(2);
-        s.push(ended(6));
+        s.push(ended(6), now());
         // The socket died; the client got 3 messages, and c6 was never taken.
-        assert_eq!(s.rewind(Some(3)), 0);
-        s.push_welcome(welcome());
+        assert_eq!(s.rewind(Some(3), now()), 0);
+        s.push_welcome(welcome(), now());
         assert_eq!(ids(&s.take(100, usize::MAX)), ["welcome", "c4", "c5", "c6"]);
         // Indices continue: the client now counts 6.
         s.ack(6);
@@ -394,20 +418,20 @@ mod tests {
     fn rewind_reports_what_fell_out_of_the_buffer() {
         let mut s = session(true);
         for n in 1..=5 {
-            s.push(ended(n));
+            s.push(ended(n), now());
         }
         s.take(2, usize::MAX);
-        assert_eq!(s.rewind(Some(1)), 2, "c2 and c3 are gone");
+        assert_eq!(s.rewind(Some(1), now()), 2, "c2 and c3 are gone");
         assert_eq!(ids(&s.take(100, usize::MAX)), ["c4", "c5"]);
     }
 
     #[test]
     fn an_unwritten_welcome_is_replaced_not_repeated() {
         let mut s = session(true);
-        s.push_welcome(welcome());
-        s.push(ended(1));
+        s.push_welcome(welcome(), now());
+        s.push(ended(1), now());
         // The connection closed before anything was written; the next one says hello.
-        s.push_welcome(welcome());
+        s.push_welcome(welcome(), now());
         assert_eq!(ids(&s.take(100, usize::MAX)), ["welcome", "c1"]);
     }
 
@@ -415,10 +439,10 @@ mod tests {
     fn without_acks_nothing_is_replayed() {
         let mut s = session(false);
         for n in 1..=3 {
-            s.push(ended(n));
+            s.push(ended(n), now());
         }
         s.take(100, usize::MAX);
-        assert_eq!(s.rewind(None), 0);
+        assert_eq!(s.rewind(None, now()), 0);
         assert!(s.take(100, usize::MAX).is_empty());
     }
 }
