@@ -39,7 +39,7 @@ impl ServerProcess {
         ServerProcess::start_with(binary, None, relay).await
     }
 
-    /// Starts `binary` as the load does ([`ServerProcess::start`]), with the embedded relay
+    /// Starts `binary` as the load does ([`ServerProcess::start_measured`]), with the embedded relay
     /// on a free port (several servers run side by side) and `extra` arguments, e.g.
     /// `--redis-url …` and `--node-id …` for a node of a cluster (`--nodes`).
     pub async fn start_node(
