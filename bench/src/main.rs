@@ -123,6 +123,15 @@ async fn main() -> Result<(), BenchError> {
     tokio::time::timeout(deadline, run(args)).await?
 }
 
+/// The ` --server-cpus …` and ` --stagger` of the command line a table prints.
+pub(crate) fn load_flags(server_cpus: Option<&str>, stagger: bool) -> String {
+    let pin = server_cpus
+        .map(|c| format!(" --server-cpus {c}"))
+        .unwrap_or_default();
+    let stagger = if stagger { " --stagger" } else { "" };
+    format!("{pin}{stagger}")
+}
+
 async fn run(args: Args) -> Result<(), BenchError> {
     let (server, metrics) =
         ServerProcess::start_measured(&args.server, args.server_cpus.as_deref()).await?;
@@ -163,15 +172,13 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let rss_end = server.rss()?;
     drop(idle);
 
-    let pin = args
-        .server_cpus
-        .as_ref()
-        .map(|c| format!(" --server-cpus {c}"))
-        .unwrap_or_default();
-    let stagger = if args.stagger { " --stagger" } else { "" };
     let cmd = format!(
-        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}{pin}{stagger}",
-        args.idle, args.calls, args.rate, args.seconds
+        "cargo run --release -p signaling-bench -- --idle {} --calls {} --rate {} --seconds {}{}",
+        args.idle,
+        args.calls,
+        args.rate,
+        args.seconds,
+        load_flags(args.server_cpus.as_deref(), args.stagger)
     );
     println!("command: `{cmd}`\n");
     println!("| measure | value |\n|---|---|");

@@ -705,15 +705,13 @@ pub async fn run(args: NodesArgs) -> Result<(), BenchError> {
     drop(holders);
 
     // The table.
-    let pin = args
-        .server_cpus
-        .as_ref()
-        .map(|c| format!(" --server-cpus {c}"))
-        .unwrap_or_default();
-    let stagger = if args.stagger { " --stagger" } else { "" };
     println!(
-        "command: `signaling-bench --nodes {n} --idle {} --calls {} --rate {} --seconds {}{pin}{stagger}`\n",
-        args.idle, args.calls, args.rate, args.seconds
+        "command: `signaling-bench --nodes {n} --idle {} --calls {} --rate {} --seconds {}{}`\n",
+        args.idle,
+        args.calls,
+        args.rate,
+        args.seconds,
+        crate::load_flags(args.server_cpus.as_deref(), args.stagger)
     );
     println!(
         "Servers{}: one node = a separate server without Redis; node0…node{} share a private \

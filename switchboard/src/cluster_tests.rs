@@ -13,18 +13,13 @@ use signaling_protocol::{
 use super::*;
 use crate::test_messages::{self, ended, id};
 
+/// The single-node tests' settings, with room for the bursts of the move tests.
 fn settings() -> Settings {
     Settings {
-        heartbeat: Duration::from_secs(20),
-        resume_ttl: Duration::from_secs(30),
-        ring_timeout: Duration::from_secs(45),
-        max_calls_per_session: 2,
-        max_sessions_per_user: 3,
         send_queue: 64,
         resume_queue: 64,
-        queue_bytes: 1 << 20,
-        total_queue_bytes: 64 << 20,
         rate: None,
+        ..crate::tests::settings()
     }
 }
 

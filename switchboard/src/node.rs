@@ -282,6 +282,20 @@ pub struct MovedSession {
 }
 
 impl NodeMessage {
+    /// The call living on the receiving node that this message is about, for the messages
+    /// a call's home receives from its parties' nodes (what a draining home forwards once
+    /// the call moved: rehome.rs).
+    pub(crate) fn call_at_receiver(&self) -> Option<CallKey> {
+        match self {
+            Self::Input { call, .. }
+            | Self::RingAnswer { call, .. }
+            | Self::Left { call, .. }
+            | Self::Moved { call, .. }
+            | Self::CallFence { call } => Some(*call),
+            _ => None,
+        }
+    }
+
     /// For logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

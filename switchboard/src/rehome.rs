@@ -333,13 +333,8 @@ impl<R: Registry> Switchboard<R> {
     /// A message from node `from` about a call that moved away from here: forwarded to its
     /// new home. Returns it if it is about no such call.
     pub(super) fn forward(&mut self, from: NodeId, msg: NodeMessage) -> Option<NodeMessage> {
-        let call = match &msg {
-            NodeMessage::Input { call, .. }
-            | NodeMessage::RingAnswer { call, .. }
-            | NodeMessage::Left { call, .. }
-            | NodeMessage::Moved { call, .. }
-            | NodeMessage::CallFence { call } => *call,
-            _ => return Some(msg),
+        let Some(call) = msg.call_at_receiver() else {
+            return Some(msg);
         };
         let Some(r) = self.rehomed.get_mut(&call) else {
             return Some(msg);
@@ -361,13 +356,8 @@ impl<R: Registry> Switchboard<R> {
     /// A message about an adopted call, forwarded by its old home `via`: it came from
     /// `from` before that node's fence, so it goes ahead of anything held.
     pub(super) fn forwarded(&mut self, via: &NodeId, from: NodeId, msg: NodeMessage) {
-        let old = match &msg {
-            NodeMessage::Input { call, .. }
-            | NodeMessage::RingAnswer { call, .. }
-            | NodeMessage::Left { call, .. }
-            | NodeMessage::Moved { call, .. }
-            | NodeMessage::CallFence { call } => *call,
-            _ => return,
+        let Some(old) = msg.call_at_receiver() else {
+            return;
         };
         let Some(&key) = self.adopted.get(&(via.clone(), old)) else {
             return;

@@ -17,7 +17,7 @@ struct Harness {
     conns: Vec<ConnId>,
 }
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         heartbeat: Duration::from_secs(20),
         resume_ttl: Duration::from_secs(30),
