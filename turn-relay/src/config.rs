@@ -127,6 +127,10 @@ pub struct Settings {
     /// Longest allocation lifetime granted, seconds (at least 600).
     #[arg(long, default_value_t = relay_defaults().max_lifetime.as_secs())]
     pub max_lifetime_s: u64,
+    /// Threads serving UDP: the listeners (one SO_REUSEPORT socket each) and every relay
+    /// socket; 0: one per CPU the process may run on.
+    #[arg(long, default_value_t = 0)]
+    pub udp_threads: usize,
     /// Address of the Prometheus /metrics endpoint (its URL is printed at start); keep it
     /// private. Unset: no endpoint.
     #[arg(long)]
@@ -233,6 +237,7 @@ impl Settings {
                 tls: tls_listen,
                 tls_config,
                 streams: Default::default(),
+                udp_threads: self.udp_threads,
             },
             metrics_listen: self.metrics_listen,
         })

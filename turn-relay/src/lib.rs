@@ -27,6 +27,7 @@
 
 pub mod config;
 mod server;
+mod udp_worker;
 
 pub use server::{Listeners, StartError, StreamLimits, TurnServer};
 /// TURN REST credentials: `mint` for `welcome.ice_servers`, `password_for` to check.

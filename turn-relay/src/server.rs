@@ -3,13 +3,12 @@
 //! core says; every protocol decision is in the core.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,12 +17,13 @@ use tracing::Instrument;
 use server_kit::clock;
 use turn_proto::framing::{self, CHANNEL_HEADER};
 use turn_proto::{
-    AllocId, BindFailure, FiveTuple, FromClient, FromPeer, Metrics, Now, Relay, RelaySettings,
-    Transport,
+    BindFailure, FiveTuple, FromClient, Metrics, Now, Relay, RelaySettings, Transport,
 };
 
+use crate::udp_worker::{self, ClientSink, Handle, UdpWorkers, WorkerHandle, WorkerPool};
+
 /// Largest datagram or frame handled (a UDP datagram cannot be larger).
-const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;
+pub(crate) const MAX_PACKET: usize = 65_535 + CHANNEL_HEADER + 4;
 /// Frames queued towards one TCP/TLS client before further ones are dropped (as UDP would).
 const STREAM_QUEUE: usize = 256;
 /// Socket buffers asked for (the kernel caps them at net.core.rmem_max / wmem_max): the
@@ -49,6 +49,9 @@ pub struct Listeners {
     pub tls_config: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Limits on TCP and TLS connections.
     pub streams: StreamLimits,
+    /// Threads serving UDP (listeners and every relay socket); 0: one per CPU this
+    /// process may run on.
+    pub udp_threads: usize,
 }
 
 /// Limits on TCP/TLS connections, which cost the relay a task and buffers each even
@@ -109,60 +112,21 @@ pub struct TurnServer {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     shared: Arc<Shared>,
+    /// The UDP worker threads; dropped (or [`TurnServer::shutdown`]) stops them.
+    workers: Option<UdpWorkers>,
 }
 
-/// The shell's handle of an allocation: its relay socket, the way back to its client,
-/// and its task.
-struct RelayIo {
-    socket: UdpSocket,
-    client: ClientSink,
-    task: OnceLock<AbortHandle>,
-}
-
-impl RelayIo {
-    fn close(&self) {
-        if let Some(task) = self.task.get() {
-            task.abort();
-        }
-    }
-}
-
-#[derive(Clone)]
-enum ClientSink {
-    Udp {
-        socket: Arc<UdpSocket>,
-        to: SocketAddr,
-    },
-    Stream(mpsc::Sender<Vec<u8>>),
-}
-
-impl ClientSink {
-    async fn send(&self, bytes: &[u8], metrics: &Metrics) {
-        match self {
-            ClientSink::Udp { socket, to } => {
-                if socket.send_to(bytes, *to).await.is_err() {
-                    metrics.dropped("send_failed");
-                }
-            }
-            ClientSink::Stream(tx) => {
-                if tx.try_send(bytes.to_vec()).is_err() {
-                    metrics.dropped("stream_queue_full");
-                }
-            }
-        }
-    }
-}
-
-type Handle = Arc<RelayIo>;
-
-struct Shared {
+/// What the UDP workers and the TCP/TLS tasks share: the core, behind one lock.
+pub(crate) struct Shared {
     core: Mutex<Relay<Handle>>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     timer: tokio::sync::Notify,
     streams: StreamLimits,
     open_streams: Mutex<OpenStreams>,
+    /// The UDP workers, which read every relay socket.
+    udp: WorkerPool,
 }
 
 /// The TCP/TLS connections open now, in all and by client IP (only addresses with at least
@@ -217,13 +181,13 @@ impl Shared {
         })
     }
 
-    fn core(&self) -> MutexGuard<'_, Relay<Handle>> {
+    pub(crate) fn core(&self) -> MutexGuard<'_, Relay<Handle>> {
         // A panic while holding the lock would be a bug; keep serving regardless.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-fn now() -> Now {
+pub(crate) fn now() -> Now {
     Now {
         mono: clock::now(),
         unix: clock::unix_now(),
@@ -255,6 +219,14 @@ impl TurnServer {
             metrics.clone(),
             clock::now(),
         );
+        let workers = udp_worker::worker_count(listeners.udp_threads);
+        let udp = udp_worker::prepare(&listeners.udp, workers, LISTENER_BUFFER).map_err(
+            |(addr, source)| StartError::Listen {
+                transport: "udp",
+                addr,
+                source,
+            },
+        )?;
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             metrics: metrics.clone(),
@@ -263,27 +235,18 @@ impl TurnServer {
             timer: tokio::sync::Notify::new(),
             streams: listeners.streams.clone(),
             open_streams: Mutex::default(),
+            udp: udp.pool(),
         });
         let mut server = TurnServer {
-            udp: Vec::new(),
+            udp: udp.addrs.clone(),
             tcp: Vec::new(),
             tls: Vec::new(),
             metrics,
             shutdown,
             tasks,
             shared: shared.clone(),
+            workers: None,
         };
-        for addr in &listeners.udp {
-            let socket = bind_udp(*addr, LISTENER_BUFFER).map_err(|source| StartError::Listen {
-                transport: "udp",
-                addr: *addr,
-                source,
-            })?;
-            let local = socket.local_addr().unwrap_or(*addr);
-            server.udp.push(local);
-            let shared = shared.clone();
-            server.spawn(serve_udp(shared, Arc::new(socket), local));
-        }
         let tls = listeners.tls_config.map(TlsAcceptor::from);
         let stream_listeners = listeners
             .tcp
@@ -306,8 +269,19 @@ impl TurnServer {
             let acceptor = (transport == Transport::Tls).then(|| tls.clone()).flatten();
             server.spawn(accept_streams(shared.clone(), listener, acceptor));
         }
+        server.workers = Some(udp.run(&shared).map_err(|source| {
+            StartError::Listen {
+                transport: "udp",
+                addr: listeners
+                    .udp
+                    .first()
+                    .copied()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                source,
+            }
+        })?);
         server.spawn(run_timers(shared));
-        tracing::info!(udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls, "TURN relay listening");
+        tracing::info!(udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls, udp_threads = workers, "TURN relay listening");
         Ok(server)
     }
 
@@ -332,47 +306,18 @@ impl TurnServer {
     }
 
     /// Stops every listener and allocation; waits at most 5 s for the tasks.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         self.tasks.close();
+        if let Some(workers) = self.workers.take() {
+            let _ = tokio::task::spawn_blocking(move || workers.stop_and_join()).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
     }
 }
 
-async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            // ICMP errors surface here on some systems: keep serving.
-            Err(_) => continue,
-        };
-        let five_tuple = FiveTuple {
-            client: from,
-            server: local,
-            transport: Transport::Udp,
-        };
-        let sink = || ClientSink::Udp {
-            socket: socket.clone(),
-            to: from,
-        };
-        let action = handle(&shared, five_tuple, &buf[..n], sink);
-        match action {
-            Action::Reply(bytes) => {
-                let _ = socket.send_to(&bytes, from).await;
-            }
-            Action::Forward { via, peer, payload } => {
-                if via.socket.send_to(&buf[payload], peer).await.is_err() {
-                    shared.metrics.dropped("send_failed");
-                }
-            }
-            Action::None => {}
-        }
-    }
-}
-
 /// What the I/O loop does after the core decided.
-enum Action {
+pub(crate) enum Action {
     None,
     Reply(Vec<u8>),
     Forward {
@@ -382,16 +327,18 @@ enum Action {
     },
 }
 
-/// Runs the core on one packet; opens and closes relay sockets under the same lock, so
-/// the core's view and the sockets never disagree.
-fn handle(
-    shared: &Arc<Shared>,
+/// Runs the core on one packet from a client; opens relay sockets (on `worker`) and closes
+/// them under the core's lock, so the core's view and the sockets never disagree.
+pub(crate) fn handle(
+    shared: &Shared,
+    core: &mut Relay<Handle>,
     from: FiveTuple,
     packet: &[u8],
+    now: Now,
     sink: impl FnOnce() -> ClientSink,
+    worker: &Arc<WorkerHandle>,
 ) -> Action {
-    let mut core = shared.core();
-    match core.handle_client(from, packet, now()) {
+    match core.handle_client(from, packet, now) {
         FromClient::Drop => Action::None,
         FromClient::Reply(bytes) => Action::Reply(bytes),
         FromClient::Forward { via, peer, payload } => Action::Forward { via, peer, payload },
@@ -402,8 +349,11 @@ fn handle(
         FromClient::Open { id, relay } => {
             let (mut relay, sink) = (relay, sink());
             loop {
-                match open_relay(shared, id, relay, sink.clone()) {
+                let opened = udp_worker::bind(relay, RELAY_BUFFER, false)
+                    .and_then(|socket| worker.add_relay(id, socket, sink.clone()));
+                match opened {
                     Ok(io) => {
+                        tracing::debug!(id = id.0, %relay, "relay socket open");
                         let reply = core.relay_opened(id, io);
                         shared.timer.notify_one();
                         return Action::Reply(reply);
@@ -423,65 +373,6 @@ fn handle(
                     }
                 }
             }
-        }
-    }
-}
-
-/// Binds a relay socket and starts the task that reads what peers send to it.
-fn open_relay(
-    shared: &Arc<Shared>,
-    id: AllocId,
-    addr: SocketAddr,
-    client: ClientSink,
-) -> std::io::Result<Handle> {
-    let socket = bind_udp(addr, RELAY_BUFFER)?;
-    let io = Arc::new(RelayIo {
-        socket,
-        client,
-        task: OnceLock::new(),
-    });
-    let span = tracing::info_span!("allocation", id = id.0, relay = %addr);
-    let task = shared
-        .tasks
-        .spawn(serve_relay(shared.clone(), id, io.clone()).instrument(span));
-    let _ = io.task.set(task.abort_handle());
-    Ok(io)
-}
-
-/// A non-blocking UDP socket on `addr` with `buffer` bytes of send and receive buffer.
-fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
-    let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // Best effort: a smaller buffer is not a reason to refuse to serve.
-    let _ = socket.set_recv_buffer_size(buffer);
-    let _ = socket.set_send_buffer_size(buffer);
-    socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
-}
-
-/// Reads datagrams from peers on one relay socket and hands them to the client.
-async fn serve_relay(shared: Arc<Shared>, id: AllocId, io: Handle) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let end = buf.len() - 3;
-    loop {
-        let (n, peer) = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            r = io.socket.recv_from(&mut buf[CHANNEL_HEADER..end]) => match r {
-                Ok(r) => r,
-                Err(_) => continue,
-            },
-        };
-        let out = shared
-            .core()
-            .handle_peer(id, peer, &mut buf, n, clock::now());
-        match out {
-            FromPeer::ChannelData(len) => io.client.send(&buf[..len], &shared.metrics).await,
-            FromPeer::Indication(bytes) => io.client.send(&bytes, &shared.metrics).await,
-            FromPeer::Drop => {}
         }
     }
 }
@@ -686,17 +577,23 @@ where
                 }
             };
             let frame = &buf[start..start + frame_len];
-            match handle(&shared, five_tuple, frame, || sink.clone()) {
+            let action = handle(
+                &shared,
+                &mut shared.core(),
+                five_tuple,
+                frame,
+                now(),
+                || sink.clone(),
+                &shared.udp.pick(),
+            );
+            match action {
                 Action::Reply(bytes) => {
                     if tx.send(bytes).await.is_err() {
                         break 'read;
                     }
                 }
                 Action::Forward { via, peer, payload } => {
-                    let data = &frame[payload];
-                    if via.socket.send_to(data, peer).await.is_err() {
-                        shared.metrics.dropped("send_failed");
-                    }
+                    via.send_to(&frame[payload], peer, &shared.metrics);
                 }
                 Action::None => {}
             }

@@ -113,6 +113,9 @@ pub async fn start_with(settings: RelaySettings, tls: Tls, limits: StreamLimits)
         },
         tls_config,
         streams: limits,
+        // Two workers whatever the machine: clients spread over two SO_REUSEPORT sockets,
+        // and relay sockets of TCP/TLS allocations over both workers.
+        udp_threads: 2,
     };
     let server = TurnServer::start(settings, listeners).await.unwrap();
     TestRelay {

@@ -1,0 +1,157 @@
+//! The UDP workers read and send in batches (recvmmsg, and GSO for runs of same-size
+//! datagrams that go the same way): bursts of datagrams of mixed sizes must still arrive
+//! each whole, alone and in order, both ways through the relay.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stun_rs::MessageClass;
+use stun_rs::attributes::turn::{ChannelNumber, XorPeerAddress};
+use stun_rs::methods::CHANNEL_BIND;
+use support::{Credentials, Peers, TestClient, Tls};
+use tokio::net::UdpSocket;
+
+const CHANNEL: u16 = 0x4000;
+/// Datagrams per burst: two receive batches and more, so runs span batch edges.
+const BURST: usize = 70;
+const BURSTS: usize = 4;
+
+/// Payload sizes of one burst: runs of equal sizes (sent as one GSO send), a shorter one
+/// ending a run, and sizes that change at every datagram.
+fn sizes() -> Vec<usize> {
+    let pattern = [
+        100, 100, 100, 40, 300, 300, 300, 300, 7, 7, 1, 250, 251, 252, 100, 100,
+    ];
+    pattern.iter().copied().cycle().take(BURST).collect()
+}
+
+/// Datagram `seq` of `len` bytes: its number, then a filler that depends on it.
+fn payload(seq: u32, len: usize) -> Vec<u8> {
+    let mut p: Vec<u8> = seq
+        .to_be_bytes()
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect();
+    for (i, b) in p.iter_mut().enumerate().skip(4) {
+        *b = (seq as usize * 31 + i) as u8;
+    }
+    p
+}
+
+fn channel_data(data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(4 + data.len());
+    frame.extend_from_slice(&CHANNEL.to_be_bytes());
+    frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    frame.extend_from_slice(data);
+    frame
+}
+
+async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("a datagram within 5 s")
+        .unwrap();
+    (buf[..n].to_vec(), from)
+}
+
+#[tokio::test]
+async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    let relayed = client.allocate().await;
+    let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let bind = vec![
+        ChannelNumber::new(CHANNEL).into(),
+        XorPeerAddress::from(peer.local_addr().unwrap()).into(),
+    ];
+    let reply = client.request(CHANNEL_BIND, bind).await;
+    assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
+
+    let sizes = sizes();
+    let mut seq = 0u32;
+    for _ in 0..BURSTS {
+        // Client → relay → peer: the whole burst is sent before anything is read.
+        let first = seq;
+        for &len in &sizes {
+            client.send_raw(&channel_data(&payload(seq, len))).await;
+            seq += 1;
+        }
+        for (i, &len) in sizes.iter().enumerate() {
+            let (got, from) = recv(&peer).await;
+            assert_eq!(from, relayed, "sent from the allocation's relay address");
+            assert_eq!(
+                got,
+                payload(first + i as u32, len),
+                "datagram {i} of the burst"
+            );
+        }
+        // Peer → relay → client, as ChannelData on the bound channel.
+        let first = seq;
+        for &len in &sizes {
+            peer.send_to(&payload(seq, len), relayed).await.unwrap();
+            seq += 1;
+        }
+        for (i, &len) in sizes.iter().enumerate() {
+            let (got, from) = recv(&client.socket).await;
+            assert_eq!(from, relay.udp);
+            assert_eq!(
+                got,
+                channel_data(&payload(first + i as u32, len)),
+                "datagram {i}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn many_clients_at_once_each_get_their_own_data() {
+    // Several allocations whose datagrams share the workers' batches: every peer gets
+    // exactly its own client's data, from its own relay address.
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let mut pairs = Vec::new();
+    for _ in 0..8 {
+        let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+        let relayed = client.allocate().await;
+        let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let bind = vec![
+            ChannelNumber::new(CHANNEL).into(),
+            XorPeerAddress::from(peer.local_addr().unwrap()).into(),
+        ];
+        let reply = client.request(CHANNEL_BIND, bind).await;
+        assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
+        pairs.push((client, relayed, peer));
+    }
+    const EACH: u32 = 20;
+    // Interleaved: client 0 datagram 0, client 1 datagram 0, …
+    for n in 0..EACH {
+        for (k, (client, _, _)) in pairs.iter().enumerate() {
+            let seq = k as u32 * 1000 + n;
+            client.send_raw(&channel_data(&payload(seq, 64))).await;
+        }
+    }
+    for (k, (_, relayed, peer)) in pairs.iter().enumerate() {
+        for n in 0..EACH {
+            let (got, from) = recv(peer).await;
+            assert_eq!(from, *relayed);
+            assert_eq!(
+                got,
+                payload(k as u32 * 1000 + n, 64),
+                "client {k} datagram {n}"
+            );
+        }
+    }
+}
