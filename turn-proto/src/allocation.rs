@@ -63,7 +63,7 @@ pub struct Allocation<H> {
     pub allocate_transaction: TransactionId,
     /// The Allocate success response, sent again on a retransmission.
     pub allocate_response: Vec<u8>,
-    /// The shell's handle (relay socket and task); `None` until the socket is bound.
+    /// The shell's handle of its relay socket; `None` until the socket is bound.
     pub handle: Option<H>,
     /// The per-allocation bandwidth cap, both ways together.
     pub bandwidth: Option<TokenBucket>,

@@ -1,5 +1,6 @@
-//! The tokio shell around [`Relay`]: UDP, TCP and TLS listeners, one UDP socket and task
-//! per allocation, a timer task. It reads the clock, owns the sockets and does what the
+//! The shell around [`Relay`]: TCP and TLS listeners and connections (tokio tasks), the
+//! timer task, and the UDP worker threads ([`crate::udp_worker`]), which serve the UDP
+//! listeners and every relay socket. It reads the clock, owns the sockets and does what the
 //! core says; every protocol decision is in the core.
 
 use std::net::SocketAddr;
