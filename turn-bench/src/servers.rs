@@ -1,7 +1,7 @@
 //! The relays under test as child processes, pinned to the same CPUs, stopped on drop.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,6 +26,33 @@ impl Kind {
             Kind::Coturn => "coturn",
         }
     }
+
+    /// Relay ports: 10,000 each, disjoint, below the kernel's ephemeral range (32768-60999)
+    /// where the bench's own sockets get theirs.
+    fn ports(self) -> (u16, u16) {
+        match self {
+            Kind::Ours => (10_000, 19_999),
+            Kind::Coturn => (20_000, 29_999),
+        }
+    }
+}
+
+/// How to start the servers: their binaries and the CPUs they are pinned to.
+pub struct Launch {
+    pub relay: PathBuf,
+    pub coturn: PathBuf,
+    pub cpus: Option<String>,
+}
+
+impl Launch {
+    /// A fresh server of `kind`: no allocations left over from an earlier row.
+    pub async fn start(&self, kind: Kind) -> Result<Server, BenchError> {
+        let binary = match kind {
+            Kind::Ours => &self.relay,
+            Kind::Coturn => &self.coturn,
+        };
+        Server::start(kind, binary, self.cpus.as_deref(), kind.ports()).await
+    }
 }
 
 pub struct Server {
@@ -35,8 +62,8 @@ pub struct Server {
 
 impl Server {
     /// Starts `binary` on a free loopback port, relaying from 127.0.0.1 to peers on
-    /// 127.0.0.0/8, with the same user, realm and a 1,000-port range.
-    pub async fn start(
+    /// 127.0.0.0/8, with the same user and realm, on the relay ports `ports`.
+    async fn start(
         kind: Kind,
         binary: &Path,
         cpus: Option<&str>,
@@ -65,6 +92,24 @@ impl Server {
     /// CPU time (user + system) the server has used so far, seconds.
     pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
         self.process.cpu_seconds()
+    }
+
+    /// Resident memory of the server process (VmRSS of `/proc/<pid>/status`), bytes. The
+    /// pid is the server's own: taskset execs the server in its place.
+    pub fn rss_bytes(&self) -> Result<u64, BenchError> {
+        let path = PathBuf::from(format!("/proc/{}/status", self.process.id()));
+        let problem = |problem: &str| BenchError::Proc {
+            path: path.clone(),
+            problem: problem.into(),
+        };
+        let status = std::fs::read_to_string(&path).map_err(|e| problem(&e.to_string()))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| problem("no VmRSS in kB"))?;
+        Ok(kib * 1024)
     }
 }
 

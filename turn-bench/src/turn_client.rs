@@ -2,6 +2,7 @@
 //! ChannelBind. Built on stun-rs, like the relay, but independent of its code.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stun_rs::attributes::stun::{ErrorCode, MessageIntegrity, Nonce, Realm, UserName};
@@ -24,6 +25,27 @@ pub const CHANNEL: u16 = 0x4000;
 
 /// How long a request waits for its response before it counts as lost.
 const REPLY_WAIT: Duration = Duration::from_millis(100);
+/// Tries of one request: challenges (401, 438) and lost datagrams each take one.
+const TRIES: usize = 8;
+
+/// The last nonce a server handed out, shared by the clients of a run. Our relay's nonces
+/// are stateless and good for any 5-tuple of the same IP, so reusing one saves the 401 round
+/// trip, which the relay answers at most 50 times a second per source IP. coturn's are per
+/// session: it answers a borrowed one with 438 and a fresh nonce, and the client retries.
+#[derive(Debug, Clone, Default)]
+pub struct SharedNonce(Arc<Mutex<Option<String>>>);
+
+impl SharedNonce {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, nonce: &Option<String>) {
+        if nonce.is_some() {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = nonce.clone();
+        }
+    }
+}
 
 fn encode(
     method: MessageMethod,
@@ -84,7 +106,8 @@ pub async fn binding(server: SocketAddr) -> Result<(), BenchError> {
     }
 }
 
-/// Authenticated request: first without credentials to learn the nonce, then with them.
+/// Authenticated request with `nonce` (none yet: first without credentials, to learn it);
+/// a 401 or 438 brings a nonce to retry with.
 async fn request(
     socket: &UdpSocket,
     server: SocketAddr,
@@ -92,7 +115,7 @@ async fn request(
     attrs: Vec<StunAttribute>,
     nonce: &mut Option<String>,
 ) -> Result<StunMessage, BenchError> {
-    for _ in 0..5 {
+    for _ in 0..TRIES {
         let reply = match exchange(
             socket,
             server,
@@ -117,19 +140,22 @@ async fn request(
         }
     }
     Err(BenchError::Protocol(format!(
-        "{method:?}: no answer after 5 tries"
+        "{method:?}: no answer after {TRIES} tries"
     )))
 }
 
-/// Allocates on `server` and binds [`CHANNEL`] to `peer`; returns the relayed address.
+/// Allocates on `server` and binds [`CHANNEL`] to `peer` (which also installs the
+/// permission), starting from the `shared` nonce; returns the relayed address.
 pub async fn allocate_and_bind(
     socket: &UdpSocket,
     server: SocketAddr,
     peer: SocketAddr,
+    shared: &SharedNonce,
 ) -> Result<SocketAddr, BenchError> {
-    let mut nonce = None;
+    let mut nonce = shared.get();
     let udp = RequestedTrasport::new(stun_rs::protocols::UDP);
     let reply = request(socket, server, ALLOCATE, vec![udp.into()], &mut nonce).await?;
+    shared.set(&nonce);
     let relayed = reply
         .get::<XorRelayedAddress>()
         .and_then(|a| a.as_xor_relayed_address().ok())
