@@ -30,9 +30,9 @@ use bench_support::BenchError;
 use clap::{Parser, ValueEnum};
 use servers::{Kind, Launch};
 
-/// Allocations per server at most: each takes a relay port (10,000 per server), and our
+/// Allocations per server at most: each takes a relay port (11,000 per server), and our
 /// relay allows 10,000 allocations in all.
-const MAX_ALLOCATIONS: usize = 9_000;
+const MAX_ALLOCATIONS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {

@@ -27,12 +27,12 @@ impl Kind {
         }
     }
 
-    /// Relay ports: 10,000 each, disjoint, below the kernel's ephemeral range (32768-60999)
+    /// Relay ports: 11,000 each, disjoint, below the kernel's ephemeral range (32768-60999)
     /// where the bench's own sockets get theirs.
     fn ports(self) -> (u16, u16) {
         match self {
-            Kind::Ours => (10_000, 19_999),
-            Kind::Coturn => (20_000, 29_999),
+            Kind::Ours => (10_000, 20_999),
+            Kind::Coturn => (21_000, 31_999),
         }
     }
 }
