@@ -266,7 +266,16 @@ impl Prepared {
                 .spawn(move || {
                     let span = tracing::info_span!("udp_worker", index);
                     let _entered = span.enter();
-                    worker.run(&shared);
+                    let mut worker = worker;
+                    // A panic would be a bug; the sockets and the other allocations must not
+                    // go with it.
+                    while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        worker.run(&shared)
+                    }))
+                    .is_err()
+                    {
+                        tracing::error!("UDP worker panicked (a bug); it serves on");
+                    }
                 })?;
             running.threads.push(thread);
         }
@@ -377,7 +386,10 @@ impl Worker {
     /// Serves until stopped: waits for readiness, then gives every ready socket one batch
     /// in turn (a socket with more waiting goes to the back of the line, so one flooded
     /// socket cannot starve the others).
-    fn run(mut self, shared: &Arc<Shared>) {
+    fn run(&mut self, shared: &Arc<Shared>) {
+        // Left over if the previous run panicked mid-batch.
+        self.out.clear();
+        self.owned.clear();
         let mut events = Events::with_capacity(EVENTS);
         let mut ready: VecDeque<usize> = VecDeque::new();
         let mut queued: HashSet<usize> = HashSet::new();
@@ -424,7 +436,9 @@ impl Worker {
         };
         let n = match recv_batch(&self.udp, &socket, &mut self.bufs, 0, &mut self.metas) {
             Ok(n) => n,
-            Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+            // Drained (WouldBlock), or an error that reading again at once would meet again
+            // (quinn-udp retries EINTR itself): wait for the next readiness event.
+            Err(_) => return false,
         };
         let now = now();
         {
@@ -480,7 +494,9 @@ impl Worker {
             &mut self.metas,
         ) {
             Ok(n) => n,
-            Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+            // Drained (WouldBlock), or an error that reading again at once would meet again
+            // (quinn-udp retries EINTR itself): wait for the next readiness event.
+            Err(_) => return false,
         };
         let now = clock::now();
         {
