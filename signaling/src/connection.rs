@@ -29,7 +29,7 @@ use switchboard::{
 };
 
 /// Read buffer per connection: small, so that idle connections cost little memory.
-pub(crate) const READ_BUFFER: usize = 1024;
+pub(crate) const READ_BUFFER: usize = 512;
 /// Close code for a message over the size limit.
 const CLOSE_TOO_LARGE: u16 = 1009;
 /// How long closing may take (our close frame, then the client's reply), and a ping write.

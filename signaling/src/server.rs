@@ -522,7 +522,12 @@ async fn ws_upgrade(State(shared): State<Arc<Shared>>, mut req: Request) -> Resp
     tracker.spawn(async move {
         let max = shared.config.max_message_bytes;
         match upgrade::complete(on_upgrade, max, connection::READ_BUFFER).await {
-            Some(socket) => connection::serve(socket, shared, conn).await,
+            // A task of its own, which this one (the upgrade) does not share its memory
+            // with: an idle connection's task is as small as the connection's own future.
+            Some(socket) => {
+                let tracker = shared.tracker.clone();
+                tracker.spawn(connection::serve(socket, shared, conn));
+            }
             None => {
                 shared.open_conns.fetch_sub(1, Ordering::Relaxed);
             }
