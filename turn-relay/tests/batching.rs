@@ -60,14 +60,10 @@ async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     (buf[..n].to_vec(), from)
 }
 
-#[tokio::test]
-async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
-    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+/// A client with an allocation on `relay` and [`CHANNEL`] bound to a fresh peer socket on
+/// 127.0.0.2: the client, its relayed address and the peer.
+async fn allocate_with_channel(relay: SocketAddr) -> (TestClient, SocketAddr, UdpSocket) {
+    let mut client = TestClient::new(relay, "127.0.0.1").await;
     let relayed = client.allocate().await;
     let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let bind = vec![
@@ -76,6 +72,17 @@ async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
     ];
     let reply = client.request(CHANNEL_BIND, bind).await;
     assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
+    (client, relayed, peer)
+}
+
+#[tokio::test]
+async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
 
     let sizes = sizes();
     let mut seq = 0u32;
@@ -124,16 +131,7 @@ async fn many_clients_at_once_each_get_their_own_data() {
     .await;
     let mut pairs = Vec::new();
     for _ in 0..8 {
-        let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
-        let relayed = client.allocate().await;
-        let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-        let bind = vec![
-            ChannelNumber::new(CHANNEL).into(),
-            XorPeerAddress::from(peer.local_addr().unwrap()).into(),
-        ];
-        let reply = client.request(CHANNEL_BIND, bind).await;
-        assert_eq!(reply.class(), MessageClass::SuccessResponse, "{reply:?}");
-        pairs.push((client, relayed, peer));
+        pairs.push(allocate_with_channel(relay.udp).await);
     }
     const EACH: u32 = 20;
     // Interleaved: client 0 datagram 0, client 1 datagram 0, …
