@@ -173,7 +173,9 @@ enum Timer {
 /// [`Self::poll_timeout`]).
 pub struct Switchboard<R: Registry = MemoryRegistry> {
     settings: Settings,
-    sessions: HashMap<SessionId, Session>,
+    /// Boxed: a session is a few hundred bytes, and the map's spare capacity (up to half of
+    /// it) would otherwise cost that much per empty slot, for every idle session.
+    sessions: HashMap<SessionId, Box<Session>>,
     by_conn: HashMap<ConnId, SessionId>,
     by_token: HashMap<String, SessionId>,
     registry: R,
@@ -415,7 +417,13 @@ impl<R: Registry> Switchboard<R> {
         self.by_conn.insert(conn, sid);
         self.sessions.insert(
             sid,
-            Session::new(user, token, conn, received.is_some(), self.now),
+            Box::new(Session::new(
+                user,
+                token,
+                conn,
+                received.is_some(),
+                self.now,
+            )),
         );
         self.metrics.sessions().inc();
         sid

@@ -370,13 +370,13 @@ impl<R: Registry> Switchboard<R> {
         match claim.conn {
             Some(conn) => {
                 s.attach(conn, self.now);
-                self.sessions.insert(sid, s);
+                self.sessions.insert(sid, Box::new(s));
                 self.welcome(sid, conn, true, claim.ice_servers);
             }
             None => {
                 let at = self.now + self.settings.resume_ttl;
                 s.expires = Some(at);
-                self.sessions.insert(sid, s);
+                self.sessions.insert(sid, Box::new(s));
                 self.deadlines.insert(at, Timer::Resume(sid));
             }
         }
