@@ -128,7 +128,7 @@ pub struct Settings {
     #[arg(long, default_value_t = relay_defaults().max_lifetime.as_secs())]
     pub max_lifetime_s: u64,
     /// Threads serving UDP: the listeners (one SO_REUSEPORT socket each) and every relay
-    /// socket; 0: one per CPU the process may run on.
+    /// socket; 0: one per CPU the process may run on, at most 8.
     #[arg(long, default_value_t = 0)]
     pub udp_threads: usize,
     /// Address of the Prometheus /metrics endpoint (its URL is printed at start); keep it

@@ -51,7 +51,7 @@ pub struct Listeners {
     /// Limits on TCP and TLS connections.
     pub streams: StreamLimits,
     /// Threads serving UDP (listeners and every relay socket); 0: one per CPU this
-    /// process may run on.
+    /// process may run on, at most 8.
     pub udp_threads: usize,
 }
 

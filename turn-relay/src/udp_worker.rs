@@ -194,10 +194,17 @@ impl WorkerPool {
     }
 }
 
-/// The number of workers for `asked` (0: one per CPU this process may run on).
+/// Workers chosen automatically at most: they share the core's lock (once per batch), and
+/// more than this was never measured. `--udp-threads` sets any number.
+const AUTO_WORKERS_MAX: usize = 8;
+
+/// The number of workers for `asked` (0: one per CPU this process may run on, at most
+/// [`AUTO_WORKERS_MAX`]).
 pub(crate) fn worker_count(asked: usize) -> usize {
     match asked {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(AUTO_WORKERS_MAX),
         n => n,
     }
 }
