@@ -328,7 +328,8 @@ pub(crate) enum Action {
     },
 }
 
-/// Runs the core on one packet from a client; opens relay sockets (on `worker`) and closes
+/// Runs the core on one packet from a client; opens relay sockets (on the worker `worker`
+/// picks, asked only then) and closes
 /// them under the core's lock, so the core's view and the sockets never disagree.
 pub(crate) fn handle(
     shared: &Shared,
@@ -337,7 +338,7 @@ pub(crate) fn handle(
     packet: &[u8],
     now: Now,
     sink: impl FnOnce() -> ClientSink,
-    worker: &Arc<WorkerHandle>,
+    worker: impl FnOnce() -> Arc<WorkerHandle>,
 ) -> Action {
     match core.handle_client(from, packet, now) {
         FromClient::Drop => Action::None,
@@ -348,7 +349,7 @@ pub(crate) fn handle(
             Action::Reply(reply)
         }
         FromClient::Open { id, relay } => {
-            let (mut relay, sink) = (relay, sink());
+            let (mut relay, sink, worker) = (relay, sink(), worker());
             loop {
                 let opened = udp_worker::bind(relay, RELAY_BUFFER, false)
                     .and_then(|socket| worker.add_relay(id, socket, sink.clone()));
@@ -585,7 +586,7 @@ where
                 frame,
                 now(),
                 || sink.clone(),
-                &shared.udp.pick(),
+                || shared.udp.pick(),
             );
             match action {
                 Action::Reply(bytes) => {

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use mio::unix::SourceFd;
@@ -78,7 +78,9 @@ pub(crate) struct RelayIo {
     id: AllocId,
     socket: UdpSocket,
     client: ClientSink,
-    worker: Arc<WorkerHandle>,
+    /// Weak: the worker's table holds the socket, and a cycle would keep both (and the
+    /// relay port) alive after the worker stopped.
+    worker: Weak<WorkerHandle>,
     token: usize,
     closed: AtomicBool,
 }
@@ -93,9 +95,12 @@ impl RelayIo {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        let Some(worker) = self.worker.upgrade() else {
+            return;
+        };
         let fd = self.socket.as_raw_fd();
-        let _ = self.worker.registry.deregister(&mut SourceFd(&fd));
-        self.worker.relays().remove(&self.token);
+        let _ = worker.registry.deregister(&mut SourceFd(&fd));
+        worker.relays().remove(&self.token);
     }
 
     /// Sends one datagram to `peer` (non-blocking: a full socket buffer drops it, counted).
@@ -133,7 +138,7 @@ impl WorkerHandle {
             id,
             socket,
             client,
-            worker: self.clone(),
+            worker: Arc::downgrade(self),
             token,
             closed: AtomicBool::new(false),
         });
@@ -398,8 +403,13 @@ impl Worker {
         self.out.clear();
         self.owned.clear();
         let mut events = Events::with_capacity(EVENTS);
-        let mut ready: VecDeque<usize> = VecDeque::new();
-        let mut queued: HashSet<usize> = HashSet::new();
+        // Every socket starts as ready: after a panic, readiness already reported (edge-
+        // triggered: it is not reported again) must not leave data unread. A socket with
+        // nothing waiting costs one read that finds it empty.
+        let mut ready: VecDeque<usize> = (0..self.listeners.len())
+            .chain(self.handle.relays().keys().copied())
+            .collect();
+        let mut queued: HashSet<usize> = ready.iter().copied().collect();
         loop {
             let timeout = (!ready.is_empty()).then_some(std::time::Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout)
@@ -409,6 +419,9 @@ impl Worker {
                 return;
             }
             if self.handle.stop.load(Ordering::Acquire) {
+                // The relay sockets go with the worker (the core's handles no longer reach
+                // it); the listening sockets with this struct.
+                self.handle.relays().clear();
                 return;
             }
             for event in events.iter() {
@@ -443,9 +456,10 @@ impl Worker {
         };
         let n = match recv_batch(&self.udp, &socket, &mut self.bufs, 0, &mut self.metas) {
             Ok(n) => n,
-            // Drained (WouldBlock), or an error that reading again at once would meet again
-            // (quinn-udp retries EINTR itself): wait for the next readiness event.
-            Err(_) => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            // Anything else (ENOMEM…) is not about the queued data: read again next round
+            // (after the other ready sockets), or it would stay unread until more arrives.
+            Err(_) => return true,
         };
         let now = now();
         {
@@ -464,15 +478,9 @@ impl Worker {
                 // Several datagrams in one buffer when the kernel coalesced them (GRO).
                 for seg in segments(base, meta) {
                     let packet = &self.bufs[seg.clone()];
-                    match handle(
-                        shared,
-                        &mut core,
-                        five_tuple,
-                        packet,
-                        now,
-                        sink,
-                        &self.handle,
-                    ) {
+                    match handle(shared, &mut core, five_tuple, packet, now, sink, || {
+                        self.handle.clone()
+                    }) {
                         Action::Reply(bytes) => self.owned.push((sink(), bytes)),
                         Action::Forward { via, peer, payload } => self.out.push(Out {
                             from: Via::Relay(via),
@@ -501,9 +509,10 @@ impl Worker {
             &mut self.metas,
         ) {
             Ok(n) => n,
-            // Drained (WouldBlock), or an error that reading again at once would meet again
-            // (quinn-udp retries EINTR itself): wait for the next readiness event.
-            Err(_) => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            // Anything else (ENOMEM…) is not about the queued data: read again next round
+            // (after the other ready sockets), or it would stay unread until more arrives.
+            Err(_) => return true,
         };
         let now = clock::now();
         {
@@ -559,11 +568,16 @@ impl Worker {
 fn run_end(out: &[Out], i: usize, max_segments: usize) -> usize {
     let first = &out[i];
     let size = first.at.len();
+    // An empty datagram cannot be a GSO segment (it would vanish), and the kernel refuses
+    // GSO to port 0, which would make quinn-udp turn GSO off for good: alone.
+    if size == 0 || first.to.port() == 0 {
+        return i + 1;
+    }
     let (mut end, mut bytes) = (i + 1, size);
     while end < out.len() && end - i < max_segments {
         let next = &out[end];
         let len = next.at.len();
-        if !next.from.same(&first.from) || next.to != first.to || len > size {
+        if !next.from.same(&first.from) || next.to != first.to || len > size || len == 0 {
             break;
         }
         if bytes + len > GSO_BYTES {

@@ -153,3 +153,45 @@ async fn many_clients_at_once_each_get_their_own_data() {
         }
     }
 }
+
+#[tokio::test]
+async fn empty_datagrams_in_a_burst_each_arrive() {
+    // Zero-length payloads cannot be GSO segments: each must still leave as its own
+    // (empty) datagram, among others of the same and of other sizes.
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
+    let sizes = [0, 0, 0, 5, 5, 0, 5, 0, 0];
+    for _ in 0..3 {
+        for (i, &len) in sizes.iter().enumerate() {
+            client.send_raw(&channel_data(&vec![i as u8; len])).await;
+        }
+        for (i, &len) in sizes.iter().enumerate() {
+            let (got, from) = recv(&peer).await;
+            assert_eq!(from, relayed);
+            assert_eq!(got, vec![i as u8; len], "datagram {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_frees_the_listening_and_relay_ports() {
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
+    client.send_raw(&channel_data(b"before")).await;
+    assert_eq!(recv(&peer).await.0, b"before");
+    let listening = relay.udp;
+    relay.server.shutdown().await;
+    // Nothing of the relay holds either port any more: both bind again.
+    for addr in [listening, relayed] {
+        std::net::UdpSocket::bind(addr)
+            .unwrap_or_else(|e| panic!("{addr} still held after shutdown: {e}"));
+    }
+}
