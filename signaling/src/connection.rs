@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use signaling_protocol::{
     CallId, ClientMessage, ErrorCode, Hello, ServerMessage, UserName, parse_client_message,
 };
@@ -36,7 +36,15 @@ const CLOSE_TOO_LARGE: u16 = 1009;
 const CLOSE_WRITE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded WebSocket until it closes.
-pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
+///
+/// Not an `async fn`: its arguments would stay in the future beside the connection they
+/// were moved into (a few hundred bytes more in every idle connection's task). The
+/// connection's own future is built here and only a closure follows it.
+pub(crate) fn serve(
+    socket: Socket,
+    shared: Arc<Shared>,
+    conn: ConnId,
+) -> impl Future<Output = ()> + Send + 'static {
     let span = info_span!(
         "conn",
         id = conn.0,
@@ -45,14 +53,13 @@ pub(crate) async fn serve(socket: Socket, shared: Arc<Shared>, conn: ConnId) {
     );
     let signal = shared.register(conn);
     shared.metrics.connections().inc();
-    // No local outlives this statement: each would be kept in every idle connection's
-    // future for as long as the connection lives.
     Connection::new(socket, shared.clone(), signal, conn)
         .run()
         .instrument(span)
-        .await;
-    shared.metrics.connections().dec();
-    shared.unregister(conn);
+        .map(move |()| {
+            shared.metrics.connections().dec();
+            shared.unregister(conn);
+        })
 }
 
 /// What woke the connection task.
