@@ -16,7 +16,7 @@ use bench_support::BenchError;
 use crate::clients;
 use crate::servers::Server;
 use crate::sink::{Sinks, Stamps, Window};
-use crate::turn_client::CHANNEL;
+use crate::turn_client;
 
 /// Sink sockets (and reading threads); clients are spread over them.
 const SINKS: usize = 2;
@@ -173,9 +173,7 @@ impl Sender {
     /// Sends each packet when due (sleeping until then), stamped with the time of its
     /// `send_to`; counts those stamped inside the window that the kernel took.
     fn run(&self, share: &[Scheduled], stamps: &Stamps, sent: &AtomicU64, stop: &AtomicBool) {
-        let mut frame = vec![0u8; 4 + self.size];
-        frame[..2].copy_from_slice(&CHANNEL.to_be_bytes());
-        frame[2..4].copy_from_slice(&(self.size as u16).to_be_bytes());
+        let mut frame = turn_client::channel_data(self.size);
         let Some(window) = stamps.window.get().copied() else {
             return;
         };

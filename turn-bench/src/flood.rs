@@ -16,7 +16,7 @@ use crate::clients;
 use crate::mmsg::{self, BATCH};
 use crate::servers::Server;
 use crate::sink::Sinks;
-use crate::turn_client::CHANNEL;
+use crate::turn_client;
 
 /// Sink sockets (and reading threads) at most; clients are spread over them.
 const SINKS: usize = 2;
@@ -52,10 +52,7 @@ pub async fn run(
 ) -> Result<Row, BenchError> {
     let sinks = Sinks::start(SINKS.min(allocations), None)?;
     let clients = clients::allocate(server.addr, &sinks, allocations).await?;
-    let mut frame = vec![0u8; 4 + payload];
-    frame[..2].copy_from_slice(&CHANNEL.to_be_bytes());
-    frame[2..4].copy_from_slice(&(payload as u16).to_be_bytes());
-    let frame: Arc<[u8]> = frame.into();
+    let frame: Arc<[u8]> = turn_client::channel_data(payload).into();
     let (sent, stop) = (
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicBool::new(false)),

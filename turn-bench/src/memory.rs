@@ -9,7 +9,7 @@ use bench_support::BenchError;
 use crate::clients;
 use crate::servers::Server;
 use crate::sink::Sinks;
-use crate::turn_client::CHANNEL;
+use crate::turn_client;
 
 /// ChannelData packets each allocation relays before the second reading.
 const WARM_PACKETS: usize = 5;
@@ -42,9 +42,7 @@ pub async fn run(server: &Server, count: usize) -> Result<Row, BenchError> {
     tokio::time::sleep(SETTLE).await;
     let rss_before = server.rss_bytes()?;
     let clients = clients::allocate(server.addr, &sinks, count).await?;
-    let mut frame = vec![0u8; 4 + WARM_PAYLOAD];
-    frame[..2].copy_from_slice(&CHANNEL.to_be_bytes());
-    frame[2..4].copy_from_slice(&(WARM_PAYLOAD as u16).to_be_bytes());
+    let frame = turn_client::channel_data(WARM_PAYLOAD);
     for burst in clients.chunks(WARM_BURST) {
         for socket in burst {
             for _ in 0..WARM_PACKETS {

@@ -23,6 +23,15 @@ use crate::servers::{PASSWORD, REALM, USER};
 /// The channel every client binds to its sink.
 pub const CHANNEL: u16 = 0x4000;
 
+/// A ChannelData frame on [`CHANNEL`] with `payload` zero bytes (at most 65,535), for the
+/// caller to fill in.
+pub fn channel_data(payload: usize) -> Vec<u8> {
+    let mut frame = vec![0u8; 4 + payload];
+    frame[..2].copy_from_slice(&CHANNEL.to_be_bytes());
+    frame[2..4].copy_from_slice(&(payload as u16).to_be_bytes());
+    frame
+}
+
 /// How long a request waits for its response before it counts as lost.
 const REPLY_WAIT: Duration = Duration::from_millis(100);
 /// Tries of one request: challenges (401, 438) and lost datagrams each take one.
