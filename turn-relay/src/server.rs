@@ -221,13 +221,13 @@ impl TurnServer {
             clock::now(),
         );
         let workers = udp_worker::worker_count(listeners.udp_threads);
-        let udp = udp_worker::prepare(&listeners.udp, workers, LISTENER_BUFFER).map_err(
-            |(addr, source)| StartError::Listen {
-                transport: "udp",
-                addr,
-                source,
-            },
-        )?;
+        let udp_error = |(addr, source)| StartError::Listen {
+            transport: "udp",
+            addr,
+            source,
+        };
+        let udp =
+            udp_worker::prepare(&listeners.udp, workers, LISTENER_BUFFER).map_err(udp_error)?;
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             metrics: metrics.clone(),
@@ -270,17 +270,7 @@ impl TurnServer {
             let acceptor = (transport == Transport::Tls).then(|| tls.clone()).flatten();
             server.spawn(accept_streams(shared.clone(), listener, acceptor));
         }
-        server.workers = Some(udp.run(&shared).map_err(|source| {
-            StartError::Listen {
-                transport: "udp",
-                addr: listeners
-                    .udp
-                    .first()
-                    .copied()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                source,
-            }
-        })?);
+        server.workers = Some(udp.run(&shared).map_err(udp_error)?);
         server.spawn(run_timers(shared));
         tracing::info!(udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls, udp_threads = workers, "TURN relay listening");
         Ok(server)
@@ -328,9 +318,9 @@ pub(crate) enum Action {
     },
 }
 
-/// Runs the core on one packet from a client; opens relay sockets (on the worker `worker`
-/// picks, asked only then) and closes
-/// them under the core's lock, so the core's view and the sockets never disagree.
+/// Runs the core on one packet from a client; opens relay sockets (on the worker that
+/// `worker` picks, asked only then) and closes them under the core's lock, so the core's
+/// view and the sockets never disagree.
 pub(crate) fn handle(
     shared: &Shared,
     core: &mut Relay<Handle>,

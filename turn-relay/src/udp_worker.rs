@@ -58,17 +58,17 @@ impl ClientSink {
     /// Sends one message now (UDP: non-blocking, dropped and counted if the socket's
     /// buffer is full, as the network would).
     pub(crate) fn send(&self, bytes: Vec<u8>, metrics: &Metrics) {
-        let sent = match self {
-            ClientSink::Udp { socket, to } => socket.send_to(&bytes, *to).is_ok(),
+        match self {
+            ClientSink::Udp { socket, to } => {
+                if socket.send_to(&bytes, *to).is_err() {
+                    metrics.dropped("send_failed");
+                }
+            }
             ClientSink::Stream(tx) => {
                 if tx.try_send(bytes).is_err() {
                     metrics.dropped("stream_queue_full");
                 }
-                return;
             }
-        };
-        if !sent {
-            metrics.dropped("send_failed");
         }
     }
 }
@@ -219,6 +219,8 @@ pub(crate) struct Prepared {
     workers: Vec<Worker>,
     /// The listening addresses, ports resolved.
     pub(crate) addrs: Vec<SocketAddr>,
+    /// The address a failure not about one socket is reported with (the first asked for).
+    any: SocketAddr,
 }
 
 /// Binds `count` sockets on each of `addrs` (sharing the port through `SO_REUSEPORT` when
@@ -253,6 +255,7 @@ pub(crate) fn prepare(
     Ok(Prepared {
         workers,
         addrs: resolved,
+        any,
     })
 }
 
@@ -265,8 +268,9 @@ impl Prepared {
         }
     }
 
-    /// Starts one thread per worker.
-    pub(crate) fn run(self, shared: &Arc<Shared>) -> io::Result<UdpWorkers> {
+    /// Starts one thread per worker; on failure, the error with the address [`prepare`]
+    /// would name.
+    pub(crate) fn run(self, shared: &Arc<Shared>) -> Result<UdpWorkers, (SocketAddr, io::Error)> {
         let mut running = UdpWorkers {
             handles: self.workers.iter().map(|w| w.handle.clone()).collect(),
             threads: Vec::new(),
@@ -288,7 +292,8 @@ impl Prepared {
                     {
                         tracing::error!("UDP worker panicked (a bug); it serves on");
                     }
-                })?;
+                })
+                .map_err(|e| (self.any, e))?;
             running.threads.push(thread);
         }
         Ok(running)
@@ -475,20 +480,19 @@ impl Worker {
                     socket: socket.clone(),
                     to: meta.addr,
                 };
-                // Several datagrams in one buffer when the kernel coalesced them (GRO).
-                for seg in segments(base, meta) {
-                    let packet = &self.bufs[seg.clone()];
-                    match handle(shared, &mut core, five_tuple, packet, now, sink, || {
-                        self.handle.clone()
-                    }) {
-                        Action::Reply(bytes) => self.owned.push((sink(), bytes)),
-                        Action::Forward { via, peer, payload } => self.out.push(Out {
-                            from: Via::Relay(via),
-                            to: peer,
-                            at: seg.start + payload.start..seg.start + payload.end,
-                        }),
-                        Action::None => {}
-                    }
+                // One datagram per buffer: GRO is off on the listening sockets (the kernel
+                // probe in `Worker::new` is made on a socket of its own).
+                let packet = &self.bufs[base..base + meta.len];
+                match handle(shared, &mut core, five_tuple, packet, now, sink, || {
+                    self.handle.clone()
+                }) {
+                    Action::Reply(bytes) => self.owned.push((sink(), bytes)),
+                    Action::Forward { via, peer, payload } => self.out.push(Out {
+                        from: Via::Relay(via),
+                        to: peer,
+                        at: base + payload.start..base + payload.end,
+                    }),
+                    Action::None => {}
                 }
             }
         }
@@ -624,21 +628,6 @@ fn send_gso(
         }
         Err(_) => false,
     }
-}
-
-/// The datagrams in buffer `base` as `meta` describes them: one, or several of `stride`
-/// bytes (the last may be shorter) when the kernel coalesced them.
-fn segments(base: usize, meta: &RecvMeta) -> impl Iterator<Item = Range<usize>> + use<> {
-    let stride = if meta.stride == 0 {
-        meta.len
-    } else {
-        meta.stride
-    }
-    .max(1);
-    let len = meta.len;
-    (0..len)
-        .step_by(stride)
-        .map(move |at| base + at..base + (at + stride).min(len))
 }
 
 /// Reads up to [`BATCH_SIZE`] datagrams from `socket`, each into its [`SLOT`] of `bufs`

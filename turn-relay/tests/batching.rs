@@ -195,3 +195,22 @@ async fn shutdown_frees_the_listening_and_relay_ports() {
             .unwrap_or_else(|e| panic!("{addr} still held after shutdown: {e}"));
     }
 }
+
+#[tokio::test]
+async fn an_empty_datagram_from_a_client_reaches_the_core_and_is_counted() {
+    // Read in a batch like any other: the core sees it (and counts it as malformed), and
+    // the client's next request is answered as usual.
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
+    let before = relay.server.metrics().dropped_count("malformed");
+    client.send_raw(&[]).await;
+    client.allocate().await;
+    assert_eq!(
+        relay.server.metrics().dropped_count("malformed"),
+        before + 1
+    );
+}
