@@ -82,6 +82,8 @@ fn cargo(app: &AppDir, args: &[&str]) -> Output {
         .args(args)
         .current_dir(&app.0)
         .env("CARGO_TARGET_DIR", app_target_dir())
+        // Line tables only, as the workspace's own dev profile (Cargo.toml): far less disk.
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         .output()
         .unwrap();
     assert!(
