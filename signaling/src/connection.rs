@@ -6,7 +6,7 @@
 //! connection is dropped and which messages are over the rate limit.
 
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, Span, debug, field, info_span};
 
 use crate::clock;
-use crate::server::{ConnSignal, Shared};
+use crate::server::{ConnSignal, Shared, Signal};
 use crate::upgrade::Socket;
 use switchboard::{
     Action, Admission, CLOSE_GOING_AWAY, CLOSE_MOVE, CLOSE_POLICY, ConnId, ConnectionLimits,
@@ -106,38 +106,45 @@ impl Connection {
         }
     }
 
-    async fn run(mut self) {
-        let shutdown = self.shared.shutdown.clone();
-        let signal = self.signal.clone();
-        // Boxed, as tokio's own interval does: the timer lives on the heap, not in every
-        // idle connection's future.
-        let mut timer: Pin<Box<Sleep>> =
-            Box::pin(tokio::time::sleep_until(self.policy.poll_timeout().into()));
-        let (how, unwritten) = loop {
-            // Biased, timer last: after a long write, a pong already in the buffer is read
-            // before the idle deadline is acted on, so a live client is not closed as silent.
-            let event = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => Event::Shutdown,
-                () = signal.close.notified() => Event::Close,
-                () = signal.wake.notified() => Event::Wake,
-                frame = self.socket.next() => Event::Frame(frame),
-                () = timer.as_mut() => Event::Timeout,
+    /// Not an `async fn`: an `async fn`'s future moves its arguments into locals and keeps
+    /// room for both (rust-lang/rust#62958), so the connection would be in every idle
+    /// task twice (~460 bytes more). The block uses the captured connection in place.
+    fn run(self) -> impl Future<Output = ()> + Send {
+        let mut this = self;
+        async move {
+            let signal = this.signal.clone();
+            // Boxed, as tokio's own interval does: the timer lives on the heap, not in every
+            // idle connection's future.
+            let mut timer: Pin<Box<Sleep>> =
+                Box::pin(tokio::time::sleep_until(this.policy.poll_timeout().into()));
+            let (how, unwritten) = loop {
+                // Biased, timer last: after a long write, a pong already in the buffer is read
+                // before the idle deadline is acted on, so a live client is not closed as silent.
+                let event = tokio::select! {
+                    biased;
+                    signal = signal.next() => match signal {
+                        Signal::Wake => Event::Wake,
+                        Signal::Close => Event::Close,
+                        Signal::Shutdown => Event::Shutdown,
+                    },
+                    frame = this.socket.next() => Event::Frame(frame),
+                    () = timer.as_mut() => Event::Timeout,
+                };
+                // A timer that fired must be re-armed even for the same deadline, or it would
+                // fire again at once.
+                let fired = matches!(event, Event::Timeout);
+                // Boxed: inlined, the handlers' futures would make every idle connection's
+                // task several KiB larger; this way they take memory only while they run.
+                if let Some(end) = Box::pin(this.handle(event)).await {
+                    break end;
+                }
+                let next = this.policy.poll_timeout().into();
+                if fired || next != timer.deadline() {
+                    timer.as_mut().reset(next);
+                }
             };
-            // A timer that fired must be re-armed even for the same deadline, or it would
-            // fire again at once.
-            let fired = matches!(event, Event::Timeout);
-            // Boxed: inlined, the handlers' futures would make every idle connection's
-            // task several KiB larger; this way they take memory only while they run.
-            if let Some(end) = Box::pin(self.handle(event)).await {
-                break end;
-            }
-            let next = self.policy.poll_timeout().into();
-            if fired || next != timer.deadline() {
-                timer.as_mut().reset(next);
-            }
-        };
-        Box::pin(self.finish(how, unwritten)).await;
+            Box::pin(this.finish(how, unwritten)).await;
+        }
     }
 
     /// Handles one event; `Some((how, unwritten))` when the connection is over.
@@ -175,12 +182,7 @@ impl Connection {
 
     /// Sends the close frame the switchboard asked for, if any, and reports the loss.
     async fn finish(&mut self, how: Disconnect, unwritten: Vec<Outgoing>) {
-        let requested = self
-            .signal
-            .close_frame
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let requested = self.signal.take_close_frame();
         if let Some((code, reason)) = requested {
             self.close(code, reason).await;
         }
@@ -360,13 +362,24 @@ impl Connection {
     async fn flush(&mut self) -> Result<(), Vec<Outgoing>> {
         let conn = self.conn;
         let (batch, queued) = self.shared.with_board(|b| b.take_outbox_timed(conn));
+        let signal = self.signal.clone();
+        // A signal during a write: a close ends it (and the connection, whose end sends the
+        // close frame); anything else is for the main loop, woken again once the writes
+        // are done.
+        let mut later = false;
         for (i, (msg, at)) in batch.iter().zip(queued).enumerate() {
-            let signal = self.signal.clone();
-            let written = tokio::select! {
-                ok = self.write(msg) => ok,
-                () = signal.close.notified() => {
-                    signal.close.notify_one();
-                    false
+            let written = {
+                let mut write = std::pin::pin!(self.write(msg));
+                loop {
+                    tokio::select! {
+                        ok = &mut write => break ok,
+                        s = signal.next() => {
+                            later = true;
+                            if s == Signal::Close {
+                                break false;
+                            }
+                        }
+                    }
                 }
             };
             if !written {
@@ -375,6 +388,9 @@ impl Connection {
             self.shared.metrics.message_out(msg.kind());
             let waited = clock::now().saturating_duration_since(at);
             self.shared.metrics.delivered(waited);
+        }
+        if later {
+            signal.rearm();
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,14 +51,85 @@ pub enum StartError {
     Cluster(#[from] signaling_cluster::ClusterError),
 }
 
-/// How the switchboard reaches a connection task.
+/// How the switchboard and the server reach a connection task.
+///
+/// One `Notify` for every reason to wake (messages queued, a close, the server shutting
+/// down), and flags that say which: each `notified()` future a connection waits on is
+/// ~70 bytes in every idle connection's task.
 #[derive(Default)]
 pub(crate) struct ConnSignal {
-    /// Messages are queued for this connection.
-    pub wake: Notify,
-    /// The connection must close with `close_frame`.
-    pub close: Notify,
-    pub close_frame: Mutex<Option<(u16, &'static str)>>,
+    notify: Notify,
+    /// [`Self::CLOSE`] and [`Self::SHUTDOWN`] bits; none set: messages are queued.
+    state: AtomicU8,
+    close_frame: Mutex<Option<(u16, &'static str)>>,
+}
+
+/// Why a connection task was woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Messages are queued for it.
+    Wake,
+    /// The switchboard closes it (with the frame [`ConnSignal::take_close_frame`] returns).
+    Close,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl ConnSignal {
+    const CLOSE: u8 = 1;
+    const SHUTDOWN: u8 = 2;
+
+    /// Messages are queued: the task writes them.
+    fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// The task closes the connection with this frame.
+    fn close(&self, code: u16, reason: &'static str) {
+        *self
+            .close_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((code, reason));
+        self.state.fetch_or(Self::CLOSE, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// The task closes the connection with 1001.
+    fn shut_down(&self) {
+        self.state.fetch_or(Self::SHUTDOWN, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Waits for the next signal (one that came while nobody waited is not lost).
+    pub async fn next(&self) -> Signal {
+        self.notify.notified().await;
+        self.current()
+    }
+
+    /// What the last wake-up asked, a close first (as the switchboard decided it).
+    fn current(&self) -> Signal {
+        let state = self.state.load(Ordering::Acquire);
+        if state & Self::CLOSE != 0 {
+            Signal::Close
+        } else if state & Self::SHUTDOWN != 0 {
+            Signal::Shutdown
+        } else {
+            Signal::Wake
+        }
+    }
+
+    /// Wakes the task again, for a signal it saw but leaves to its main loop.
+    pub fn rearm(&self) {
+        self.notify.notify_one();
+    }
+
+    /// The close frame the switchboard asked for, once.
+    pub fn take_close_frame(&self) -> Option<(u16, &'static str)> {
+        self.close_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// The switchboard and the connections it can wake, under one lock.
@@ -78,14 +149,12 @@ impl Hub {
             match out {
                 Output::Wake(conn) => {
                     if let Some(s) = self.conns.get(&conn) {
-                        s.wake.notify_one();
+                        s.wake();
                     }
                 }
                 Output::Close { conn, code, reason } => {
                     if let Some(s) = self.conns.get(&conn) {
-                        *s.close_frame.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some((code, reason));
-                        s.close.notify_one();
+                        s.close(code, reason);
                     }
                 }
                 // Only a clustered switchboard emits these.
@@ -182,8 +251,21 @@ impl Shared {
     pub fn register(&self, conn: ConnId) -> Arc<ConnSignal> {
         let signal = Arc::new(ConnSignal::default());
         let mut hub = self.hub.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the hub's lock, as `shut_down_conns` looks: a connection that registers
+        // while the server stops is told either way.
+        if self.shutdown.is_cancelled() {
+            signal.shut_down();
+        }
         hub.conns.insert(conn, signal.clone());
         signal
+    }
+
+    /// Tells every connection task that the server is shutting down.
+    fn shut_down_conns(&self) {
+        let hub = self.hub.lock().unwrap_or_else(PoisonError::into_inner);
+        for signal in hub.conns.values() {
+            signal.shut_down();
+        }
     }
 
     pub fn unregister(&self, conn: ConnId) {
@@ -403,6 +485,7 @@ impl Server {
     pub async fn shutdown(self) {
         const GRACE: Duration = Duration::from_secs(5);
         self.shared.shutdown.cancel();
+        self.shared.shut_down_conns();
         let http_abort = self.http.abort_handle();
         if tokio::time::timeout(GRACE, self.http).await.is_err() {
             warn!("the HTTP listener did not stop within 5 s; aborting it");

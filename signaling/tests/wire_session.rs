@@ -344,3 +344,23 @@ async fn detached_sessions_cannot_hold_more_than_their_byte_budget() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutting_down_closes_every_connection_with_1001() {
+    let server = server_with(|_| {}).await;
+    let addr = server.local_addr();
+    // One in a session, one that has not said hello yet, one with messages queued for it.
+    let mut alice = Client::join(addr, "alice").await;
+    let mut early = Client::open(addr).await;
+    let mut bob = Client::join(addr, "bob").await;
+    alice.invite("c1", "bob").await;
+    let stopping = tokio::spawn(server.shutdown());
+    for client in [&mut alice, &mut early, &mut bob] {
+        assert_eq!(client.recv_close().await, Some(1001));
+    }
+    // Every connection answered, so shutdown needs none of its 5-second grace periods.
+    tokio::time::timeout(Duration::from_secs(4), stopping)
+        .await
+        .expect("shutdown finished")
+        .unwrap();
+}
