@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bench_support::BenchError;
 
 use crate::clients;
+use crate::drops;
 use crate::mmsg::{self, BATCH};
 use crate::servers::Server;
 use crate::sink::Sinks;
@@ -32,6 +33,10 @@ pub struct Row {
     pub loss: f64,
     /// Server CPU use over the measured interval, in cores (1.0 = one core busy).
     pub server_cores: f64,
+    /// Of the loss: datagrams the kernel dropped at the server's full sockets, and at the
+    /// sinks' (the bench's own, whose readers share the generator's core).
+    pub dropped_at_server: u64,
+    pub dropped_at_sinks: u64,
 }
 
 /// How the generator sends.
@@ -60,18 +65,26 @@ pub async fn run(
     let threads = spawn_threads(clients, server, &frame, generator, &sent, &stop)?;
     // Warm up, then measure over `seconds`.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (s0, r0, c0, t0) = (
+    let drops = || -> Result<(u64, u64), BenchError> {
+        Ok((
+            drops::udp_drops(|a| server.owns(a))?,
+            drops::udp_drops(|a| sinks.owns(a))?,
+        ))
+    };
+    let (d0, s0, r0, c0, t0) = (
+        drops()?,
         sent.load(Ordering::Relaxed),
         sinks.received(),
         server.cpu_seconds()?,
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    let (s1, r1, c1, elapsed) = (
+    let (s1, r1, c1, elapsed, d1) = (
         sent.load(Ordering::Relaxed),
         sinks.received(),
         server.cpu_seconds()?,
         t0.elapsed().as_secs_f64(),
+        drops()?,
     );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -90,6 +103,8 @@ pub async fn run(
             0.0
         },
         server_cores: (c1 - c0) / elapsed,
+        dropped_at_server: d1.0 - d0.0,
+        dropped_at_sinks: d1.1 - d0.1,
     })
 }
 

@@ -15,6 +15,7 @@
 
 mod audio;
 mod clients;
+mod drops;
 mod flood;
 mod memory;
 mod mmsg;
@@ -151,9 +152,9 @@ async fn flood_table(args: &Args, launch: &Launch, kinds: &[Kind]) -> Result<(),
         mmsg::BATCH
     );
     println!(
-        "| server | allocations | payload B | sent pps | relayed pps | Mbps | loss % | server CPU (cores) | relayed per CPU-second |"
+        "| server | allocations | payload B | sent pps | relayed pps | Mbps | loss % | dropped at the server / at the sinks | server CPU (cores) | relayed per CPU-second |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let limit = Duration::from_secs_f64(args.seconds + 30.0);
     for &allocations in &args.allocations {
         for &payload in &args.sizes {
@@ -170,12 +171,14 @@ async fn flood_table(args: &Args, launch: &Launch, kinds: &[Kind]) -> Result<(),
                 )
                 .await??;
                 println!(
-                    "| {} | {allocations} | {payload} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} |",
+                    "| {} | {allocations} | {payload} | {:.0} | {:.0} | {:.1} | {:.1} | {} / {} | {:.2} | {:.0} |",
                     kind.name(),
                     row.sent_pps,
                     row.relayed_pps,
                     row.mbps,
                     row.loss * 100.0,
+                    row.dropped_at_server,
+                    row.dropped_at_sinks,
                     row.server_cores,
                     row.relayed_pps / row.server_cores.max(0.01)
                 );

@@ -58,6 +58,8 @@ impl Launch {
 pub struct Server {
     process: ChildProcess,
     pub addr: SocketAddr,
+    /// Its relay ports, first and last.
+    pub ports: (u16, u16),
 }
 
 impl Server {
@@ -86,7 +88,18 @@ impl Server {
                 turn_client::binding(addr).await.is_ok()
             })
             .await?;
-        Ok(Server { process, addr })
+        Ok(Server {
+            process,
+            addr,
+            ports,
+        })
+    }
+
+    /// Whether `addr` is one of the server's sockets: its listening port or a relay port.
+    pub fn owns(&self, addr: SocketAddr) -> bool {
+        let (lo, hi) = self.ports;
+        addr.ip() == self.addr.ip()
+            && (addr.port() == self.addr.port() || (lo..=hi).contains(&addr.port()))
     }
 
     /// CPU time (user + system) the server has used so far, seconds.

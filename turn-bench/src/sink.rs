@@ -82,6 +82,11 @@ impl Sinks {
         self.addrs[i % self.addrs.len()]
     }
 
+    /// Whether `addr` is one of the sinks.
+    pub fn owns(&self, addr: SocketAddr) -> bool {
+        self.addrs.contains(&addr)
+    }
+
     /// Datagrams counted so far.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
