@@ -49,7 +49,7 @@ pub async fn run(server: Option<&Server>, audio: Audio, seconds: f64) -> Result<
         epoch: Instant::now(),
         window: Arc::new(OnceLock::new()),
     };
-    let sinks = Sinks::start(SINKS, Some(stamps.clone()))?;
+    let sinks = Sinks::start(SINKS, Some(stamps.clone()), false)?;
     let clients = match server {
         Some(server) => clients::allocate(server.addr, &sinks, audio.allocations)
             .await?

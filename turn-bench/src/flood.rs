@@ -46,6 +46,8 @@ pub struct Generator {
     pub threads: usize,
     /// Total packets a second over all clients; `None`: as fast as possible.
     pub rate: Option<u64>,
+    /// The sinks take GSO runs whole (`--sink-gro`).
+    pub sink_gro: bool,
 }
 
 pub async fn run(
@@ -55,7 +57,7 @@ pub async fn run(
     seconds: f64,
     generator: Generator,
 ) -> Result<Row, BenchError> {
-    let sinks = Sinks::start(SINKS.min(allocations), None)?;
+    let sinks = Sinks::start(SINKS.min(allocations), None, generator.sink_gro)?;
     let clients = clients::allocate(server.addr, &sinks, allocations).await?;
     let frame: Arc<[u8]> = turn_client::channel_data(payload).into();
     let (sent, stop) = (

@@ -71,6 +71,12 @@ struct Args {
     /// Flood: total packets a second over all clients, paced in 1 ms ticks; 0: open loop.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Flood: the sinks take a GSO run whole (`UDP_GRO`), as a network card with UDP
+    /// segmentation offload takes it from the sender. Without it, on loopback the kernel
+    /// cuts every run into its datagrams in software and delivers each, inside the relay's
+    /// send and on its CPU time. A relay that sends one datagram at a time gains nothing.
+    #[arg(long)]
+    sink_gro: bool,
     /// Audio: allocations, each its own client socket.
     #[arg(long, default_value_t = 1000)]
     audio_allocations: usize,
@@ -141,13 +147,19 @@ async fn flood_table(args: &Args, launch: &Launch, kinds: &[Kind]) -> Result<(),
     let generator = flood::Generator {
         threads: args.generator_threads,
         rate: (args.rate > 0).then_some(args.rate),
+        sink_gro: args.sink_gro,
     };
     let offered = match generator.rate {
         Some(rate) => format!("{rate} packets/s in all, paced per 1 ms"),
         None => "open loop".into(),
     };
+    let sinks = if generator.sink_gro {
+        ", sinks taking GSO runs whole (UDP_GRO)"
+    } else {
+        ""
+    };
     println!(
-        "Flood: {} generator threads, sendmmsg × {}, {offered}.\n",
+        "Flood: {} generator threads, sendmmsg × {}, {offered}{sinks}.\n",
         generator.threads,
         mmsg::BATCH
     );

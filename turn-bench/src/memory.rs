@@ -38,7 +38,7 @@ impl Row {
 /// Reads the fresh `server`'s memory, sets up `count` allocations, relays a few packets on
 /// each, waits for the server to settle and reads its memory again.
 pub async fn run(server: &Server, count: usize) -> Result<Row, BenchError> {
-    let sinks = Sinks::start(SINKS, None)?;
+    let sinks = Sinks::start(SINKS, None, false)?;
     tokio::time::sleep(SETTLE).await;
     let rss_before = server.rss_bytes()?;
     let clients = clients::allocate(server.addr, &sinks, count).await?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bench_support::BenchError;
 
-use crate::mmsg::RecvBatch;
+use crate::mmsg::{self, RecvBatch};
 
 /// Receive buffer of each sink: bursts must not be lost at the sink itself.
 const SINK_BUFFER: usize = 16 * 1024 * 1024;
@@ -54,8 +54,15 @@ pub struct Sinks {
 
 impl Sinks {
     /// `count` sinks. Without `stamps` each counts every datagram; with them, only the
-    /// datagrams stamped inside the window, and it keeps their latencies.
-    pub fn start(count: usize, stamps: Option<Stamps>) -> Result<Sinks, BenchError> {
+    /// datagrams stamped inside the window, and it keeps their latencies. With `gro` (not
+    /// with `stamps`), they take a GSO run whole ([`mmsg::enable_gro`]) and count its
+    /// datagrams.
+    pub fn start(count: usize, stamps: Option<Stamps>, gro: bool) -> Result<Sinks, BenchError> {
+        if gro && stamps.is_some() {
+            return Err(BenchError::Setup(
+                "sinks that take GSO runs whole do not read stamps".into(),
+            ));
+        }
         let (received, stop) = (
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
@@ -63,10 +70,13 @@ impl Sinks {
         let (mut addrs, mut threads) = (Vec::new(), Vec::new());
         for _ in 0..count.max(1) {
             let socket = bind_sink()?;
+            if gro {
+                mmsg::enable_gro(&socket)?;
+            }
             addrs.push(socket.local_addr()?);
             let (received, stop, stamps) = (received.clone(), stop.clone(), stamps.clone());
             threads.push(std::thread::spawn(move || {
-                read(&socket, &received, &stop, stamps.as_ref())
+                read(&socket, &received, &stop, stamps.as_ref(), gro)
             }));
         }
         Ok(Sinks {
@@ -119,13 +129,19 @@ fn read(
     received: &AtomicU64,
     stop: &AtomicBool,
     stamps: Option<&Stamps>,
+    gro: bool,
 ) -> Vec<u64> {
-    let mut batch = RecvBatch::new();
+    let mut batch = if gro {
+        RecvBatch::gro()
+    } else {
+        RecvBatch::new()
+    };
     let mut latencies = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let Ok(n) = batch.recv(socket) else { continue };
         let Some(stamps) = stamps else {
-            received.fetch_add(n as u64, Ordering::Relaxed);
+            let datagrams: usize = (0..n).map(|i| batch.segments(i)).sum();
+            received.fetch_add(datagrams as u64, Ordering::Relaxed);
             continue;
         };
         // One clock read per batch: the time the application gets these datagrams.
