@@ -236,9 +236,20 @@ pub(crate) fn prepare(
     let mut sockets: Vec<Vec<(Arc<UdpSocket>, SocketAddr)>> = vec![Vec::new(); count];
     for addr in addrs {
         let mut at = *addr;
-        for listeners in sockets.iter_mut() {
+        for (i, listeners) in sockets.iter_mut().enumerate() {
             let socket = bind(at, buffer, count > 1).map_err(|e| (*addr, e))?;
             at = socket.local_addr().unwrap_or(at);
+            if i == 0
+                && let Some(got) = receive_buffer_short(&socket, buffer)
+            {
+                tracing::warn!(
+                    listen = %at,
+                    asked = buffer,
+                    granted = got,
+                    "the kernel capped the UDP receive buffer (net.core.rmem_max): bursts \
+                     longer than it will be dropped; raise it (docs/deploy.md)"
+                );
+            }
             listeners.push((Arc::new(socket), at));
         }
         resolved.push(at);
@@ -316,6 +327,18 @@ pub(crate) fn bind(addr: SocketAddr, buffer: usize, reuse_port: bool) -> io::Res
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// The receive buffer `socket` was granted, if less than the `asked` bytes.
+fn receive_buffer_short(socket: &UdpSocket, asked: usize) -> Option<usize> {
+    let reported = socket2::SockRef::from(socket).recv_buffer_size().ok()?;
+    // Linux reports twice what it granted (the other half is for its bookkeeping).
+    let granted = if cfg!(target_os = "linux") {
+        reported / 2
+    } else {
+        reported
+    };
+    (granted < asked).then_some(granted)
 }
 
 /// One datagram to send from the batch buffers: `bufs[at]` from `from` to `to`.
@@ -645,4 +668,25 @@ fn recv_batch(
         IoSliceMut::new(slot)
     });
     udp.recv(UdpSockRef::from(socket), &mut iovs, metas)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_receive_buffer_is_noticed() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        // More than any net.core.rmem_max: capped.
+        let huge = 1 << 30;
+        let granted = receive_buffer_short(&bind(loopback, huge, false).unwrap(), huge);
+        assert!(granted.is_some_and(|g| g > 0 && g < huge), "{granted:?}");
+        // Less than any default: granted whole.
+        let small = 16 * 1024;
+        assert_eq!(
+            receive_buffer_short(&bind(loopback, small, false).unwrap(), small),
+            None
+        );
+    }
 }
