@@ -48,6 +48,24 @@ pub struct Generator {
     pub rate: Option<u64>,
     /// The sinks take GSO runs whole (`--sink-gro`).
     pub sink_gro: bool,
+    /// Each client's burst leaves as one GSO run (`--client-gso`).
+    pub client_gso: bool,
+}
+
+/// How a generator thread puts a burst of copies of the frame on a client socket.
+struct Burst {
+    frame: Arc<[u8]>,
+    /// With `--client-gso`: [`BATCH`] copies of the frame one after the other.
+    copies: Option<Vec<u8>>,
+}
+
+impl Burst {
+    fn send(&self, socket: &std::net::UdpSocket, count: usize) -> std::io::Result<usize> {
+        match &self.copies {
+            None => mmsg::send_copies(socket, &self.frame, count),
+            Some(copies) => mmsg::send_run(socket, copies, self.frame.len(), count),
+        }
+    }
 }
 
 pub async fn run(
@@ -124,26 +142,33 @@ fn spawn_threads(
     let mut shares: Vec<Vec<std::net::UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, socket) in clients.into_iter().enumerate() {
         socket.connect(server.addr)?;
+        if generator.client_gso {
+            mmsg::set_gso_segment(&socket, frame.len())?;
+        }
         shares[i % threads].push(socket);
     }
     let rate = generator.rate.map(|r| r as f64 / threads as f64);
     Ok(shares
         .into_iter()
         .map(|sockets| {
-            let (frame, sent, stop) = (frame.clone(), sent.clone(), stop.clone());
+            let burst = Burst {
+                frame: frame.clone(),
+                copies: generator.client_gso.then(|| frame.repeat(BATCH)),
+            };
+            let (sent, stop) = (sent.clone(), stop.clone());
             std::thread::spawn(move || match rate {
-                None => open_loop(&sockets, &frame, &sent, &stop),
-                Some(rate) => paced(&sockets, &frame, rate, &sent, &stop),
+                None => open_loop(&sockets, &burst, &sent, &stop),
+                Some(rate) => paced(&sockets, &burst, rate, &sent, &stop),
             })
         })
         .collect())
 }
 
 /// As fast as the thread can: a full batch on each socket in turn.
-fn open_loop(sockets: &[std::net::UdpSocket], frame: &[u8], sent: &AtomicU64, stop: &AtomicBool) {
+fn open_loop(sockets: &[std::net::UdpSocket], burst: &Burst, sent: &AtomicU64, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         for socket in sockets {
-            if let Ok(n) = mmsg::send_copies(socket, frame, BATCH) {
+            if let Ok(n) = burst.send(socket, BATCH) {
                 sent.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
@@ -154,7 +179,7 @@ fn open_loop(sockets: &[std::net::UdpSocket], frame: &[u8], sent: &AtomicU64, st
 /// sockets in turn. A thread that falls behind drops what is more than 10 ms late.
 fn paced(
     sockets: &[std::net::UdpSocket],
-    frame: &[u8],
+    burst: &Burst,
     rate: f64,
     sent: &AtomicU64,
     stop: &AtomicBool,
@@ -167,7 +192,7 @@ fn paced(
         done = done.max(due.saturating_sub(max_owed));
         while done < due {
             let count = ((due - done) as usize).min(BATCH);
-            if let Ok(n) = mmsg::send_copies(&sockets[next], frame, count) {
+            if let Ok(n) = burst.send(&sockets[next], count) {
                 sent.fetch_add(n as u64, Ordering::Relaxed);
             }
             done += count as u64;

@@ -77,6 +77,12 @@ struct Args {
     /// send and on its CPU time. A relay that sends one datagram at a time gains nothing.
     #[arg(long)]
     sink_gro: bool,
+    /// Flood: each client sends its bursts as GSO runs, which the kernel hands to a server
+    /// socket with UDP GRO on whole, as a network card's receive offload coalesces a flow's
+    /// back-to-back datagrams (video frames come in such bursts); a server without it gets
+    /// them one at a time, as before. Loopback never coalesces datagrams sent one by one.
+    #[arg(long)]
+    client_gso: bool,
     /// Audio: allocations, each its own client socket.
     #[arg(long, default_value_t = 1000)]
     audio_allocations: usize,
@@ -148,6 +154,7 @@ async fn flood_table(args: &Args, launch: &Launch, kinds: &[Kind]) -> Result<(),
         threads: args.generator_threads,
         rate: (args.rate > 0).then_some(args.rate),
         sink_gro: args.sink_gro,
+        client_gso: args.client_gso,
     };
     let offered = match generator.rate {
         Some(rate) => format!("{rate} packets/s in all, paced per 1 ms"),
@@ -158,8 +165,13 @@ async fn flood_table(args: &Args, launch: &Launch, kinds: &[Kind]) -> Result<(),
     } else {
         ""
     };
+    let sends = if generator.client_gso {
+        "GSO runs of"
+    } else {
+        "sendmmsg ×"
+    };
     println!(
-        "Flood: {} generator threads, sendmmsg × {}, {offered}{sinks}.\n",
+        "Flood: {} generator threads, {sends} {}, {offered}{sinks}.\n",
         generator.threads,
         mmsg::BATCH
     );

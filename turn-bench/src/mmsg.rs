@@ -1,7 +1,8 @@
 //! Batched UDP: `sendmmsg(2)` and `recvmmsg(2)`, up to [`BATCH`] datagrams a system call.
 //!
 //! Written against libc by hand because neither std nor socket2 offers them. Every datagram
-//! stays a datagram of its own (no UDP GSO): the relays see what real clients would send.
+//! stays a datagram of its own (no UDP GSO): the relays see what real clients would send;
+//! [`send_run`] (`--client-gso`) sends a burst as one GSO run instead.
 
 use std::io;
 use std::net::UdpSocket;
@@ -41,6 +42,40 @@ pub fn send_copies(socket: &UdpSocket, datagram: &[u8], count: usize) -> io::Res
         return Err(io::Error::last_os_error());
     }
     Ok(sent as usize)
+}
+
+/// Makes every send on `socket` leave as a GSO run of `size`-byte datagrams
+/// (`UDP_SEGMENT`): a send of several frames put one after the other is cut into them.
+pub fn set_gso_segment(socket: &UdpSocket, size: usize) -> io::Result<()> {
+    let size = libc::c_int::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a valid socket and a pointer to an int of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `count` copies (at most [`BATCH`]) of a `datagram` as one GSO run on `socket`,
+/// connected and set up with [`set_gso_segment`]; `copies` holds [`BATCH`] copies one
+/// after the other. Returns how many were sent.
+pub fn send_run(
+    socket: &UdpSocket,
+    copies: &[u8],
+    datagram: usize,
+    count: usize,
+) -> io::Result<usize> {
+    let count = count.min(BATCH);
+    let sent = socket.send(&copies[..(count * datagram).min(copies.len())])?;
+    Ok(sent / datagram.max(1))
 }
 
 /// Buffers for one `recvmmsg` call: up to [`BATCH`] datagrams of up to 2 KiB, or with
@@ -182,20 +217,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A socket whose sends leave as GSO runs of `size`-byte datagrams (`UDP_SEGMENT`).
-    fn gso_sender(size: libc::c_int) -> UdpSocket {
+    /// A socket whose sends leave as GSO runs of `size`-byte datagrams.
+    fn gso_sender(size: usize) -> UdpSocket {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        // SAFETY: a valid socket and a pointer to an int of the size given.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_UDP,
-                libc::UDP_SEGMENT,
-                &size as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        set_gso_segment(&socket, size).unwrap();
         socket
     }
 
@@ -208,6 +233,22 @@ mod tests {
             enable_gro(&socket).unwrap();
         }
         socket
+    }
+
+    #[test]
+    fn a_run_sent_by_send_run_arrives_as_its_datagrams() {
+        let sender = gso_sender(10);
+        let receiver = sink(false);
+        sender.connect(receiver.local_addr().unwrap()).unwrap();
+        let copies = [5u8; 10 * BATCH];
+        assert_eq!(send_run(&sender, &copies, 10, 3).unwrap(), 3);
+        let mut batch = RecvBatch::new();
+        let mut lengths = Vec::new();
+        while lengths.len() < 3 {
+            let n = batch.recv(&receiver).unwrap();
+            lengths.extend((0..n).map(|i| batch.datagram(i).len()));
+        }
+        assert_eq!(lengths, [10, 10, 10]);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! over its own socket on every UDP listening address (`SO_REUSEPORT` spreads clients over
 //! the workers) and over the relay sockets of the allocations it serves. There is no task
 //! and no buffer per allocation: a worker reads up to [`BATCH_SIZE`] datagrams a system
-//! call (`recvmmsg`) into buffers it owns, runs the core on all of them under one lock, and
-//! sends runs of datagrams that go the same way as one UDP GSO send (`quinn-udp` does the
-//! system calls: it is the batched UDP I/O that quinn and webrtc-rs use).
+//! call (`recvmmsg`) into buffers it owns (on the listening sockets with UDP GRO on, so a
+//! client's back-to-back datagrams can come as one buffer, split again here), runs the core
+//! on all of them under one lock, and sends runs of datagrams that go the same way as one
+//! UDP GSO send (`quinn-udp` does the system calls: it is the batched UDP I/O that quinn
+//! and webrtc-rs use).
 //!
 //! Nothing here decides anything about the protocol: that is the core's business
 //! ([`turn_proto::Relay`]), as in the TCP/TLS shell.
@@ -238,6 +240,7 @@ pub(crate) fn prepare(
         let mut at = *addr;
         for (i, listeners) in sockets.iter_mut().enumerate() {
             let socket = bind(at, buffer, count > 1).map_err(|e| (*addr, e))?;
+            enable_gro(&socket);
             at = socket.local_addr().unwrap_or(at);
             if i == 0
                 && let Some(got) = receive_buffer_short(&socket, buffer)
@@ -327,6 +330,32 @@ pub(crate) fn bind(addr: SocketAddr, buffer: usize, reuse_port: bool) -> io::Res
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Asks the kernel to hand over a client's back-to-back datagrams of one size as one
+/// (`UDP_GRO`: the network card's or the stack's receive offload coalesces them; the
+/// worker splits them again, [`segments`]), which saves a trip through the socket per
+/// datagram. Best effort: where the kernel cannot, every datagram comes on its own.
+fn enable_gro(socket: &UdpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, and a pointer to an int of the size given.
+        let result = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "no UDP GRO on a listening socket");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
 
 /// The receive buffer `socket` was granted, if less than the `asked` bytes.
@@ -503,19 +532,22 @@ impl Worker {
                     socket: socket.clone(),
                     to: meta.addr,
                 };
-                // One datagram per buffer: GRO is off on the listening sockets (the kernel
-                // probe in `Worker::new` is made on a socket of its own).
-                let packet = &self.bufs[base..base + meta.len];
-                match handle(shared, &mut core, five_tuple, packet, now, sink, || {
-                    self.handle.clone()
-                }) {
-                    Action::Reply(bytes) => self.owned.push((sink(), bytes)),
-                    Action::Forward { via, peer, payload } => self.out.push(Out {
-                        from: Via::Relay(via),
-                        to: peer,
-                        at: base + payload.start..base + payload.end,
-                    }),
-                    Action::None => {}
+                // With GRO, one buffer holds a client's back-to-back datagrams of one size
+                // (the last may be shorter), each handled on its own, in order.
+                for at in segments(base, meta.len, meta.stride) {
+                    let start = at.start;
+                    let packet = &self.bufs[at];
+                    match handle(shared, &mut core, five_tuple, packet, now, sink, || {
+                        self.handle.clone()
+                    }) {
+                        Action::Reply(bytes) => self.owned.push((sink(), bytes)),
+                        Action::Forward { via, peer, payload } => self.out.push(Out {
+                            from: Via::Relay(via),
+                            to: peer,
+                            at: start + payload.start..start + payload.end,
+                        }),
+                        Action::None => {}
+                    }
                 }
             }
         }
@@ -588,6 +620,21 @@ impl Worker {
         }
         self.out.clear();
     }
+}
+
+/// The datagrams in a receive buffer at `base` holding `len` bytes: one, or with GRO
+/// several of `stride` bytes (the last may be shorter). An empty datagram is one too.
+fn segments(base: usize, len: usize, stride: usize) -> impl Iterator<Item = Range<usize>> {
+    let stride = if stride == 0 || stride > len {
+        len
+    } else {
+        stride
+    };
+    let count = if len == 0 { 1 } else { len.div_ceil(stride) };
+    (0..count).map(move |i| {
+        let start = base + i * stride;
+        start..(start + stride).min(base + len)
+    })
 }
 
 /// Where the run of datagrams starting at `out[i]` ends: same socket, same address, the
@@ -674,6 +721,28 @@ fn recv_batch(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_splits_into_its_datagrams() {
+        // (start, end) pairs: clippy reads a one-element array of ranges as a mistake.
+        let split = |base, len, stride| {
+            segments(base, len, stride)
+                .map(|r| (r.start, r.end))
+                .collect::<Vec<_>>()
+        };
+        // Without GRO the stride is the length: one datagram.
+        assert_eq!(split(100, 40, 40), [(100, 140)]);
+        assert_eq!(
+            split(0, 350, 100),
+            [(0, 100), (100, 200), (200, 300), (300, 350)]
+        );
+        assert_eq!(split(10, 300, 100), [(10, 110), (110, 210), (210, 310)]);
+        // An empty datagram is still one (the core counts it as malformed).
+        assert_eq!(split(7, 0, 0), [(7, 7)]);
+        // A stride the kernel would never give is taken as the whole.
+        assert_eq!(split(0, 50, 0), [(0, 50)]);
+        assert_eq!(split(0, 50, 80), [(0, 50)]);
+    }
 
     #[test]
     fn a_capped_receive_buffer_is_noticed() {

@@ -214,3 +214,57 @@ async fn an_empty_datagram_from_a_client_reaches_the_core_and_is_counted() {
         before + 1
     );
 }
+
+#[tokio::test]
+async fn a_clients_coalesced_datagrams_are_each_relayed_in_order() {
+    // A client's back-to-back datagrams of one size reach the relay as one buffer when the
+    // receive offload coalesces them (UDP GRO on the listening socket). A GSO send from the
+    // client is how this test gets them coalesced on loopback: the kernel hands the run
+    // over whole to a socket with GRO on.
+    let relay = support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await;
+    let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
+    let gso = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&client.socket)).unwrap();
+    assert!(gso.max_gso_segments() > 1, "this kernel sends GSO");
+
+    let mut seq = 0u32;
+    // (payload bytes, datagrams in the run, payload bytes of a shorter last one)
+    for (len, count, last) in [
+        (100, 10, Some(60)),
+        (7, 40, None),
+        (1200, 20, Some(1)),
+        (300, 2, None),
+    ] {
+        let first = seq;
+        let mut frames = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..count + usize::from(last.is_some()) {
+            let len = if i == count { last.unwrap() } else { len };
+            expected.push(payload(seq, len));
+            frames.extend_from_slice(&channel_data(&payload(seq, len)));
+            seq += 1;
+        }
+        let transmit = quinn_udp::Transmit {
+            destination: relay.udp,
+            ecn: None,
+            contents: &frames,
+            segment_size: Some(4 + len),
+            src_ip: None,
+        };
+        client
+            .socket
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                gso.try_send(quinn_udp::UdpSockRef::from(&client.socket), &transmit)
+            })
+            .await
+            .unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let (got, from) = recv(&peer).await;
+            assert_eq!(from, relayed);
+            assert_eq!(&got, want, "datagram {} of the run from {first}", i);
+        }
+    }
+}
