@@ -61,10 +61,14 @@ mod tests {
     #[test]
     fn a_full_socket_shows_its_drops() {
         let full = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // The smallest buffer the kernel grants, whatever this machine's default.
+        socket2::SockRef::from(&full)
+            .set_recv_buffer_size(4096)
+            .unwrap();
         let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (addr, other_addr) = (full.local_addr().unwrap(), other.local_addr().unwrap());
         assert_eq!(udp_drops(|a| a == addr).unwrap(), 0);
-        // 4 MB at a socket nobody reads, whose buffer holds a few hundred KB: loopback
+        // 4 MB at a socket nobody reads, whose buffer holds a few datagrams: loopback
         // delivers at once, so the rest is dropped before `send_to` returns.
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..4_000 {
