@@ -48,13 +48,18 @@ pub fn send_copies(socket: &UdpSocket, datagram: &[u8], count: usize) -> io::Res
 /// (`UDP_SEGMENT`): a send of several frames put one after the other is cut into them.
 pub fn set_gso_segment(socket: &UdpSocket, size: usize) -> io::Result<()> {
     let size = libc::c_int::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
+    set_udp_option(socket, libc::UDP_SEGMENT, size)
+}
+
+/// Sets UDP-level socket option `option` to `value`.
+fn set_udp_option(socket: &UdpSocket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: a valid socket and a pointer to an int of the size given.
     let r = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            &size as *const libc::c_int as *const libc::c_void,
+            option,
+            &value as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -194,21 +199,7 @@ fn gro_segment_size(header: &libc::msghdr) -> usize {
 /// Turns `UDP_GRO` on: the kernel hands a GSO run over whole, as one datagram with its
 /// segment size in a control message, instead of cutting it into its datagrams first.
 pub fn enable_gro(socket: &UdpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket and a pointer to an int of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            &on as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_udp_option(socket, libc::UDP_GRO, 1)
 }
 
 #[cfg(test)]
