@@ -61,17 +61,21 @@ impl ClientSink {
     /// buffer is full, as the network would).
     pub(crate) fn send(&self, bytes: Vec<u8>, metrics: &Metrics) {
         match self {
-            ClientSink::Udp { socket, to } => {
-                if socket.send_to(&bytes, *to).is_err() {
-                    metrics.dropped("send_failed");
-                }
-            }
+            ClientSink::Udp { socket, to } => send_or_count(socket, &bytes, *to, metrics),
             ClientSink::Stream(tx) => {
                 if tx.try_send(bytes).is_err() {
                     metrics.dropped("stream_queue_full");
                 }
             }
         }
+    }
+}
+
+/// Sends one datagram without waiting: one the socket cannot take now (a full buffer) is
+/// dropped and counted as `send_failed`, as the network would drop it.
+fn send_or_count(socket: &UdpSocket, data: &[u8], to: SocketAddr, metrics: &Metrics) {
+    if socket.send_to(data, to).is_err() {
+        metrics.dropped("send_failed");
     }
 }
 
@@ -107,9 +111,7 @@ impl RelayIo {
 
     /// Sends one datagram to `peer` (non-blocking: a full socket buffer drops it, counted).
     pub(crate) fn send_to(&self, data: &[u8], peer: SocketAddr, metrics: &Metrics) {
-        if self.socket.send_to(data, peer).is_err() {
-            metrics.dropped("send_failed");
-        }
+        send_or_count(&self.socket, data, peer, metrics);
     }
 }
 
@@ -610,10 +612,12 @@ impl Worker {
             let run = &self.out[i..end];
             if run.len() == 1 || !send_gso(&self.udp, &mut self.gso, &self.bufs, run, metrics) {
                 for out in run {
-                    let data = &self.bufs[out.at.clone()];
-                    if out.from.socket().send_to(data, out.to).is_err() {
-                        metrics.dropped("send_failed");
-                    }
+                    send_or_count(
+                        out.from.socket(),
+                        &self.bufs[out.at.clone()],
+                        out.to,
+                        metrics,
+                    );
                 }
             }
             i = end;
