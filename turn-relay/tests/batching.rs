@@ -11,7 +11,7 @@ use std::time::Duration;
 use stun_rs::MessageClass;
 use stun_rs::attributes::turn::{ChannelNumber, XorPeerAddress};
 use stun_rs::methods::CHANNEL_BIND;
-use support::{Credentials, Peers, TestClient, Tls};
+use support::{Credentials, Peers, TestClient, TestRelay, Tls};
 use tokio::net::UdpSocket;
 
 const CHANNEL: u16 = 0x4000;
@@ -60,6 +60,28 @@ async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     (buf[..n].to_vec(), from)
 }
 
+/// A relay that may relay to loopback peers (over UDP; no TLS).
+async fn loopback_relay() -> TestRelay {
+    support::start(
+        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
+        Tls::Off,
+    )
+    .await
+}
+
+/// Reads one datagram per `expected` at `socket`: each from `from`, each the next expected.
+async fn expect_in_order(
+    socket: &UdpSocket,
+    from: SocketAddr,
+    expected: impl IntoIterator<Item = Vec<u8>>,
+) {
+    for (i, want) in expected.into_iter().enumerate() {
+        let (got, sender) = recv(socket).await;
+        assert_eq!(sender, from, "datagram {i}: sent from {from}");
+        assert_eq!(got, want, "datagram {i}");
+    }
+}
+
 /// A client with an allocation on `relay` and [`CHANNEL`] bound to a fresh peer socket on
 /// 127.0.0.2: the client, its relayed address and the peer.
 async fn allocate_with_channel(relay: SocketAddr) -> (TestClient, SocketAddr, UdpSocket) {
@@ -77,11 +99,7 @@ async fn allocate_with_channel(relay: SocketAddr) -> (TestClient, SocketAddr, Ud
 
 #[tokio::test]
 async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
 
     let sizes = sizes();
@@ -93,30 +111,22 @@ async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
             client.send_raw(&channel_data(&payload(seq, len))).await;
             seq += 1;
         }
-        for (i, &len) in sizes.iter().enumerate() {
-            let (got, from) = recv(&peer).await;
-            assert_eq!(from, relayed, "sent from the allocation's relay address");
-            assert_eq!(
-                got,
-                payload(first + i as u32, len),
-                "datagram {i} of the burst"
-            );
-        }
+        let want = sizes
+            .iter()
+            .zip(first..)
+            .map(|(&len, seq)| payload(seq, len));
+        expect_in_order(&peer, relayed, want).await;
         // Peer → relay → client, as ChannelData on the bound channel.
         let first = seq;
         for &len in &sizes {
             peer.send_to(&payload(seq, len), relayed).await.unwrap();
             seq += 1;
         }
-        for (i, &len) in sizes.iter().enumerate() {
-            let (got, from) = recv(&client.socket).await;
-            assert_eq!(from, relay.udp);
-            assert_eq!(
-                got,
-                channel_data(&payload(first + i as u32, len)),
-                "datagram {i}"
-            );
-        }
+        let want = sizes
+            .iter()
+            .zip(first..)
+            .map(|(&len, seq)| channel_data(&payload(seq, len)));
+        expect_in_order(&client.socket, relay.udp, want).await;
     }
 }
 
@@ -124,11 +134,7 @@ async fn bursts_of_mixed_sizes_arrive_whole_and_in_order_both_ways() {
 async fn many_clients_at_once_each_get_their_own_data() {
     // Several allocations whose datagrams share the workers' batches: every peer gets
     // exactly its own client's data, from its own relay address.
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let mut pairs = Vec::new();
     for _ in 0..8 {
         pairs.push(allocate_with_channel(relay.udp).await);
@@ -142,15 +148,8 @@ async fn many_clients_at_once_each_get_their_own_data() {
         }
     }
     for (k, (_, relayed, peer)) in pairs.iter().enumerate() {
-        for n in 0..EACH {
-            let (got, from) = recv(peer).await;
-            assert_eq!(from, *relayed);
-            assert_eq!(
-                got,
-                payload(k as u32 * 1000 + n, 64),
-                "client {k} datagram {n}"
-            );
-        }
+        let want = (0..EACH).map(|n| payload(k as u32 * 1000 + n, 64));
+        expect_in_order(peer, *relayed, want).await;
     }
 }
 
@@ -158,32 +157,21 @@ async fn many_clients_at_once_each_get_their_own_data() {
 async fn empty_datagrams_in_a_burst_each_arrive() {
     // Zero-length payloads cannot be GSO segments: each must still leave as its own
     // (empty) datagram, among others of the same and of other sizes.
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
     let sizes = [0, 0, 0, 5, 5, 0, 5, 0, 0];
     for _ in 0..3 {
         for (i, &len) in sizes.iter().enumerate() {
             client.send_raw(&channel_data(&vec![i as u8; len])).await;
         }
-        for (i, &len) in sizes.iter().enumerate() {
-            let (got, from) = recv(&peer).await;
-            assert_eq!(from, relayed);
-            assert_eq!(got, vec![i as u8; len], "datagram {i}");
-        }
+        let want = sizes.iter().enumerate().map(|(i, &len)| vec![i as u8; len]);
+        expect_in_order(&peer, relayed, want).await;
     }
 }
 
 #[tokio::test]
 async fn shutdown_frees_the_listening_and_relay_ports() {
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
     client.send_raw(&channel_data(b"before")).await;
     assert_eq!(recv(&peer).await.0, b"before");
@@ -200,11 +188,7 @@ async fn shutdown_frees_the_listening_and_relay_ports() {
 async fn an_empty_datagram_from_a_client_reaches_the_core_and_is_counted() {
     // Read in a batch like any other: the core sees it (and counts it as malformed), and
     // the client's next request is answered as usual.
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let mut client = TestClient::new(relay.udp, "127.0.0.1").await;
     let before = relay.server.metrics().dropped_count("malformed");
     client.send_raw(&[]).await;
@@ -221,11 +205,7 @@ async fn a_clients_coalesced_datagrams_are_each_relayed_in_order() {
     // receive offload coalesces them (UDP GRO on the listening socket). A GSO send from the
     // client is how this test gets them coalesced on loopback: the kernel hands the run
     // over whole to a socket with GRO on.
-    let relay = support::start(
-        support::settings(Peers::AllowLoopback, Credentials::FixedAndRest),
-        Tls::Off,
-    )
-    .await;
+    let relay = loopback_relay().await;
     let (client, relayed, peer) = allocate_with_channel(relay.udp).await;
     let gso = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&client.socket)).unwrap();
     assert!(gso.max_gso_segments() > 1, "this kernel sends GSO");
@@ -238,7 +218,6 @@ async fn a_clients_coalesced_datagrams_are_each_relayed_in_order() {
         (1200, 20, Some(1)),
         (300, 2, None),
     ] {
-        let first = seq;
         let mut frames = Vec::new();
         let mut expected = Vec::new();
         for i in 0..count + usize::from(last.is_some()) {
@@ -261,10 +240,6 @@ async fn a_clients_coalesced_datagrams_are_each_relayed_in_order() {
             })
             .await
             .unwrap();
-        for (i, want) in expected.iter().enumerate() {
-            let (got, from) = recv(&peer).await;
-            assert_eq!(from, relayed);
-            assert_eq!(&got, want, "datagram {} of the run from {first}", i);
-        }
+        expect_in_order(&peer, relayed, expected).await;
     }
 }
