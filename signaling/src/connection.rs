@@ -390,7 +390,7 @@ impl Connection {
             self.shared.metrics.delivered(waited);
         }
         if later {
-            signal.rearm();
+            signal.wake();
         }
         Ok(())
     }

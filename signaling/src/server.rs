@@ -79,8 +79,9 @@ impl ConnSignal {
     const CLOSE: u8 = 1;
     const SHUTDOWN: u8 = 2;
 
-    /// Messages are queued: the task writes them.
-    fn wake(&self) {
+    /// Wakes the task: messages are queued, or (from the task itself) a signal it saw
+    /// during a write is left to its main loop, which reads the flags again.
+    pub fn wake(&self) {
         self.notify.notify_one();
     }
 
@@ -116,11 +117,6 @@ impl ConnSignal {
         } else {
             Signal::Wake
         }
-    }
-
-    /// Wakes the task again, for a signal it saw but leaves to its main loop.
-    pub fn rearm(&self) {
-        self.notify.notify_one();
     }
 
     /// The close frame the switchboard asked for, once.
