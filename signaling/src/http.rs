@@ -29,12 +29,14 @@ pub(crate) struct HttpLimits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `stop` is cancelled, then lets the open connections
-/// finish their request (graceful shutdown) and returns once they have.
+/// Serves `app` on `listener` until `stop` is cancelled, then closes the listening socket
+/// (cancelling `closed`: new connections are refused from then on), lets the open
+/// connections finish their request (graceful shutdown) and returns once they have.
 pub(crate) async fn serve<L>(
     mut listener: L,
     app: Router,
     stop: CancellationToken,
+    closed: CancellationToken,
     limits: HttpLimits,
 ) -> std::io::Result<()>
 where
@@ -79,6 +81,10 @@ where
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
+    // Not held while the connections finish: the kernel would go on completing handshakes
+    // into its backlog.
+    drop(listener);
+    closed.cancel();
     tasks.close();
     tasks.wait().await;
     Ok(())

@@ -190,6 +190,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Cancelled when the node stops taking connections (draining, or shutting down).
     accepting: CancellationToken,
+    /// Cancelled once the public listening socket is closed after `accepting`.
+    listener_closed: CancellationToken,
     tracker: TaskTracker,
 }
 
@@ -231,6 +233,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             open_conns: AtomicUsize::new(0),
             accepting: shutdown.child_token(),
+            listener_closed: CancellationToken::new(),
             shutdown,
             tracker: TaskTracker::new(),
         }
@@ -352,14 +355,27 @@ impl Server {
             header_timeout: shared.config.http_header_timeout,
             max_connections: shared.config.max_http_connections,
         };
-        let accepting = shared.accepting.clone();
+        let (accepting, closed) = (shared.accepting.clone(), shared.listener_closed.clone());
         let http = match tls.clone() {
-            Some(tls) => spawn_http(TlsListener::new(listener, tls), app, accepting, limits),
-            None => spawn_http(listener, app, accepting, limits),
+            Some(tls) => spawn_http(
+                TlsListener::new(listener, tls),
+                app,
+                accepting,
+                closed,
+                limits,
+            ),
+            None => spawn_http(listener, app, accepting, closed, limits),
         };
         let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
         let metrics_http = metrics_listener.map(|(listener, _)| {
-            spawn_http(listener, metrics_router(shared.clone()), token, limits)
+            let closed = CancellationToken::new();
+            spawn_http(
+                listener,
+                metrics_router(shared.clone()),
+                token,
+                closed,
+                limits,
+            )
         });
         let timer = tokio::spawn(run_timers(shared.clone()));
         info!(%addr, tls = tls.is_some(), metrics = ?metrics_addr, "signaling server listening");
@@ -436,6 +452,15 @@ impl Server {
             return true;
         };
         self.shared.accepting.cancel();
+        // Refusing connections before the clients are told to move: one that came back
+        // here would be told again.
+        let closing = self.shared.listener_closed.cancelled();
+        if tokio::time::timeout(Duration::from_secs(1), closing)
+            .await
+            .is_err()
+        {
+            warn!("the listener did not close within 1 s; draining anyway");
+        }
         let started = clock::now();
         let (sessions, calls) = self.shared.with_board(|b| {
             b.drain(started);
@@ -521,12 +546,13 @@ fn spawn_http<L>(
     listener: L,
     app: Router,
     stop: CancellationToken,
+    closed: CancellationToken,
     limits: HttpLimits,
 ) -> JoinHandle<std::io::Result<()>>
 where
     L: axum::serve::Listener,
 {
-    tokio::spawn(http::serve(listener, app, stop, limits))
+    tokio::spawn(http::serve(listener, app, stop, closed, limits))
 }
 
 fn router(shared: Arc<Shared>) -> Router {
